@@ -1,0 +1,26 @@
+"""The batchocr HTTP API: a thin Flask app that validates uploads and enqueues rq jobs."""
+
+from __future__ import annotations
+
+from flask import Flask
+from redis import Redis
+
+from shared.settings import Settings
+
+
+def create_app(settings: Settings | None = None, connection: Redis | None = None) -> Flask:
+    """Build the app. ``settings`` default to ``Settings.from_env()``; Redis to its URL."""
+    from api.errors import register_error_handlers
+    from api.routes import bp
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    # base64 inflates by 4/3; leave room for the JSON or multipart envelope.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_image_bytes * 4 // 3 + 64 * 1024
+    app.extensions["batchocr.settings"] = settings
+    app.extensions["batchocr.redis"] = connection or Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+    )
+    app.register_blueprint(bp)
+    register_error_handlers(app)
+    return app

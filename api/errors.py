@@ -1,0 +1,34 @@
+"""One place that maps errors to JSON HTTP responses: ``{"error": {"kind", "message"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from shared.errors import BatchOcrError
+
+logger = logging.getLogger(__name__)
+
+
+def _body(kind: str, message: str, status: int):
+    return jsonify({"error": {"kind": kind, "message": message}}), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(BatchOcrError)
+    def batchocr_error(exc: BatchOcrError):
+        return _body(exc.kind, exc.message, exc.http_status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        kind = (exc.name or "error").lower().replace(" ", "_")
+        return _body(kind, exc.description or exc.name, exc.code or 500)
+
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    @app.errorhandler(redis.exceptions.TimeoutError)
+    def redis_down(exc: Exception):
+        logger.error("redis unavailable: %s", exc)
+        return _body("unavailable", "the job store (Redis) is unavailable; retry later", 503)

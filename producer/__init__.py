@@ -1,0 +1,1 @@
+"""Clients that feed batchocr: the demo now, the bulk archive producer later."""

@@ -1,0 +1,49 @@
+"""A small HTTP client for the batchocr API (standard library only)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+TERMINAL = ("finished", "failed", "canceled", "stopped")
+
+
+class ApiClient:
+    """Submit images to ``base_url`` and poll their jobs."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def submit(self, image: bytes, **options: str) -> dict[str, Any]:
+        body = {"image_base64": base64.b64encode(image).decode("ascii"), **options}
+        return self._request("POST", "/v1/jobs", body)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/jobs/{job_id}")
+
+    def wait(self, job_id: str, timeout: float = 120.0, interval: float = 0.1) -> dict[str, Any]:
+        """Poll until the job is finished or failed; raises TimeoutError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.get(job_id)
+            if view["status"] in TERMINAL:
+                return view
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {view['status']} after {timeout:.0f} s")
+            time.sleep(interval)
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as err:
+            detail = json.loads(err.read() or b"{}").get("error", {})
+            raise RuntimeError(f"{method} {path}: HTTP {err.code} {detail.get('message', '')}") from None

@@ -1,0 +1,1 @@
+"""The contract between batchocr's API, worker and producer: settings, errors, Redis keys, jobs."""

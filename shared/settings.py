@@ -1,0 +1,122 @@
+"""One typed, frozen settings object, read from ``OCR_*`` environment variables.
+
+Parsing is strict: a malformed number or boolean raises :class:`ConfigError` naming the
+variable, instead of silently falling back to a default. Build it once in an entry point
+(``Settings.from_env()``) and pass it explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from shared.errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All knobs of a batchocr deployment. Env name = ``OCR_`` + upper-cased field name."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    queue_name: str = "ocr"
+    # Batching: a batch closes at max_batch jobs or max_wait_ms after its first job.
+    max_batch: int = 8
+    max_wait_ms: int = 20
+    # Recognition chunks: lines per chunk x padded width (px at height 48) stays under this.
+    rec_chunk_width: int = 32768
+    rec_max_width: int = 4096
+    # ONNX Runtime threads per session; 0 = cores on this host / workers_per_host.
+    intra_op_threads: int = 0
+    workers_per_host: int = 1
+    # Input limits.
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    # Lifetimes (seconds).
+    image_ttl_s: int = 3600
+    result_ttl_s: int = 86400
+    job_timeout_s: int = 600
+    # Models and their post-processing.
+    default_model: str = "ppocrv6-small"
+    det_max_side: int = 2000
+    det_thresh: float = 0.3
+    det_box_thresh: float = 0.5
+    det_unclip_ratio: float = 1.6
+    min_line_confidence: float = 0.5
+    # API server.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    def __post_init__(self) -> None:
+        _check(self.max_batch >= 1 and self.max_batch <= 64, "max_batch must be 1..64")
+        _check(0 <= self.max_wait_ms <= 10_000, "max_wait_ms must be 0..10000")
+        _check(self.rec_chunk_width >= self.rec_max_width, "rec_chunk_width must be >= rec_max_width")
+        _check(self.rec_max_width >= 64, "rec_max_width must be >= 64")
+        _check(self.intra_op_threads >= 0, "intra_op_threads must be >= 0")
+        _check(self.workers_per_host >= 1, "workers_per_host must be >= 1")
+        for name in ("max_image_bytes", "max_image_pixels", "image_ttl_s", "result_ttl_s", "job_timeout_s"):
+            _check(getattr(self, name) > 0, f"{name} must be > 0")
+        for name in ("det_thresh", "det_box_thresh", "min_line_confidence"):
+            _check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be within 0..1")
+        _check(self.det_unclip_ratio > 0, "det_unclip_ratio must be > 0")
+        _check(self.det_max_side >= 64, "det_max_side must be >= 64")
+        _check(1 <= self.api_port <= 65535, "api_port must be 1..65535")
+
+    @property
+    def threads(self) -> int:
+        """Intra-op threads for each ONNX session in a worker process."""
+        if self.intra_op_threads:
+            return self.intra_op_threads
+        return max(1, _cpu_count() // self.workers_per_host)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``OCR_<FIELD>`` variables (``REDIS_URL`` also works for the Redis URL)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if env.get("REDIS_URL"):
+            values["redis_url"] = env["REDIS_URL"]
+        for f in fields(cls):
+            raw = env.get("OCR_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, type(f.default))
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _parse(name: str, raw: str, kind: type) -> object:
+    env_name = "OCR_" + name.upper()
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw.strip())
+        if kind is float:
+            return float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{env_name}={raw!r} is not a valid {kind.__name__}") from None
+    return raw
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)

@@ -1,0 +1,1 @@
+"""The batching OCR worker: rq jobs in, batched ONNX Runtime inference, results out."""

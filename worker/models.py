@@ -1,0 +1,56 @@
+"""Loading a named model's ONNX sessions and vocabulary, once per worker process."""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.errors import ModelError
+from shared.models import MODELS, ModelSpec
+from worker.engine import Engine, build_session
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class OcrModel:
+    """A loaded model: detector and recogniser engines plus the CTC vocabulary.
+
+    ``vocab[0]`` is the CTC blank and the last entry is a space, as in PP-OCR.
+    """
+
+    spec: ModelSpec
+    det: Engine
+    rec: Engine
+    vocab: list[str]
+
+
+def model_path(spec: ModelSpec, relative: str) -> Path:
+    path = Path(str(importlib.resources.files(spec.package) / relative))
+    if not path.is_file():
+        raise ModelError(f"model file {relative} not found in package {spec.package}")
+    return path
+
+
+def load_model(name: str, threads: int) -> OcrModel:
+    """Build the sessions for model ``name``; fails loudly if the vocabulary does not fit.
+
+    Raises:
+        ModelError: unknown name, missing file, or class count != vocabulary + blank + space.
+    """
+    spec = MODELS.get(name)
+    if spec is None:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
+    det = Engine(build_session(model_path(spec, spec.det_file), threads))
+    rec = Engine(build_session(model_path(spec, spec.rec_file), threads))
+    meta = rec.session.get_modelmeta().custom_metadata_map
+    if "character" not in meta:
+        raise ModelError(f"{spec.rec_file} carries no 'character' vocabulary in its metadata")
+    vocab = ["<blank>", *meta["character"].splitlines(), " "]
+    classes = rec.session.get_outputs()[0].shape[-1]
+    if isinstance(classes, int) and classes != len(vocab):
+        raise ModelError(f"{spec.rec_file} has {classes} classes but its vocabulary gives {len(vocab)}")
+    logger.info("model %s ready: %d classes", name, len(vocab))
+    return OcrModel(spec=spec, det=det, rec=rec, vocab=vocab)

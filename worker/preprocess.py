@@ -1,0 +1,60 @@
+"""Image decoding and recognition preprocessing (pure NumPy/OpenCV).
+
+Recognition input follows the PP-OCR recipe: keep the aspect ratio, resize to the model's line
+height, scale to [-1, 1] with ``(x / 255 - 0.5) / 0.5``, pad on the right with zeros.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from shared.errors import ImageDecodeError
+from shared.images import inspect_image
+from shared.settings import Settings
+
+# Recognition models see time steps of 8 px; widths are kept multiples of this.
+REC_STRIDE = 8
+
+
+def decode_image(data: bytes, settings: Settings) -> np.ndarray:
+    """Decode bytes to an H x W x 3 uint8 BGR array, after header checks on size limits.
+
+    EXIF orientation is applied; grey, 16-bit and alpha images come out as 8-bit BGR.
+
+    Raises:
+        ImageTooLargeError, UnsupportedImageError, ImageDecodeError: with a reason.
+    """
+    inspect_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise ImageDecodeError("the image data is corrupt or truncated and could not be decoded")
+    return image
+
+
+def rec_width(crop_shape: tuple[int, ...], height: int, max_width: int) -> int:
+    """Width (px) of a line crop after resizing it to ``height``, a multiple of REC_STRIDE."""
+    h, w = crop_shape[:2]
+    width = math.ceil(height * w / max(h, 1))
+    width = math.ceil(width / REC_STRIDE) * REC_STRIDE
+    return int(min(max(width, REC_STRIDE * 2), max_width))
+
+
+def rec_normalize(crop: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a BGR line crop to ``height`` x ``width``; returns 3 x height x width float32."""
+    resized = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
+    tensor = resized.astype(np.float32).transpose(2, 0, 1)
+    tensor *= 2.0 / 255.0
+    tensor -= 1.0
+    return tensor
+
+
+def pad_stack(tensors: list[np.ndarray], width: int) -> np.ndarray:
+    """Stack 3 x H x w_i tensors into N x 3 x H x width, zero-padded on the right."""
+    height = tensors[0].shape[1]
+    batch = np.zeros((len(tensors), 3, height, width), dtype=np.float32)
+    for i, tensor in enumerate(tensors):
+        batch[i, :, :, : tensor.shape[2]] = tensor
+    return batch
