@@ -16,9 +16,19 @@ from worker.models import load_model
 from worker.pipeline import OcrPipeline
 
 
-def build_worker(settings: Settings, connection: Redis, name: str | None = None) -> BatchWorker:
-    """A BatchWorker on the settings' queue with every known model loaded once."""
-    pipelines = {model: OcrPipeline(load_model(model, settings.threads), settings) for model in MODELS}
+def load_pipelines(settings: Settings) -> dict[str, OcrPipeline]:
+    """Every known model, loaded once for this process."""
+    return {model: OcrPipeline(load_model(model, settings.threads), settings) for model in MODELS}
+
+
+def build_worker(
+    settings: Settings,
+    connection: Redis,
+    name: str | None = None,
+    pipelines: dict[str, OcrPipeline] | None = None,
+) -> BatchWorker:
+    """A BatchWorker on the settings' queue (``pipelines`` default to loading every model)."""
+    pipelines = pipelines if pipelines is not None else load_pipelines(settings)
     return BatchWorker(
         [get_queue(connection, settings)],
         connection=connection,

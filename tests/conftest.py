@@ -1,0 +1,62 @@
+"""Fixtures: one real Redis server per session, a loaded model, the Flask app, burst workers."""
+
+from __future__ import annotations
+
+import pytest
+from redis import Redis
+
+from api import create_app
+from shared.redis_server import RedisServer
+from shared.settings import Settings
+from worker.__main__ import build_worker, load_pipelines
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def base_settings(redis_server) -> Settings:
+    return Settings(redis_url=redis_server.url, queue_name="test-ocr", intra_op_threads=2)
+
+
+@pytest.fixture
+def settings(base_settings) -> Settings:
+    return base_settings
+
+
+@pytest.fixture
+def redis(redis_server):
+    connection = Redis.from_url(redis_server.url)
+    connection.flushall()
+    yield connection
+    connection.flushall()
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def pipelines(base_settings):
+    """The models, loaded once for the whole session (as a worker process does)."""
+    return load_pipelines(base_settings)
+
+
+@pytest.fixture
+def app(settings, redis):
+    return create_app(settings, connection=redis)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_worker(redis, pipelines, settings):
+    """Build a BatchWorker sharing the session's models; batching settings may be overridden."""
+
+    def make(**overrides):
+        return build_worker(settings.replace(**overrides), redis, pipelines=pipelines)
+
+    return make

@@ -1,0 +1,94 @@
+"""API input handling against a real Redis: clear 4xx reasons, nothing enqueued on bad input."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+
+from api import create_app
+from shared.jobs import get_queue
+from tests.helpers import ROOT
+
+SAMPLE = (ROOT / "samples" / "lines" / "address.png").read_bytes()
+
+
+def error_kind(response) -> str:
+    return response.get_json()["error"]["kind"]
+
+
+def test_multipart_submit_returns_202_with_links(client, redis, settings):
+    response = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png"), "mode": "line"})
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["status"] == "queued" and body["links"]["self"] == f"/v1/jobs/{body['id']}"
+    assert get_queue(redis, settings).job_ids == [body["id"]]
+    view = client.get(body["links"]["self"]).get_json()
+    assert view["status"] == "queued" and view["options"] == {"mode": "line", "model": "ppocrv6-small"}
+
+
+def test_json_base64_submit(client):
+    response = client.post("/v1/jobs", json={"image_base64": base64.b64encode(SAMPLE).decode()})
+    assert response.status_code == 202
+    assert client.get(f"/v1/jobs/{response.get_json()['id']}").get_json()["options"]["mode"] == "page"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "kind"),
+    [
+        ({"data": {}}, 400, "missing_image"),
+        ({"data": {"file": (io.BytesIO(b""), "empty.png")}}, 400, "missing_image"),
+        ({"json": {}}, 400, "missing_image"),
+        ({"json": {"image_base64": "!!not base64!!"}}, 400, "bad_base64"),
+        ({"json": {"image_base64": 12}}, 400, "bad_base64"),
+        ({"json": ["a list"]}, 400, "bad_option"),
+        ({"data": {"file": (io.BytesIO(b"hello, I am text"), "x.png")}}, 415, "unsupported_image"),
+        ({"data": {"file": (io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\0" * 20), "x.png")}}, 422, "undecodable_image"),
+        ({"data": {"file": (io.BytesIO(SAMPLE), "a.png"), "mode": "word"}}, 400, "bad_option"),
+        ({"data": {"file": (io.BytesIO(SAMPLE), "a.png"), "model": "nope"}}, 400, "bad_option"),
+        ({"data": {"file": (io.BytesIO(SAMPLE), "a.png"), "colour": "red"}}, 400, "bad_option"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx_and_enqueues_nothing(client, redis, settings, kwargs, status, kind):
+    response = client.post("/v1/jobs", **kwargs)
+    assert response.status_code == status, response.get_json()
+    assert error_kind(response) == kind
+    assert response.get_json()["error"]["message"]
+    assert get_queue(redis, settings).count == 0
+
+
+def test_over_the_byte_limit_is_413(settings, redis):
+    client = create_app(settings.replace(max_image_bytes=1000, rec_max_width=64, rec_chunk_width=64),
+                        connection=redis).test_client()
+    response = client.post("/v1/jobs", json={"image_base64": base64.b64encode(SAMPLE).decode()})
+    assert response.status_code == 413 and error_kind(response) == "image_too_large"
+    huge = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE * 40), "a.png")})
+    assert huge.status_code == 413
+
+
+def test_over_the_pixel_limit_is_413(settings, redis):
+    client = create_app(settings.replace(max_image_pixels=1000), connection=redis).test_client()
+    response = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png")})
+    assert response.status_code == 413 and "pixels" in response.get_json()["error"]["message"]
+
+
+def test_unknown_job_is_404(client):
+    response = client.get("/v1/jobs/does-not-exist")
+    assert response.status_code == 404 and error_kind(response) == "not_found"
+
+
+def test_healthz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_redis_down_is_503_not_500(settings):
+    from redis import Redis
+
+    from shared.redis_server import free_port
+
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    client = create_app(settings, connection=dead).test_client()
+    assert client.get("/healthz").status_code == 503
+    response = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png")})
+    assert response.status_code == 503 and error_kind(response) == "unavailable"

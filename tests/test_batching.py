@@ -1,0 +1,89 @@
+"""The batching worker: one recognition call per batch, batch invariance, failure isolation."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+
+from shared import keys
+from tests.helpers import ROOT, eval_lines
+
+GOOD = (ROOT / "samples" / "lines" / "address.png").read_bytes()
+
+
+def submit(client, image: bytes, mode: str = "line") -> str:
+    response = client.post("/v1/jobs", json={"image_base64": base64.b64encode(image).decode(), "mode": mode})
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["id"]
+
+
+def results(client, ids):
+    return [client.get(f"/v1/jobs/{job_id}").get_json() for job_id in ids]
+
+
+def test_eight_line_jobs_take_one_recognition_call_and_match_running_alone(client, make_worker, pipelines):
+    lines = eval_lines("uw3_lines", 4, start=40) + eval_lines("omnidocbench_zh_lines", 4, start=40)
+    rec = pipelines["ppocrv6-small"].model.rec
+
+    ids = [submit(client, image) for image, _ in lines]
+    worker = make_worker(max_batch=8)
+    calls = rec.calls
+    worker.work(burst=True)
+    assert rec.calls - calls == 1
+    assert worker.batches_run == 1
+    batched = results(client, ids)
+    assert all(view["status"] == "finished" and view["result"]["batch_size"] == 8 for view in batched)
+
+    alone_ids = [submit(client, image) for image, _ in lines]
+    single = make_worker(max_batch=1)
+    single.work(burst=True)
+    assert single.batches_run == 8
+    alone = results(client, alone_ids)
+    assert [v["result"]["batch_size"] for v in alone] == [1] * 8
+    assert [v["result"]["text"] for v in batched] == [v["result"]["text"] for v in alone]
+
+
+def test_a_corrupt_image_fails_alone_with_a_reason(client, redis, make_worker):
+    truncated = GOOD[: len(GOOD) // 3]  # valid PNG header, so the API accepts it; pixels are missing
+    ids = [submit(client, GOOD), submit(client, truncated), submit(client, GOOD), submit(client, GOOD)]
+    redis.delete(keys.image_key(ids[3]))  # its image expired before a worker got to it
+    worker = make_worker()
+    worker.work(burst=True)
+    assert worker.batches_run == 1
+    views = results(client, ids)
+    assert [v["status"] for v in views] == ["finished", "failed", "finished", "failed"]
+    assert views[1]["error"]["kind"] == "undecodable_image" and "corrupt" in views[1]["error"]["message"]
+    assert views[3]["error"]["kind"] == "image_expired"
+    assert views[0]["result"]["text"] == views[2]["result"]["text"] == "42 Wallaby Way, Sydney NSW 2000"
+    assert all(v["result"]["batch_size"] == 4 for v in (views[0], views[2]))
+    assert not redis.keys(keys.image_key("*")), "images are deleted once their jobs end"
+    assert worker.get_state() != "busy"
+
+
+def test_a_batch_never_exceeds_max_batch(client, make_worker):
+    ids = [submit(client, GOOD) for _ in range(5)]
+    worker = make_worker(max_batch=2)
+    worker.work(burst=True)
+    assert worker.batches_run == 3
+    assert sorted(v["result"]["batch_size"] for v in results(client, ids)) == [1, 2, 2, 2, 2]
+
+
+def test_a_job_arriving_within_max_wait_joins_the_batch(client, app, make_worker):
+    first = submit(client, GOOD)
+    late: list[str] = []
+
+    def submit_later():
+        time.sleep(0.3)
+        with app.test_client() as other:
+            late.append(submit(other, GOOD))
+
+    thread = threading.Thread(target=submit_later)
+    worker = make_worker(max_wait_ms=5000, max_batch=2)
+    thread.start()
+    started = time.monotonic()
+    worker.work(burst=True)
+    thread.join()
+    assert worker.batches_run == 1
+    assert time.monotonic() - started < 5.0, "the batch closes as soon as it is full"
+    assert [v["result"]["batch_size"] for v in results(client, [first, *late])] == [2, 2]

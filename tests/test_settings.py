@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import ConfigError
+from shared.settings import Settings
+
+
+def test_env_overrides_and_redis_url_fallback():
+    s = Settings.from_env({"REDIS_URL": "redis://h:1/2", "OCR_MAX_BATCH": "4", "OCR_DET_THRESH": "0.4"})
+    assert (s.redis_url, s.max_batch, s.det_thresh) == ("redis://h:1/2", 4, 0.4)
+    assert Settings.from_env({"REDIS_URL": "redis://a", "OCR_REDIS_URL": "redis://b"}).redis_url == "redis://b"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"OCR_MAX_BATCH": "eight"}, {"OCR_MAX_BATCH": "0"}, {"OCR_MAX_WAIT_MS": "-1"}, {"OCR_DET_THRESH": "2"},
+     {"OCR_REC_MAX_WIDTH": "8"}, {"OCR_API_PORT": "70000"}],
+)
+def test_bad_values_fail_loudly(env):
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(env)
+    assert err.value.message
+
+
+def test_threads_default_to_a_share_of_the_cores():
+    one = Settings(workers_per_host=1).threads
+    assert Settings(workers_per_host=2).threads == max(1, one // 2)
+    assert Settings(intra_op_threads=3).threads == 3

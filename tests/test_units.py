@@ -1,0 +1,72 @@
+"""Pure units of the pipeline: CTC decoding, chunk planning, widths, reading order, boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worker.ctc import ctc_greedy_decode
+from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
+from worker.preprocess import rec_width
+from worker.recognize import plan_chunks
+
+VOCAB = ["<blank>", "a", "b", " "]
+
+
+def one_hot(ids: list[int], classes: int = 4, p: float = 0.9) -> np.ndarray:
+    probs = np.full((len(ids), classes), (1 - p) / (classes - 1), np.float32)
+    probs[np.arange(len(ids)), ids] = p
+    return probs
+
+
+def test_ctc_collapses_repeats_drops_blanks_and_ignores_padding_steps():
+    probs = np.stack([one_hot([1, 1, 0, 1, 2, 2, 3, 2]), one_hot([2, 0, 2, 1, 1, 1, 1, 1])])
+    assert ctc_greedy_decode(probs, [8, 3], VOCAB) == [("aab b", pytest.approx(0.9)), ("bb", pytest.approx(0.9))]
+
+
+def test_ctc_empty_line_has_zero_confidence():
+    assert ctc_greedy_decode(one_hot([0, 0, 0])[None], [3], VOCAB) == [("", 0.0)]
+
+
+def test_plan_chunks_sorts_by_width_and_respects_the_budget():
+    widths = [400, 80, 1600, 120, 800]
+    chunks = plan_chunks(widths, budget=1600)
+    assert [i for chunk in chunks for i in chunk] == [1, 3, 0, 4, 2]
+    for chunk in chunks:
+        assert len(chunk) * max(widths[i] for i in chunk) <= 1600 or len(chunk) == 1
+
+
+def test_rec_width_keeps_aspect_in_steps_of_8_and_caps():
+    assert rec_width((24, 100, 3), 48, 4096) == 200
+    assert rec_width((48, 10, 3), 48, 4096) == 16
+    assert rec_width((10, 10000, 3), 48, 4096) == 4096
+
+
+def test_reading_order_rows_then_columns():
+    def box(x, y, w=50, h=10):
+        return [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
+
+    quads = np.array([box(200, 52), box(0, 50), box(0, 0), box(100, 2)], np.float32)
+    assert reading_order(quads).tolist() == [2, 3, 1, 0]
+
+
+def test_db_boxes_find_a_text_blob_and_scale_it_back():
+    prob = np.zeros((64, 128), np.float32)
+    prob[20:30, 10:100] = 0.9
+    params = DetParams(max_side=2000, thresh=0.3, box_thresh=0.5, unclip_ratio=1.6)
+    quads, scores = db_boxes(prob, params, sx=2.0, sy=2.0, image_shape=(128, 256, 3))
+    assert quads.shape == (1, 4, 2) and scores[0] > 0.5
+    (x0, y0), (x1, y1) = quads[0].min(axis=0), quads[0].max(axis=0)
+    assert x0 < 20 < 200 < x1 and y0 < 40 < 60 < y1  # unclipped beyond the blob, in image pixels
+
+
+def test_det_preprocess_limits_the_long_side_to_multiples_of_32():
+    tensor, sx, sy = det_preprocess(np.zeros((7000, 500, 3), np.uint8), max_side=2000)
+    assert tensor.shape[2] == 1984 and tensor.shape[3] % 32 == 0 and tensor.dtype == np.float32
+    assert sy == pytest.approx(7000 / 1984)
+
+
+def test_tall_crops_are_turned_to_read_along_the_long_side():
+    image = np.zeros((300, 100, 3), np.uint8)
+    quad = np.array([[10, 10], [40, 10], [40, 200], [10, 200]], np.float32)
+    assert crop_quad(image, quad).shape[:2] == (30, 190)
