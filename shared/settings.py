@@ -35,6 +35,8 @@ class Settings:
     max_wait_ms: int = 20
     # Recognition chunks: lines per chunk x padded width (px at height 48) stays under this.
     rec_chunk_width: int = 32768
+    # A chunk's padded area may exceed its lines' own area by this fraction (0.1 = 10 %).
+    rec_pad_slack: float = 0.1
     rec_max_width: int = 4096
     # ONNX Runtime threads per session; 0 = cores on this host / workers_per_host.
     intra_op_threads: int = 0
@@ -62,6 +64,7 @@ class Settings:
         _check(0 <= self.max_wait_ms <= 10_000, "max_wait_ms must be 0..10000")
         _check(self.rec_chunk_width >= self.rec_max_width, "rec_chunk_width must be >= rec_max_width")
         _check(self.rec_max_width >= 64, "rec_max_width must be >= 64")
+        _check(self.rec_pad_slack >= 0, "rec_pad_slack must be >= 0")
         _check(self.intra_op_threads >= 0, "intra_op_threads must be >= 0")
         _check(self.workers_per_host >= 1, "workers_per_host must be >= 1")
         for name in ("max_image_bytes", "max_image_pixels", "image_ttl_s", "result_ttl_s", "job_timeout_s"):

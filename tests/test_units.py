@@ -30,10 +30,17 @@ def test_ctc_empty_line_has_zero_confidence():
 
 def test_plan_chunks_sorts_by_width_and_respects_the_budget():
     widths = [400, 80, 1600, 120, 800]
-    chunks = plan_chunks(widths, budget=1600)
+    chunks = plan_chunks(widths, budget=1600, pad_slack=100.0)
     assert [i for chunk in chunks for i in chunk] == [1, 3, 0, 4, 2]
     for chunk in chunks:
         assert len(chunk) * max(widths[i] for i in chunk) <= 1600 or len(chunk) == 1
+
+
+def test_plan_chunks_bounds_padding():
+    widths = [400, 408, 416, 800, 816, 400]
+    chunks = plan_chunks(widths, budget=100_000, pad_slack=0.1)
+    assert chunks == [[0, 5, 1, 2], [3, 4]]
+    assert plan_chunks(widths, budget=100_000, pad_slack=10.0) == [[0, 5, 1, 2, 3, 4]]
 
 
 def test_rec_width_keeps_aspect_in_steps_of_8_and_caps():

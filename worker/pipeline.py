@@ -100,7 +100,11 @@ class OcrPipeline:
             owners.extend((index, np.round(quad).astype(int).tolist()) for quad in quads)
         start = time.perf_counter()
         texts = recognize_lines(
-            self.model, crops, max_width=self.settings.rec_max_width, budget=self.settings.rec_chunk_width
+            self.model,
+            crops,
+            max_width=self.settings.rec_max_width,
+            budget=self.settings.rec_chunk_width,
+            pad_slack=self.settings.rec_pad_slack,
         ) if crops else []
         recognition_ms = (time.perf_counter() - start) * 1000
         for (index, box), (text, confidence) in zip(owners, texts):

@@ -11,29 +11,37 @@ from worker.models import OcrModel
 from worker.preprocess import REC_STRIDE, pad_stack, rec_normalize, rec_width
 
 
-def plan_chunks(widths: Sequence[int], budget: int) -> list[list[int]]:
-    """Group line indices into chunks, narrowest first, so that lines x widest <= budget.
+def plan_chunks(widths: Sequence[int], budget: int, pad_slack: float) -> list[list[int]]:
+    """Group line indices into chunks, narrowest first, each padded to its widest line.
 
-    Sorting by width keeps padding small (lines in a chunk pad to its widest); the budget
-    bounds the memory one session call can take.
+    A chunk takes the next (wider) line while ``lines x widest <= budget`` (memory bound) and
+    the padded area stays within ``1 + pad_slack`` times the lines' own area. Recognition cost
+    on CPU grows with padded pixels and batching itself saves little per line, so padding a
+    short line to a long one costs more than a second session call.
     """
     chunks: list[list[int]] = []
+    area = 0
     for idx in sorted(range(len(widths)), key=lambda i: widths[i]):
-        if chunks and (len(chunks[-1]) + 1) * widths[idx] <= budget:
-            chunks[-1].append(idx)
-        else:
-            chunks.append([idx])
+        width = widths[idx]
+        if chunks:
+            lines = len(chunks[-1]) + 1
+            if lines * width <= budget and lines * width <= (1 + pad_slack) * (area + width):
+                chunks[-1].append(idx)
+                area += width
+                continue
+        chunks.append([idx])
+        area = width
     return chunks
 
 
 def recognize_lines(
-    model: OcrModel, crops: Sequence[np.ndarray], *, max_width: int, budget: int
+    model: OcrModel, crops: Sequence[np.ndarray], *, max_width: int, budget: int, pad_slack: float
 ) -> list[tuple[str, float]]:
     """Recognise BGR line crops; returns one ``(text, confidence)`` per crop, in input order."""
     height = model.spec.rec_height
     widths = [rec_width(crop.shape, height, max_width) for crop in crops]
     results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
-    for chunk in plan_chunks(widths, budget):
+    for chunk in plan_chunks(widths, budget, pad_slack):
         tensors = [rec_normalize(crops[i], height, widths[i]) for i in chunk]
         probs = model.rec(pad_stack(tensors, max(widths[i] for i in chunk)))
         steps = [widths[i] // REC_STRIDE for i in chunk]

@@ -1,0 +1,111 @@
+"""Line throughput through the whole system, batch cap 1 vs 8, against the model-only floor.
+
+    .venv/bin/python -m bench.line_throughput [--jobs 400] [--rounds 3] [--threads 2]
+
+Per round, side by side on one machine: (a) enqueue N single-line jobs from ../shared/eval
+(UW3 + OmniDocBench Chinese lines, cycled) through ``shared.jobs.submit``, run one in-process
+BatchWorker until the queue is empty, and time enqueue -> last result, for cap 1 and cap 8;
+(b) the same lines as preprocessed tensors straight into ``session.run`` in the same groups
+(model-only floor). Prints medians over rounds, the cap-8/cap-1 ratio, system efficiency
+(model-only time / end-to-end time) and how many lines read differently at cap 8 than at cap 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from redis import Redis
+
+from shared import jobs
+from shared.redis_server import RedisServer
+from shared.settings import Settings
+from worker.__main__ import build_worker, load_pipelines
+from worker.preprocess import REC_STRIDE, pad_stack, rec_normalize, rec_width
+
+EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+
+
+def load_lines(count: int) -> list[bytes]:
+    paths = []
+    for name in ("uw3_lines", "omnidocbench_zh_lines"):
+        for row in (EVAL / name / "labels.tsv").read_text("utf-8").splitlines():
+            paths.append(EVAL / name / row.split("\t", 1)[0])
+    return [paths[i % len(paths)].read_bytes() for i in range(count)]
+
+
+def run_system(connection: Redis, settings: Settings, pipelines, images: list[bytes], cap: int):
+    """Seconds from first enqueue to last result, and the texts in submission order."""
+    connection.flushall()
+    options = jobs.JobOptions(mode="line", model=settings.default_model)
+    worker = build_worker(settings.replace(max_batch=cap), connection, pipelines=pipelines)
+    start = time.perf_counter()
+    ids = [jobs.submit(connection, settings, image, options).id for image in images]
+    worker.work(burst=True, logging_level="WARNING")
+    seconds = time.perf_counter() - start
+    views = [jobs.describe(jobs.fetch(connection, job_id)) for job_id in ids]
+    assert all(v["status"] == "finished" for v in views), "every job must finish"
+    return seconds, [v["result"]["text"] for v in views]
+
+
+def run_model_only(model, images: list[bytes], cap: int, max_width: int) -> float:
+    """Seconds in session.run alone, for the same groups of ``cap`` lines (width-sorted)."""
+    height = model.spec.rec_height
+    crops = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in images]
+    batches = []
+    for begin in range(0, len(crops), cap):
+        group = sorted(crops[begin : begin + cap], key=lambda c: rec_width(c.shape, height, max_width))
+        widths = [rec_width(c.shape, height, max_width) for c in group]
+        batches.append(pad_stack([rec_normalize(c, height, w) for c, w in zip(group, widths)], max(widths)))
+    start = time.perf_counter()
+    for batch in batches:
+        model.rec(batch)
+    assert all(b.shape[3] % REC_STRIDE == 0 for b in batches)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    images = load_lines(args.jobs)
+    with RedisServer() as server:
+        settings = Settings(redis_url=server.url, intra_op_threads=args.threads, queue_name="bench")
+        pipelines = load_pipelines(settings)
+        model = pipelines[settings.default_model].model
+        connection = Redis.from_url(server.url)
+        times: dict[str, list[float]] = {"system_1": [], "system_8": [], "model_1": [], "model_8": []}
+        texts = {}
+        for round_no in range(args.rounds):
+            for cap in (1, 8):
+                seconds, texts[cap] = run_system(connection, settings, pipelines, images, cap)
+                times[f"system_{cap}"].append(seconds)
+                times[f"model_{cap}"].append(run_model_only(model, images, cap, settings.rec_max_width))
+            print(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    report = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, threads={args.threads}",
+        "jobs": args.jobs,
+        "rounds": args.rounds,
+        "lines_per_s": {k: round(args.jobs / v, 2) for k, v in med.items()},
+        "ratio_system_8_vs_1": round(med["system_1"] / med["system_8"], 3),
+        "efficiency_1": round(med["model_1"] / med["system_1"], 3),
+        "efficiency_8": round(med["model_8"] / med["system_8"], 3),
+        "lines_differing_cap8_vs_cap1": sum(a != b for a, b in zip(texts[1], texts[8])),
+    }
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
