@@ -62,12 +62,17 @@ class BatchWorker(SimpleWorker):
         return taken
 
     def _wait_for_job(self, timeout: float) -> tuple[Job, Queue] | None:
-        """Block up to ``timeout`` s for one more job (BLMOVE keeps it in rq's intermediate queue)."""
-        if len(self.queues) != 1:
+        """Wait up to ``timeout`` s for one more job.
+
+        Redis checks blocking-command timeouts only every 100 ms (``hz 10``), so BLMOVE would
+        stretch a 20 ms ``max_wait`` to ~100 ms: short waits poll every 2 ms instead, and only
+        long waits block (BLMOVE keeps the job in rq's intermediate queue, as rq does).
+        """
+        if timeout < 0.5 or len(self.queues) != 1:
             time.sleep(min(timeout, 0.002))
             return None
         queue = self.queues[0]
-        job_id = self.connection.blmove(queue.key, queue.intermediate_queue_key, max(timeout, 0.001))
+        job_id = self.connection.blmove(queue.key, queue.intermediate_queue_key, timeout - 0.2)
         if job_id is None:
             return None
         try:
