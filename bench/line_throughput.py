@@ -27,7 +27,8 @@ from shared import jobs
 from shared.redis_server import RedisServer
 from shared.settings import Settings
 from worker.__main__ import build_worker, load_pipelines
-from worker.preprocess import REC_STRIDE, pad_stack, rec_normalize, rec_width
+from worker.preprocess import pad_stack, rec_normalize, rec_width
+from worker.recognize import plan_chunks
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 
@@ -54,19 +55,21 @@ def run_system(connection: Redis, settings: Settings, pipelines, images: list[by
     return seconds, [v["result"]["text"] for v in views]
 
 
-def run_model_only(model, images: list[bytes], cap: int, max_width: int) -> float:
-    """Seconds in session.run alone, for the same groups of ``cap`` lines (width-sorted)."""
-    height = model.spec.rec_height
+def run_model_only(model, settings: Settings, images: list[bytes], cap: int) -> float:
+    """Seconds in session.run alone, for the same groups of ``cap`` lines and the same
+    width-sorted chunks (``plan_chunks``) the worker forms; decoding and resizing are untimed."""
+    height, max_width = model.spec.rec_height, settings.rec_max_width
     crops = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in images]
     batches = []
     for begin in range(0, len(crops), cap):
-        group = sorted(crops[begin : begin + cap], key=lambda c: rec_width(c.shape, height, max_width))
+        group = crops[begin : begin + cap]
         widths = [rec_width(c.shape, height, max_width) for c in group]
-        batches.append(pad_stack([rec_normalize(c, height, w) for c, w in zip(group, widths)], max(widths)))
+        for chunk in plan_chunks(widths, settings.rec_chunk_width, settings.rec_pad_slack):
+            tensors = [rec_normalize(group[i], height, widths[i]) for i in chunk]
+            batches.append(pad_stack(tensors, max(widths[i] for i in chunk)))
     start = time.perf_counter()
     for batch in batches:
         model.rec(batch)
-    assert all(b.shape[3] % REC_STRIDE == 0 for b in batches)
     return time.perf_counter() - start
 
 
@@ -89,7 +92,7 @@ def main() -> None:
             for cap in (1, 8):
                 seconds, texts[cap] = run_system(connection, settings, pipelines, images, cap)
                 times[f"system_{cap}"].append(seconds)
-                times[f"model_{cap}"].append(run_model_only(model, images, cap, settings.rec_max_width))
+                times[f"model_{cap}"].append(run_model_only(model, settings, images, cap))
             print(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     report = {

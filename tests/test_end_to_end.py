@@ -7,7 +7,8 @@ import base64
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from tests.helpers import cer, eval_lines, eval_page
+from tests.helpers import eval_lines, eval_page
+from worker.scoring import cer
 
 # Measured on these exact items (see docs/BENCHMARKS.md); thresholds keep a little slack so a
 # real accuracy regression fails, not noise.

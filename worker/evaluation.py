@@ -1,0 +1,138 @@
+"""``batchocr-eval``: score batchocr's own pipeline on a labelled folder.
+
+    batchocr-eval --data ../shared/eval/uw3_lines
+    batchocr-eval --data ../shared/eval/sroie_receipts --ignore-case --json sroie.json
+
+A folder is either a line set (``labels.tsv``: ``image path<TAB>text``) or a page set
+(``pages/<id>.jpg`` + ``pages/<id>.json``, a list of ``{"box": [x1, y1, ..., x4, y4], "text"}``
+with optional ``"ignore": true``). Images are read in groups of ``--batch`` through the same
+pipeline the worker runs (all lines of a group recognised together). Settings come from the
+``OCR_*`` environment, as in a worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from shared.errors import ConfigError
+from shared.settings import Settings
+from worker.models import load_model
+from worker.pipeline import OcrPipeline, PageTask
+from worker.scoring import ErrorCount, in_reading_order, normalize, on_labelled_text, quads
+
+
+def detect_mode(data: Path) -> str:
+    if (data / "labels.tsv").is_file():
+        return "line"
+    if (data / "pages").is_dir():
+        return "page"
+    raise ConfigError(f"{data} has neither labels.tsv (lines) nor pages/ (pages)")
+
+
+def line_items(data: Path) -> list[tuple[Path, str]]:
+    rows = [row.split("\t", 1) for row in (data / "labels.tsv").read_text("utf-8").splitlines() if row]
+    return [(data / path, label) for path, label in rows]
+
+
+def page_items(data: Path) -> list[tuple[Path, list[dict]]]:
+    items = []
+    for image in sorted((data / "pages").glob("*.jpg")):
+        labels = json.loads(image.with_suffix(".json").read_text("utf-8"))
+        kept = [dict(item, text=item["text"].removeprefix("\\t")) for item in labels if not item.get("ignore")]
+        items.append((image, kept))
+    return items
+
+
+def _read(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ConfigError(f"cannot read image {path}")
+    return image
+
+
+def _batches(items: list, size: int):
+    for begin in range(0, len(items), size):
+        yield items[begin : begin + size]
+
+
+def evaluate_lines(pipeline: OcrPipeline, items, batch: int, ignore_case: bool) -> dict:
+    count, exact = ErrorCount(), 0
+    start = time.perf_counter()
+    for group in _batches(items, batch):
+        results = pipeline.run([PageTask(_read(path), "line") for path, _ in group])
+        for (_, label), result in zip(group, results):
+            text = result.text if not isinstance(result, BaseException) else ""
+            exact += normalize(text, ignore_case) == normalize(label, ignore_case)
+            count.add(text, label, ignore_case)
+    seconds = time.perf_counter() - start
+    return {"cer": count.cer, "exact": exact / max(1, len(items)), **_speed(len(items), seconds)}
+
+
+def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool) -> dict:
+    full, region = ErrorCount(), ErrorCount()
+    start = time.perf_counter()
+    for group in _batches(items, batch):
+        images = [_read(path) for path, _ in group]
+        results = pipeline.run([PageTask(image, "page") for image in images])
+        for (_, labels), image, result in zip(group, images, results):
+            lines = [] if isinstance(result, BaseException) else result.lines
+            reference = in_reading_order([g["text"] for g in labels], [g["box"] for g in labels])
+            texts, boxes = [line["text"] for line in lines], [line["box"] for line in lines]
+            full.add(in_reading_order(texts, boxes), reference, ignore_case)
+            keep = on_labelled_text(quads(boxes), quads([g["box"] for g in labels]), image.shape[:2]) \
+                if lines else np.zeros(0, bool)
+            kept = [i for i in range(len(lines)) if keep[i]]
+            region.add(in_reading_order([texts[i] for i in kept], [boxes[i] for i in kept]), reference, ignore_case)
+    seconds = time.perf_counter() - start
+    return {"cer": full.cer, "cer_gt_region": region.cer, **_speed(len(items), seconds)}
+
+
+def _speed(items: int, seconds: float) -> dict:
+    return {
+        "items": items,
+        "seconds": round(seconds, 3),
+        "items_per_s": round(items / seconds, 3) if seconds else 0.0,
+        "ms_per_item": round(1000 * seconds / max(1, items), 1),
+        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="batchocr-eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="a line or page set folder")
+    parser.add_argument("--mode", choices=("line", "page"), help="default: from the folder's layout")
+    parser.add_argument("--json", type=Path, help="write the figures to this file as JSON")
+    parser.add_argument("--ignore-case", action="store_true", help="compare upper-cased (SROIE labels)")
+    parser.add_argument("--batch", type=int, default=8, help="images per pipeline batch (as max_batch)")
+    parser.add_argument("--limit", type=int, help="only the first N items")
+    parser.add_argument("--model", help="model name (default: OCR_DEFAULT_MODEL)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    mode = args.mode or detect_mode(args.data)
+    items = line_items(args.data) if mode == "line" else page_items(args.data)
+    items = items[: args.limit] if args.limit else items
+    pipeline = OcrPipeline(load_model(args.model or settings.default_model, settings.threads), settings)
+    run = evaluate_lines if mode == "line" else evaluate_pages
+    figures = {"set": args.data.name, "mode": mode, **run(pipeline, items, max(1, args.batch), args.ignore_case)}
+    unit = "lines" if mode == "line" else "pages"
+    extra = f"  gt-region CER {figures['cer_gt_region']:.4f}" if mode == "page" else \
+        f"  exact lines {figures['exact']:.3f}"
+    print(f"{figures['set']} ({figures['items']} {unit}): CER {figures['cer']:.4f}{extra}  "
+          f"{figures['items_per_s']:.2f} {unit}/s  {figures['ms_per_item']:.0f} ms/{unit[:-1]}  "
+          f"peak RSS {figures['rss_mb']:.0f} MB")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
