@@ -20,6 +20,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from shared import keys
+from shared.charsets import LANGS
 from shared.errors import BadOptionError, JobNotFoundError
 from shared.images import inspect_image
 from shared.models import MODELS
@@ -31,14 +32,16 @@ MODES = ("page", "line")
 
 @dataclass(frozen=True)
 class JobOptions:
-    """Per-job options. ``mode``: 'page' (detect, then recognise every line) or 'line'."""
+    """Per-job options. ``mode``: 'page' (detect, then recognise every line) or 'line';
+    ``lang``: a charset hint, '' (everything the model reads) or 'en' (Latin script only)."""
 
     mode: str = "page"
     model: str = ""
+    lang: str = ""
 
     @classmethod
     def parse(cls, raw: dict[str, Any], settings: Settings) -> JobOptions:
-        unknown = set(raw) - {"mode", "model"}
+        unknown = set(raw) - {"mode", "model", "lang"}
         if unknown:
             raise BadOptionError(f"unknown option(s): {', '.join(sorted(unknown))}")
         mode = str(raw.get("mode") or "page")
@@ -47,7 +50,10 @@ class JobOptions:
         model = str(raw.get("model") or settings.default_model)
         if model not in MODELS:
             raise BadOptionError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
-        return cls(mode=mode, model=model)
+        lang = str(raw.get("lang") or "")
+        if lang not in LANGS:
+            raise BadOptionError(f"lang must be one of {', '.join(l for l in LANGS if l)} (or empty); got {lang!r}")
+        return cls(mode=mode, model=model, lang=lang)
 
 
 def get_queue(connection: Redis, settings: Settings) -> Queue:
@@ -97,7 +103,7 @@ def describe(job: Job) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": job.id,
         "status": status_name,
-        "options": {"mode": kwargs.get("mode"), "model": kwargs.get("model")},
+        "options": {"mode": kwargs.get("mode"), "model": kwargs.get("model"), "lang": kwargs.get("lang", "")},
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "result": None,
         "error": None,

@@ -34,10 +34,14 @@ class Settings:
     max_batch: int = 8
     max_wait_ms: int = 20
     # Recognition chunks: lines per chunk x padded width (px at height 48) stays under this.
-    rec_chunk_width: int = 32768
+    rec_chunk_width: int = 8192
     # A chunk's padded area may exceed its lines' own area by this fraction (0.1 = 10 %).
     rec_pad_slack: float = 0.1
     rec_max_width: int = 4096
+    # Blank input (px) after each line, decoded with it: right context for the last characters.
+    rec_tail_pad: int = 16
+    # Lines narrower than this (px) are padded up to it, as in PP-OCR's training (320).
+    rec_min_width: int = 0
     # ONNX Runtime threads per session; 0 = cores on this host / workers_per_host.
     intra_op_threads: int = 0
     workers_per_host: int = 1
@@ -51,6 +55,7 @@ class Settings:
     # Models and their post-processing.
     default_model: str = "ppocrv6-small"
     det_max_side: int = 2000
+    det_min_side: int = 736
     det_thresh: float = 0.3
     det_box_thresh: float = 0.5
     det_unclip_ratio: float = 1.6
@@ -65,6 +70,8 @@ class Settings:
         _check(self.rec_chunk_width >= self.rec_max_width, "rec_chunk_width must be >= rec_max_width")
         _check(self.rec_max_width >= 64, "rec_max_width must be >= 64")
         _check(self.rec_pad_slack >= 0, "rec_pad_slack must be >= 0")
+        _check(0 <= self.rec_tail_pad <= 512, "rec_tail_pad must be 0..512")
+        _check(0 <= self.rec_min_width <= self.rec_max_width, "rec_min_width must be 0..rec_max_width")
         _check(self.intra_op_threads >= 0, "intra_op_threads must be >= 0")
         _check(self.workers_per_host >= 1, "workers_per_host must be >= 1")
         for name in ("max_image_bytes", "max_image_pixels", "image_ttl_s", "result_ttl_s", "job_timeout_s"):
@@ -73,6 +80,7 @@ class Settings:
             _check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be within 0..1")
         _check(self.det_unclip_ratio > 0, "det_unclip_ratio must be > 0")
         _check(self.det_max_side >= 64, "det_max_side must be >= 64")
+        _check(0 <= self.det_min_side <= self.det_max_side, "det_min_side must be 0..det_max_side")
         _check(1 <= self.api_port <= 65535, "api_port must be 1..65535")
 
     @property

@@ -25,7 +25,7 @@ def test_multipart_submit_returns_202_with_links(client, redis, settings):
     assert body["status"] == "queued" and body["links"]["self"] == f"/v1/jobs/{body['id']}"
     assert get_queue(redis, settings).job_ids == [body["id"]]
     view = client.get(body["links"]["self"]).get_json()
-    assert view["status"] == "queued" and view["options"] == {"mode": "line", "model": "ppocrv6-small"}
+    assert view["status"] == "queued" and view["options"] == {"mode": "line", "model": "ppocrv6-small", "lang": ""}
 
 
 def test_json_base64_submit(client):
@@ -48,6 +48,7 @@ def test_json_base64_submit(client):
         ({"data": {"file": (io.BytesIO(SAMPLE), "a.png"), "mode": "word"}}, 400, "bad_option"),
         ({"data": {"file": (io.BytesIO(SAMPLE), "a.png"), "model": "nope"}}, 400, "bad_option"),
         ({"data": {"file": (io.BytesIO(SAMPLE), "a.png"), "colour": "red"}}, 400, "bad_option"),
+        ({"data": {"file": (io.BytesIO(SAMPLE), "a.png"), "lang": "klingon"}}, 400, "bad_option"),
     ],
 )
 def test_bad_input_gets_a_clear_4xx_and_enqueues_nothing(client, redis, settings, kwargs, status, kind):

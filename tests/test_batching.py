@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from shared import keys
+from shared.settings import Settings
 from tests.helpers import ROOT, eval_lines
 from worker.preprocess import rec_width
 
@@ -27,11 +28,12 @@ def results(client, ids):
 
 
 def similar_width_lines(count: int) -> list[bytes]:
-    """``count`` real lines (UW3 + Chinese) of near-equal recognition width: the common case of
-    a bulk run over body text, where the batch pads by a few percent (rec_pad_slack)."""
+    """``count`` real lines (UW3 + Chinese) of near-equal recognition width that fit one chunk
+    (``count`` x width <= rec_chunk_width): the common case of a bulk run over similar lines."""
     pool = [image for image, _ in eval_lines("uw3_lines", 60) + eval_lines("omnidocbench_zh_lines", 60)]
     shapes = [cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR).shape for image in pool]
-    order = sorted(range(len(pool)), key=lambda i: rec_width(shapes[i], 48, 4096))
+    fits = [i for i in range(len(pool)) if rec_width(shapes[i], 48, 4096) + 16 <= Settings().rec_chunk_width // count]
+    order = sorted(fits, key=lambda i: rec_width(shapes[i], 48, 4096))
     widths = [rec_width(shapes[i], 48, 4096) for i in order]
     best = min(range(len(order) - count + 1), key=lambda k: widths[k + count - 1] / widths[k])
     return [pool[i] for i in order[best : best + count]]

@@ -60,7 +60,7 @@ def test_reading_order_rows_then_columns():
 def test_db_boxes_find_a_text_blob_and_scale_it_back():
     prob = np.zeros((64, 128), np.float32)
     prob[20:30, 10:100] = 0.9
-    params = DetParams(max_side=2000, thresh=0.3, box_thresh=0.5, unclip_ratio=1.6)
+    params = DetParams(max_side=2000, min_side=0, thresh=0.3, box_thresh=0.5, unclip_ratio=1.6)
     quads, scores = db_boxes(prob, params, sx=2.0, sy=2.0, image_shape=(128, 256, 3))
     assert quads.shape == (1, 4, 2) and scores[0] > 0.5
     (x0, y0), (x1, y1) = quads[0].min(axis=0), quads[0].max(axis=0)

@@ -8,7 +8,10 @@ import numpy as np
 
 
 def ctc_greedy_decode(
-    probs: np.ndarray, lengths: Sequence[int], vocab: Sequence[str]
+    probs: np.ndarray,
+    lengths: Sequence[int],
+    vocab: Sequence[str],
+    masks: Sequence[np.ndarray | None] | None = None,
 ) -> list[tuple[str, float]]:
     """Decode softmax outputs into text and a confidence per line.
 
@@ -18,11 +21,18 @@ def ctc_greedy_decode(
             length are padding from wider batch-mates and are ignored, so a line decodes the
             same whether it ran alone or in a batch.
         vocab: C strings, ``vocab[0]`` being the blank.
+        masks: per line, None or C booleans of the classes it may decode to (a charset hint);
+            other classes are zeroed before the argmax.
 
     Returns:
         One ``(text, confidence)`` per line; confidence is the mean probability of the kept
         characters (0.0 for an empty line).
     """
+    if masks is not None and any(m is not None for m in masks):
+        probs = probs.copy()
+        for row, mask in enumerate(masks):
+            if mask is not None:
+                probs[row, :, ~mask] = 0.0
     ids = probs.argmax(axis=2)
     best = probs.max(axis=2)
     out: list[tuple[str, float]] = []

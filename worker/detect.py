@@ -22,13 +22,17 @@ class DetParams:
     """Post-processing knobs, taken from Settings."""
 
     max_side: int
+    min_side: int
     thresh: float
     box_thresh: float
     unclip_ratio: float
 
 
-def det_preprocess(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float, float]:
+def det_preprocess(image: np.ndarray, max_side: int, min_side: int = 0) -> tuple[np.ndarray, float, float]:
     """Resize so the longer side is at most ``max_side`` and both sides are multiples of 32.
+
+    Narrow images (receipts) whose shorter side would fall under ``min_side`` are enlarged
+    towards it, as far as ``max_side`` allows: small print needs the pixels to be detected.
 
     Args:
         image: H x W x 3 uint8 BGR.
@@ -39,6 +43,8 @@ def det_preprocess(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float,
     """
     h, w = image.shape[:2]
     scale = min(1.0, max_side / max(h, w))
+    if min(h, w) * scale < min_side:
+        scale = min(min_side / min(h, w), max_side / max(h, w))
     new_h = max(DET_STRIDE, int(round(h * scale / DET_STRIDE)) * DET_STRIDE)
     new_w = max(DET_STRIDE, int(round(w * scale / DET_STRIDE)) * DET_STRIDE)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from shared.charsets import LANGS
 from shared.errors import ConfigError
 from shared.settings import Settings
 from worker.models import load_model
@@ -63,11 +64,11 @@ def _batches(items: list, size: int):
         yield items[begin : begin + size]
 
 
-def evaluate_lines(pipeline: OcrPipeline, items, batch: int, ignore_case: bool) -> dict:
+def evaluate_lines(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, lang: str = "") -> dict:
     count, exact = ErrorCount(), 0
     start = time.perf_counter()
     for group in _batches(items, batch):
-        results = pipeline.run([PageTask(_read(path), "line") for path, _ in group])
+        results = pipeline.run([PageTask(_read(path), "line", lang) for path, _ in group])
         for (_, label), result in zip(group, results):
             text = result.text if not isinstance(result, BaseException) else ""
             exact += normalize(text, ignore_case) == normalize(label, ignore_case)
@@ -76,12 +77,12 @@ def evaluate_lines(pipeline: OcrPipeline, items, batch: int, ignore_case: bool) 
     return {"cer": count.cer, "exact": exact / max(1, len(items)), **_speed(len(items), seconds)}
 
 
-def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool) -> dict:
+def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, lang: str = "") -> dict:
     full, region = ErrorCount(), ErrorCount()
     start = time.perf_counter()
     for group in _batches(items, batch):
         images = [_read(path) for path, _ in group]
-        results = pipeline.run([PageTask(image, "page") for image in images])
+        results = pipeline.run([PageTask(image, "page", lang) for image in images])
         for (_, labels), image, result in zip(group, images, results):
             lines = [] if isinstance(result, BaseException) else result.lines
             reference = in_reading_order([g["text"] for g in labels], [g["box"] for g in labels])
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8, help="images per pipeline batch (as max_batch)")
     parser.add_argument("--limit", type=int, help="only the first N items")
     parser.add_argument("--model", help="model name (default: OCR_DEFAULT_MODEL)")
+    parser.add_argument("--lang", default="", choices=LANGS, help="charset hint, as the job option 'lang'")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     mode = args.mode or detect_mode(args.data)
@@ -122,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     items = items[: args.limit] if args.limit else items
     pipeline = OcrPipeline(load_model(args.model or settings.default_model, settings.threads), settings)
     run = evaluate_lines if mode == "line" else evaluate_pages
-    figures = {"set": args.data.name, "mode": mode, **run(pipeline, items, max(1, args.batch), args.ignore_case)}
+    scores = run(pipeline, items, max(1, args.batch), args.ignore_case, args.lang)
+    figures = {"set": args.data.name, "mode": mode, **scores}
     unit = "lines" if mode == "line" else "pages"
     extra = f"  gt-region CER {figures['cer_gt_region']:.4f}" if mode == "page" else \
         f"  exact lines {figures['exact']:.3f}"

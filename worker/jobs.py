@@ -9,6 +9,7 @@ from typing import Any
 from redis import Redis
 from rq.job import Job
 
+from shared.charsets import LANGS
 from shared.errors import BadOptionError, BatchOcrError, ImageExpiredError
 from shared.models import MODELS
 from shared.settings import Settings
@@ -55,9 +56,12 @@ def _decode_task(job: Job, kw: dict[str, Any], blob: bytes | None, settings: Set
     model = kw.get("model") or settings.default_model
     if model not in MODELS:
         raise BadOptionError(f"unknown model {model!r}", job_id=job.id)
+    lang = kw.get("lang") or ""
+    if lang not in LANGS:
+        raise BadOptionError(f"unknown lang {lang!r}", job_id=job.id)
     if blob is None:
         raise ImageExpiredError("the job's image expired or was never stored", job_id=job.id)
-    return PageTask(image=decode_image(blob, settings), mode=mode)
+    return PageTask(image=decode_image(blob, settings), mode=mode, lang=lang)
 
 
 def error_document(exc: BaseException) -> dict[str, str]:

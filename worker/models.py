@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from shared.errors import ModelError
 from shared.models import MODELS, ModelSpec
+from worker.charsets import allowed_mask
 from worker.engine import Engine, build_session
 
 logger = logging.getLogger(__name__)
@@ -25,6 +28,13 @@ class OcrModel:
     det: Engine
     rec: Engine
     vocab: list[str]
+    _masks: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
+
+    def charset_mask(self, lang: str) -> np.ndarray | None:
+        """Decoding mask for a charset hint ('' = none), computed once per model and hint."""
+        if lang not in self._masks:
+            self._masks[lang] = allowed_mask(self.vocab, lang)
+        return self._masks[lang]
 
 
 def model_path(spec: ModelSpec, relative: str) -> Path:

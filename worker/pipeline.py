@@ -23,10 +23,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class PageTask:
-    """One job's decoded image. ``mode`` is 'line' (the image is one line) or 'page'."""
+    """One job's decoded image. ``mode`` is 'line' (the image is one line) or 'page';
+    ``lang`` is a charset hint ('' = the model's whole vocabulary, 'en' = Latin only)."""
 
     image: np.ndarray
     mode: str
+    lang: str = ""
 
 
 @dataclass
@@ -54,6 +56,7 @@ class OcrPipeline:
         self.settings = settings
         self.det_params = DetParams(
             max_side=settings.det_max_side,
+            min_side=settings.det_min_side,
             thresh=settings.det_thresh,
             box_thresh=settings.det_box_thresh,
             unclip_ratio=settings.det_unclip_ratio,
@@ -61,7 +64,7 @@ class OcrPipeline:
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         """Text boxes of one page in reading order: K x 4 x 2 float32 image coordinates."""
-        tensor, sx, sy = det_preprocess(image, self.det_params.max_side)
+        tensor, sx, sy = det_preprocess(image, self.det_params.max_side, self.det_params.min_side)
         prob = self.model.det(tensor)[0, 0]
         quads, _ = db_boxes(prob, self.det_params, sx, sy, image.shape)
         return quads[reading_order(quads)]
@@ -99,12 +102,16 @@ class OcrPipeline:
             crops.extend(task_crops)
             owners.extend((index, np.round(quad).astype(int).tolist()) for quad in quads)
         start = time.perf_counter()
+        masks = [self.model.charset_mask(tasks[index].lang) for index, _ in owners]
         texts = recognize_lines(
             self.model,
             crops,
             max_width=self.settings.rec_max_width,
             budget=self.settings.rec_chunk_width,
             pad_slack=self.settings.rec_pad_slack,
+            masks=masks,
+            tail_pad=self.settings.rec_tail_pad,
+            min_slot=self.settings.rec_min_width,
         ) if crops else []
         recognition_ms = (time.perf_counter() - start) * 1000
         for (index, box), (text, confidence) in zip(owners, texts):

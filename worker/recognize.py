@@ -35,16 +35,33 @@ def plan_chunks(widths: Sequence[int], budget: int, pad_slack: float) -> list[li
 
 
 def recognize_lines(
-    model: OcrModel, crops: Sequence[np.ndarray], *, max_width: int, budget: int, pad_slack: float
+    model: OcrModel,
+    crops: Sequence[np.ndarray],
+    *,
+    max_width: int,
+    budget: int,
+    pad_slack: float,
+    masks: Sequence[np.ndarray | None] | None = None,
+    tail_pad: int = 0,
+    min_slot: int = 0,
 ) -> list[tuple[str, float]]:
-    """Recognise BGR line crops; returns one ``(text, confidence)`` per crop, in input order."""
+    """Recognise BGR line crops; returns one ``(text, confidence)`` per crop, in input order.
+
+    ``masks`` (optional, one per crop) restrict each line's decoding to a character set.
+    ``tail_pad`` px of blank (zero) input follow every line and are decoded with it: the
+    recogniser needs right context to emit the last characters, so without it line ends are
+    clipped when the line runs alone and read when a wider batch-mate pads it.
+    """
     height = model.spec.rec_height
     widths = [rec_width(crop.shape, height, max_width) for crop in crops]
+    tail = -(-tail_pad // REC_STRIDE) * REC_STRIDE
+    slots = [max(width + tail, min_slot) for width in widths]
     results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
-    for chunk in plan_chunks(widths, budget, pad_slack):
+    for chunk in plan_chunks(slots, budget, pad_slack):
         tensors = [rec_normalize(crops[i], height, widths[i]) for i in chunk]
-        probs = model.rec(pad_stack(tensors, max(widths[i] for i in chunk)))
-        steps = [widths[i] // REC_STRIDE for i in chunk]
-        for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab)):
+        probs = model.rec(pad_stack(tensors, max(slots[i] for i in chunk)))
+        steps = [slots[i] // REC_STRIDE for i in chunk]
+        chunk_masks = [masks[i] for i in chunk] if masks is not None else None
+        for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_masks)):
             results[i] = decoded
     return results
