@@ -44,9 +44,7 @@ def rec_width(crop_shape: tuple[int, ...], height: int, max_width: int) -> int:
 
 def rec_normalize(crop: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize a BGR line crop to ``height`` x ``width``; returns 3 x height x width float32."""
-    # INTER_AREA when shrinking: linear interpolation aliases thin strokes (commas read as periods).
-    shrinking = crop.shape[0] > height
-    resized = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    resized = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
     tensor = resized.astype(np.float32).transpose(2, 0, 1)
     tensor *= 2.0 / 255.0
     tensor -= 1.0
