@@ -24,11 +24,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if exc.code == 413:
+            return _body("image_too_large", "the request body is larger than the image size limit allows", 413)
         kind = (exc.name or "error").lower().replace(" ", "_")
         return _body(kind, exc.description or exc.name, exc.code or 500)
 
-    @app.errorhandler(redis.exceptions.ConnectionError)
-    @app.errorhandler(redis.exceptions.TimeoutError)
+    @app.errorhandler(redis.exceptions.RedisError)
     def redis_down(exc: Exception):
         logger.error("redis unavailable: %s", exc)
-        return _body("unavailable", "the job store (Redis) is unavailable; retry later", 503)
+        return _body("unavailable", f"the job store (Redis) is unavailable ({type(exc).__name__}); retry later", 503)

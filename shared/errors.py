@@ -11,6 +11,7 @@
     │   └── ImageDecodeError       the image is corrupt / undecodable  (422)
     ├── JobNotFoundError       unknown or expired job id               (404)
     ├── ImageExpiredError      the job's image key expired before a worker took it
+    ├── JobTimeoutError        the job's batch ran past the job timeout
     └── ModelError             a model file is missing or inconsistent
 
 The API maps the tree to HTTP in one handler (``api/errors.py``); the worker stores
@@ -79,6 +80,11 @@ class JobNotFoundError(BatchOcrError):
 class ImageExpiredError(BatchOcrError):
     kind = "image_expired"
     http_status = 410
+
+
+class JobTimeoutError(BatchOcrError):
+    kind = "timeout"
+    http_status = 504
 
 
 class ModelError(BatchOcrError):

@@ -15,7 +15,7 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -88,11 +88,20 @@ def submit(connection: Redis, settings: Settings, image: bytes, options: JobOpti
 
 
 def fetch(connection: Redis, job_id: str) -> Job:
-    """Fetch a job by id, or raise JobNotFoundError."""
+    """Fetch one of our jobs by id, or raise JobNotFoundError.
+
+    Ids are UUIDs; anything else (which rq would reject or, with a ':', misread) is not found.
+    """
+    missing = JobNotFoundError(f"no job with id {job_id!r} (unknown or expired)", job_id=job_id)
     try:
-        return Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-    except NoSuchJobError:
-        raise JobNotFoundError(f"no job with id {job_id!r} (unknown or expired)", job_id=job_id) from None
+        if str(uuid.UUID(job_id)) != job_id:
+            raise missing
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+        if job.func_name != JOB_FUNC:
+            raise missing
+        return job
+    except (ValueError, NoSuchJobError, DeserializationError):
+        raise missing from None
 
 
 def describe(job: Job) -> dict[str, Any]:

@@ -51,6 +51,13 @@ class Topology:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self, timeout: float = 120.0) -> Topology:
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> Topology:
         redis_url = self.env.get("OCR_REDIS_URL") or self.env.get("REDIS_URL")
         if not redis_url:
             self.redis_server = RedisServer().start()
@@ -73,16 +80,14 @@ class Topology:
     def _wait_ready(self, timeout: float) -> None:
         """Wait for the API's /healthz and for every worker to register with rq."""
         deadline = time.monotonic() + timeout
-        connection = Redis.from_url(self.settings.redis_url)
-        while time.monotonic() < deadline:
-            dead = [p.args for p in self.processes if p.poll() is not None]
-            if dead:
-                self.stop()
-                raise ConfigError(f"process exited during start-up: {dead}")
-            if _healthy(self.api_url) and Worker.count(connection=connection) >= self.workers:
-                return
-            time.sleep(0.2)
-        self.stop()
+        with Redis.from_url(self.settings.redis_url) as connection:
+            while time.monotonic() < deadline:
+                dead = [p.args for p in self.processes if p.poll() is not None]
+                if dead:
+                    raise ConfigError(f"process exited during start-up: {dead}")
+                if _healthy(self.api_url) and Worker.count(connection=connection) >= self.workers:
+                    return
+                time.sleep(0.2)
         raise ConfigError(f"topology not ready after {timeout:.0f} s")
 
     def stop(self) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from shared.errors import ConfigError
+from shared.models import MODELS
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -40,8 +41,6 @@ class Settings:
     rec_max_width: int = 4096
     # Blank input (px) after each line, decoded with it: right context for the last characters.
     rec_tail_pad: int = 16
-    # Lines narrower than this (px) are padded up to it, as in PP-OCR's training (320).
-    rec_min_width: int = 0
     # ONNX Runtime threads per session; 0 = cores on this host / workers_per_host.
     intra_op_threads: int = 0
     workers_per_host: int = 1
@@ -65,23 +64,23 @@ class Settings:
     api_port: int = 8000
 
     def __post_init__(self) -> None:
-        _check(self.max_batch >= 1 and self.max_batch <= 64, "max_batch must be 1..64")
-        _check(0 <= self.max_wait_ms <= 10_000, "max_wait_ms must be 0..10000")
-        _check(self.rec_chunk_width >= self.rec_max_width, "rec_chunk_width must be >= rec_max_width")
-        _check(self.rec_max_width >= 64, "rec_max_width must be >= 64")
-        _check(self.rec_pad_slack >= 0, "rec_pad_slack must be >= 0")
-        _check(0 <= self.rec_tail_pad <= 512, "rec_tail_pad must be 0..512")
-        _check(0 <= self.rec_min_width <= self.rec_max_width, "rec_min_width must be 0..rec_max_width")
-        _check(self.intra_op_threads >= 0, "intra_op_threads must be >= 0")
-        _check(self.workers_per_host >= 1, "workers_per_host must be >= 1")
+        _check(self.max_batch >= 1 and self.max_batch <= 64, "OCR_MAX_BATCH must be 1..64")
+        _check(0 <= self.max_wait_ms <= 10_000, "OCR_MAX_WAIT_MS must be 0..10000")
+        _check(self.rec_chunk_width >= self.rec_max_width, "OCR_REC_CHUNK_WIDTH must be >= rec_max_width")
+        _check(self.rec_max_width >= 64, "OCR_REC_MAX_WIDTH must be >= 64")
+        _check(self.rec_pad_slack >= 0, "OCR_REC_PAD_SLACK must be >= 0")
+        _check(0 <= self.rec_tail_pad <= 512, "OCR_REC_TAIL_PAD must be 0..512")
+        _check(self.intra_op_threads >= 0, "OCR_INTRA_OP_THREADS must be >= 0")
+        _check(self.workers_per_host >= 1, "OCR_WORKERS_PER_HOST must be >= 1")
         for name in ("max_image_bytes", "max_image_pixels", "image_ttl_s", "result_ttl_s", "job_timeout_s"):
-            _check(getattr(self, name) > 0, f"{name} must be > 0")
+            _check(getattr(self, name) > 0, f"OCR_{name.upper()} must be > 0")
         for name in ("det_thresh", "det_box_thresh", "min_line_confidence"):
-            _check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be within 0..1")
-        _check(self.det_unclip_ratio > 0, "det_unclip_ratio must be > 0")
-        _check(self.det_max_side >= 64, "det_max_side must be >= 64")
-        _check(0 <= self.det_min_side <= self.det_max_side, "det_min_side must be 0..det_max_side")
-        _check(1 <= self.api_port <= 65535, "api_port must be 1..65535")
+            _check(0.0 <= getattr(self, name) <= 1.0, f"OCR_{name.upper()} must be within 0..1")
+        _check(self.det_unclip_ratio > 0, "OCR_DET_UNCLIP_RATIO must be > 0")
+        _check(self.det_max_side >= 64, "OCR_DET_MAX_SIDE must be >= 64")
+        _check(0 <= self.det_min_side <= self.det_max_side, "OCR_DET_MIN_SIDE must be 0..det_max_side")
+        _check(1 <= self.api_port <= 65535, "OCR_API_PORT must be 1..65535")
+        _check(self.default_model in MODELS, f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(MODELS))}")
 
     @property
     def threads(self) -> int:

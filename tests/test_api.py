@@ -65,7 +65,7 @@ def test_over_the_byte_limit_is_413(settings, redis):
     response = client.post("/v1/jobs", json={"image_base64": base64.b64encode(SAMPLE).decode()})
     assert response.status_code == 413 and error_kind(response) == "image_too_large"
     huge = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE * 40), "a.png")})
-    assert huge.status_code == 413
+    assert huge.status_code == 413 and error_kind(huge) == "image_too_large"
 
 
 def test_over_the_pixel_limit_is_413(settings, redis):
@@ -74,9 +74,16 @@ def test_over_the_pixel_limit_is_413(settings, redis):
     assert response.status_code == 413 and "pixels" in response.get_json()["error"]["message"]
 
 
-def test_unknown_job_is_404(client):
-    response = client.get("/v1/jobs/does-not-exist")
+@pytest.mark.parametrize("job_id", ["does-not-exist", "a.b", "a%20b", "7c9e6679-7425-40de-944b-e07fc1f90ae7"])
+def test_unknown_job_is_404(client, job_id):
+    response = client.get(f"/v1/jobs/{job_id}")
     assert response.status_code == 404 and error_kind(response) == "not_found"
+
+
+def test_an_id_with_a_suffix_does_not_reach_the_job(client):
+    job_id = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png")}).get_json()["id"]
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 200
+    assert client.get(f"/v1/jobs/{job_id}:x").status_code == 404
 
 
 def test_healthz(client):

@@ -115,3 +115,35 @@ def test_a_job_arriving_within_max_wait_joins_the_batch(client, app, make_worker
     assert worker.batches_run == 1
     assert time.monotonic() - started < 5.0, "the batch closes as soon as it is full"
     assert [v["result"]["batch_size"] for v in results(client, [first, *late])] == [2, 2]
+
+
+def test_a_plain_rq_worker_runs_our_jobs_one_at_a_time(client, redis, settings):
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from shared.jobs import get_queue
+
+    ids = [submit(client, GOOD), submit(client, b"\x89PNG\r\n\x1a\n" + GOOD[8:200])]
+    SimpleWorker([get_queue(redis, settings)], connection=redis, serializer=JSONSerializer).work(burst=True)
+    done, broken = results(client, ids)
+    assert done["status"] == "finished" and done["result"]["text"] == "42 Wallaby Way, Sydney NSW 2000"
+    assert done["result"]["batch_size"] == 1
+    assert broken["status"] == "failed" and broken["error"]["kind"] == "undecodable_image"
+    assert not redis.keys(keys.image_key("*"))
+
+
+def test_a_batch_past_the_job_timeout_fails_its_jobs_and_the_worker_lives_on(client, make_worker, settings, redis):
+    from api import create_app
+    from tests.helpers import eval_page
+
+    page, _ = eval_page("sroie_receipts", "096")
+    hurried = create_app(settings.replace(job_timeout_s=1), connection=redis).test_client()
+    slow = [submit(hurried, page, "page"), submit(hurried, page, "page")]
+    worker = make_worker()
+    worker.work(burst=True)
+    views = results(client, slow)
+    assert [v["status"] for v in views] == ["failed", "failed"]
+    assert all(v["error"]["kind"] == "timeout" for v in views)
+    quick = submit(client, GOOD)
+    worker.work(burst=True)
+    assert results(client, [quick])[0]["status"] == "finished"

@@ -15,12 +15,12 @@ def test_env_overrides_and_redis_url_fallback():
 @pytest.mark.parametrize(
     "env",
     [{"OCR_MAX_BATCH": "eight"}, {"OCR_MAX_BATCH": "0"}, {"OCR_MAX_WAIT_MS": "-1"}, {"OCR_DET_THRESH": "2"},
-     {"OCR_REC_MAX_WIDTH": "8"}, {"OCR_API_PORT": "70000"}],
+     {"OCR_REC_MAX_WIDTH": "8"}, {"OCR_API_PORT": "70000"}, {"OCR_DEFAULT_MODEL": "typo"}],
 )
 def test_bad_values_fail_loudly(env):
     with pytest.raises(ConfigError) as err:
         Settings.from_env(env)
-    assert err.value.message
+    assert next(iter(env)) in err.value.message, "the message names the variable to fix"
 
 
 def test_threads_default_to_a_share_of_the_cores():

@@ -4,7 +4,10 @@ It is an rq ``SimpleWorker`` (no fork per job: the ONNX sessions live in this pr
 registries, heartbeats, ``rq info`` and job statuses work as usual. Only ``execute_job`` is
 replaced: the job rq dequeued opens a batch, which closes at ``max_batch`` jobs or ``max_wait_ms``
 after it opened, whichever comes first. Extra jobs are moved to rq's intermediate queue with
-LMOVE/BLMOVE, as rq does for its own dequeue, so they are never only in this process's memory.
+LMOVE, as rq does for its own dequeue, so they are never only in this process's memory.
+
+Every step after a job is taken is isolated per job: a job whose payload, image or result
+breaks fails alone, and nothing a job does can end the worker's loop.
 """
 
 from __future__ import annotations
@@ -13,17 +16,23 @@ import logging
 import time
 import uuid
 
+import redis
 from rq import Queue
 from rq.job import Job
-from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
+from shared.errors import JobTimeoutError
 from shared.settings import Settings
 from worker.jobs import LoadedJob, error_document, load_jobs, result_document
 from worker.pipeline import OcrPipeline
 
 logger = logging.getLogger(__name__)
+
+
+class BatchTimeout(BaseException):
+    """Raised by the death penalty inside a batch. A BaseException, so that the pipeline's
+    per-task fallback (``except Exception``) does not swallow it and run the batch again."""
 
 
 class BatchWorker(SimpleWorker):
@@ -40,64 +49,73 @@ class BatchWorker(SimpleWorker):
         self.batches_run = 0
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        # BUSY first: a SIGTERM while gathering then waits for this batch instead of abandoning it.
+        self.set_state(WorkerStatus.BUSY)
         batch = [(job, queue), *self._gather(self.settings.max_batch - 1, self.settings.max_wait_ms / 1000)]
         self._run_batch(batch)
         self.set_state(WorkerStatus.IDLE)
 
     def _gather(self, room: int, max_wait: float) -> list[tuple[Job, Queue]]:
-        """Take up to ``room`` more jobs that are queued or arrive within ``max_wait`` s."""
+        """Take up to ``room`` more jobs that are queued or arrive within ``max_wait`` s.
+
+        Redis checks blocking-command timeouts only every 100 ms, which would stretch a 20 ms
+        ``max_wait`` fivefold, so waiting polls every 2 ms. A Redis error closes the batch with
+        the jobs already taken.
+        """
         taken: list[tuple[Job, Queue]] = []
         deadline = time.monotonic() + max_wait
-        while len(taken) < room:
-            result = Queue.dequeue_any(self._ordered_queues, None, connection=self.connection,
-                                       job_class=self.job_class, serializer=self.serializer)
-            if result is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                result = self._wait_for_job(remaining)
-                if result is None:
-                    continue
-            taken.append(result)
+        while len(taken) < room and not self._stop_requested:
+            try:
+                result = Queue.dequeue_any(self._ordered_queues, None, connection=self.connection,
+                                           job_class=self.job_class, serializer=self.serializer)
+            except redis.exceptions.RedisError:
+                logger.warning("Redis error while gathering a batch; running %d jobs", len(taken) + 1,
+                               exc_info=True)
+                break
+            if result is not None:
+                taken.append(result)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(remaining, 0.002))
         return taken
-
-    def _wait_for_job(self, timeout: float) -> tuple[Job, Queue] | None:
-        """Wait up to ``timeout`` s for one more job.
-
-        Redis checks blocking-command timeouts only every 100 ms (``hz 10``), so BLMOVE would
-        stretch a 20 ms ``max_wait`` to ~100 ms: short waits poll every 2 ms instead, and only
-        long waits block (BLMOVE keeps the job in rq's intermediate queue, as rq does).
-        """
-        if timeout < 0.5 or len(self.queues) != 1:
-            time.sleep(min(timeout, 0.002))
-            return None
-        queue = self.queues[0]
-        job_id = self.connection.blmove(queue.key, queue.intermediate_queue_key, timeout - 0.2)
-        if job_id is None:
-            return None
-        try:
-            return Job.fetch(job_id.decode(), connection=self.connection, serializer=self.serializer), queue
-        except Exception:
-            logger.warning("dropping unreadable job id %r from %s", job_id, queue.name, exc_info=True)
-            self.connection.lrem(queue.intermediate_queue_key, 1, job_id)
-            return None
 
     def _run_batch(self, batch: list[tuple[Job, Queue]]) -> None:
         batch_id = uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        executions = {}
-        for job, _ in batch:
-            executions[job.id] = self.prepare_execution(job)
-            self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
-            job.started_at = now()
-        loaded = load_jobs(self.connection, [job for job, _ in batch], self.settings)
-        outcomes = self._ocr(loaded, batch_id)
-        for (job, queue), outcome in zip(batch, outcomes):
-            self._finalize(job, queue, executions[job.id], outcome)
-        self.connection.delete(*[(job.kwargs or {}).get("image_key", "") for job, _ in batch])
+        prepared, executions, failed = self._prepare(batch)
+        outcomes: list[dict | BaseException] = []
+        try:
+            if prepared:
+                loaded = load_jobs(self.connection, [job for job, _ in prepared], self.settings)
+                outcomes = self._ocr(loaded, batch_id)
+        except Exception as exc:  # e.g. Redis gone while reading images: fail the batch, keep the worker
+            logger.exception("batch %s could not run", batch_id)
+            outcomes = [exc] * len(prepared)
+        finally:
+            for (job, queue), outcome in zip(prepared, outcomes or [RuntimeError("batch aborted")] * len(prepared)):
+                self._finalize(job, queue, executions[job.id], outcome)
+            self._delete_images(batch)
         self.batches_run += 1
         logger.info("batch %s: %d jobs, %d failed, %.0f ms", batch_id, len(batch),
-                    sum(isinstance(o, BaseException) for o in outcomes), (time.perf_counter() - started) * 1000)
+                    failed + sum(isinstance(o, BaseException) for o in outcomes),
+                    (time.perf_counter() - started) * 1000)
+
+    def _prepare(self, batch: list[tuple[Job, Queue]]):
+        """Mark each job started (rq's bookkeeping); a job that cannot be prepared fails alone."""
+        prepared, executions, failed = [], {}, 0
+        for job, queue in batch:
+            try:
+                executions[job.id] = self.prepare_execution(job)
+                self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
+                job.started_at = now()
+                prepared.append((job, queue))
+            except Exception as exc:
+                failed += 1
+                logger.exception("job %s could not be started", job.id)
+                self._finalize(job, queue, executions.get(job.id), exc)
+        return prepared, executions, failed
 
     def _ocr(self, loaded: list[LoadedJob], batch_id: str) -> list[dict | BaseException]:
         """Run each model's decodable tasks as one batch; map results back to the jobs."""
@@ -108,23 +126,42 @@ class BatchWorker(SimpleWorker):
             if not members:
                 continue
             try:
-                with self.death_penalty_class(timeout, JobTimeoutException, job_id=loaded[members[0]].job.id):
+                with self.death_penalty_class(timeout, BatchTimeout, job_id=loaded[members[0]].job.id):
                     pages = pipeline.run([loaded[i].task for i in members])
+            except BatchTimeout:
+                pages = [JobTimeoutError(f"the batch ran past the job timeout ({timeout} s)")] * len(members)
             except Exception as exc:
                 pages = [exc] * len(members)
             finished = time.time()
             for i, page in zip(members, pages):
-                outcomes[i] = page if isinstance(page, BaseException) else result_document(
-                    loaded[i], page, batch_size=len(loaded), batch_id=batch_id, finished_at=finished)
+                try:
+                    outcomes[i] = page if isinstance(page, BaseException) else result_document(
+                        loaded[i], page, batch_size=len(loaded), batch_id=batch_id, finished_at=finished)
+                except Exception as exc:
+                    outcomes[i] = exc
         return [o if o is not None else RuntimeError("no pipeline for this job's model") for o in outcomes]
 
     def _finalize(self, job: Job, queue: Queue, execution, outcome: dict | BaseException) -> None:
         """Record success or failure through rq's own handlers (registries, result, callbacks)."""
-        if isinstance(outcome, BaseException):
-            job.meta["error"] = error_document(outcome)
-            job.save_meta()
-            exc_info = (type(outcome), outcome, outcome.__traceback__)
-            self._finalize_failure(job, queue, execution, exc_info)
-            logger.info("job %s failed: %s", job.id, job.meta["error"]["message"])
-        else:
-            self._finalize_success(job, queue, execution, outcome)
+        try:
+            if isinstance(outcome, BaseException):
+                job.meta["error"] = error_document(outcome)
+                job.save_meta()
+                if execution is None:
+                    self.handle_job_failure(job, queue, exc_string=repr(outcome))
+                else:
+                    self._finalize_failure(job, queue, execution, (type(outcome), outcome, outcome.__traceback__))
+                logger.info("job %s failed: %s", job.id, job.meta["error"]["message"])
+            else:
+                self._finalize_success(job, queue, execution, outcome)
+        except Exception:
+            logger.exception("could not record the outcome of job %s; rq's cleanup will mark it abandoned",
+                             job.id)
+
+    def _delete_images(self, batch: list[tuple[Job, Queue]]) -> None:
+        try:
+            keys = [key for key in ((job.kwargs or {}).get("image_key") for job, _ in batch) if key]
+            if keys:
+                self.connection.delete(*keys)
+        except Exception:  # they expire on their own (image_ttl_s)
+            logger.warning("could not delete the batch's image keys", exc_info=True)

@@ -111,7 +111,6 @@ class OcrPipeline:
             pad_slack=self.settings.rec_pad_slack,
             masks=masks,
             tail_pad=self.settings.rec_tail_pad,
-            min_slot=self.settings.rec_min_width,
         ) if crops else []
         recognition_ms = (time.perf_counter() - start) * 1000
         for (index, box), (text, confidence) in zip(owners, texts):

@@ -43,7 +43,6 @@ def recognize_lines(
     pad_slack: float,
     masks: Sequence[np.ndarray | None] | None = None,
     tail_pad: int = 0,
-    min_slot: int = 0,
 ) -> list[tuple[str, float]]:
     """Recognise BGR line crops; returns one ``(text, confidence)`` per crop, in input order.
 
@@ -55,7 +54,7 @@ def recognize_lines(
     height = model.spec.rec_height
     widths = [rec_width(crop.shape, height, max_width) for crop in crops]
     tail = -(-tail_pad // REC_STRIDE) * REC_STRIDE
-    slots = [max(width + tail, min_slot) for width in widths]
+    slots = [width + tail for width in widths]
     results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
     for chunk in plan_chunks(slots, budget, pad_slack):
         tensors = [rec_normalize(crops[i], height, widths[i]) for i in chunk]

@@ -14,7 +14,7 @@ from typing import Any
 from rq import get_current_job
 
 from shared.settings import Settings
-from worker.jobs import load_jobs, result_document
+from worker.jobs import error_document, load_jobs, result_document
 from worker.models import load_model
 from worker.pipeline import OcrPipeline
 
@@ -28,10 +28,17 @@ def ocr_job(**_: Any) -> dict[str, Any]:
     """OCR the current rq job alone; returns the same result document as the batch worker."""
     job = get_current_job()
     settings = Settings.from_env()
-    (loaded,) = load_jobs(job.connection, [job], settings)
-    if loaded.error is not None:
-        raise loaded.error
-    (page,) = _pipeline(loaded.model, settings).run([loaded.task])
-    if isinstance(page, BaseException):
-        raise page
+    try:
+        (loaded,) = load_jobs(job.connection, [job], settings)
+        if loaded.error is not None:
+            raise loaded.error
+        (page,) = _pipeline(loaded.model, settings).run([loaded.task])
+        if isinstance(page, BaseException):
+            raise page
+    except Exception as exc:
+        job.meta["error"] = error_document(exc)
+        job.save_meta()
+        raise
+    finally:
+        job.connection.delete((job.kwargs or {}).get("image_key", ""))
     return result_document(loaded, page, batch_size=1, batch_id=job.id[:12], finished_at=time.time())
