@@ -24,6 +24,12 @@ def test_ctc_collapses_repeats_drops_blanks_and_ignores_padding_steps():
     assert ctc_greedy_decode(probs, [8, 3], VOCAB) == [("aab b", pytest.approx(0.9)), ("bb", pytest.approx(0.9))]
 
 
+def test_ctc_charset_restricts_the_argmax_per_line():
+    probs = np.stack([one_hot([2, 2, 1]), one_hot([2, 2, 1])])
+    only_a = np.array([0, 1])
+    assert [text for text, _ in ctc_greedy_decode(probs, [3, 3], VOCAB, [only_a, None])] == ["a", "ba"]
+
+
 def test_ctc_empty_line_has_zero_confidence():
     assert ctc_greedy_decode(one_hot([0, 0, 0])[None], [3], VOCAB) == [("", 0.0)]
 

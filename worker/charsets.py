@@ -1,4 +1,4 @@
-"""Decoding masks for a job's character-set hint (the sets live in ``shared.charsets``).
+"""Decoding restrictions for a job's character-set hint (the sets live in ``shared.charsets``).
 
 The model still runs once for the whole batch; each line is decoded with its own job's mask.
 """
@@ -12,14 +12,9 @@ import numpy as np
 from shared.charsets import CHARSETS
 
 
-def allowed_mask(vocab: Sequence[str], lang: str) -> np.ndarray | None:
-    """C booleans, True where ``vocab[i]`` is allowed for ``lang`` ('' = all: returns None).
-
-    The CTC blank (index 0) is always allowed.
-    """
+def allowed_classes(vocab: Sequence[str], lang: str) -> np.ndarray | None:
+    """Sorted ids of the classes ``lang`` allows ('' = all: returns None); always the blank (0)."""
     if not lang:
         return None
     charset = CHARSETS[lang]
-    mask = np.fromiter((token in charset for token in vocab), dtype=bool, count=len(vocab))
-    mask[0] = True
-    return mask
+    return np.array([0, *(i for i, token in enumerate(vocab) if i and token in charset)], dtype=np.int64)

@@ -11,7 +11,7 @@ import numpy as np
 
 from shared.errors import ModelError
 from shared.models import MODELS, ModelSpec
-from worker.charsets import allowed_mask
+from worker.charsets import allowed_classes
 from worker.engine import Engine, build_session
 
 logger = logging.getLogger(__name__)
@@ -28,13 +28,13 @@ class OcrModel:
     det: Engine
     rec: Engine
     vocab: list[str]
-    _masks: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
+    _charsets: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
 
-    def charset_mask(self, lang: str) -> np.ndarray | None:
-        """Decoding mask for a charset hint ('' = none), computed once per model and hint."""
-        if lang not in self._masks:
-            self._masks[lang] = allowed_mask(self.vocab, lang)
-        return self._masks[lang]
+    def charset_classes(self, lang: str) -> np.ndarray | None:
+        """Class ids a charset hint allows ('' = all: None), computed once per model and hint."""
+        if lang not in self._charsets:
+            self._charsets[lang] = allowed_classes(self.vocab, lang)
+        return self._charsets[lang]
 
 
 def model_path(spec: ModelSpec, relative: str) -> Path:

@@ -102,14 +102,14 @@ class OcrPipeline:
             crops.extend(task_crops)
             owners.extend((index, np.round(quad).astype(int).tolist()) for quad in quads)
         start = time.perf_counter()
-        masks = [self.model.charset_mask(tasks[index].lang) for index, _ in owners]
+        allowed = [self.model.charset_classes(tasks[index].lang) for index, _ in owners]
         texts = recognize_lines(
             self.model,
             crops,
             max_width=self.settings.rec_max_width,
             budget=self.settings.rec_chunk_width,
             pad_slack=self.settings.rec_pad_slack,
-            masks=masks,
+            allowed=allowed,
             tail_pad=self.settings.rec_tail_pad,
         ) if crops else []
         recognition_ms = (time.perf_counter() - start) * 1000

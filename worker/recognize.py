@@ -41,12 +41,13 @@ def recognize_lines(
     max_width: int,
     budget: int,
     pad_slack: float,
-    masks: Sequence[np.ndarray | None] | None = None,
+    allowed: Sequence[np.ndarray | None] | None = None,
     tail_pad: int = 0,
 ) -> list[tuple[str, float]]:
     """Recognise BGR line crops; returns one ``(text, confidence)`` per crop, in input order.
 
-    ``masks`` (optional, one per crop) restrict each line's decoding to a character set.
+    ``allowed`` (optional, one per crop: class ids or None) restricts each line's decoding to a
+    character set.
     ``tail_pad`` px of blank (zero) input follow every line and are decoded with it: the
     recogniser needs right context to emit the last characters, so without it line ends are
     clipped when the line runs alone and read when a wider batch-mate pads it.
@@ -60,7 +61,7 @@ def recognize_lines(
         tensors = [rec_normalize(crops[i], height, widths[i]) for i in chunk]
         probs = model.rec(pad_stack(tensors, max(slots[i] for i in chunk)))
         steps = [slots[i] // REC_STRIDE for i in chunk]
-        chunk_masks = [masks[i] for i in chunk] if masks is not None else None
-        for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_masks)):
+        chunk_allowed = [allowed[i] for i in chunk] if allowed is not None else None
+        for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_allowed)):
             results[i] = decoded
     return results
