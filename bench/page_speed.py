@@ -1,0 +1,70 @@
+"""Pages/s of batchocr's pipeline vs RapidOCR 3.10's full pipeline, interleaved, medians.
+
+    .venv/bin/python -m bench.page_speed [--rounds 3] [--threads 2]
+
+One process holds both (same cores, same ONNX Runtime, 2 intra-op threads each); every round
+times each system over every page set, alternating which goes first. batchocr runs pages in
+groups of 8 (a worker's max_batch); RapidOCR one page per call, its only mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+
+from bench.peer_eval import RapidOcrPeer
+from shared.settings import Settings
+from worker.evaluation import page_items
+from worker.models import load_model
+from worker.pipeline import OcrPipeline, PageTask
+
+EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+SETS = ("sroie_receipts", "omnidocbench_pages")
+
+
+def time_ours(pipeline: OcrPipeline, paths: list[Path]) -> float:
+    start = time.perf_counter()
+    for begin in range(0, len(paths), 8):
+        pipeline.run([PageTask(cv2.imread(str(p)), "page") for p in paths[begin : begin + 8]])
+    return time.perf_counter() - start
+
+
+def time_rapid(peer: RapidOcrPeer, paths: list[Path]) -> float:
+    start = time.perf_counter()
+    for path in paths:
+        peer.page(path)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    settings = Settings(intra_op_threads=args.threads)
+    ours = OcrPipeline(load_model(settings.default_model, args.threads), settings)
+    rapid = RapidOcrPeer(args.threads)
+    pages = {name: [path for path, _ in page_items(EVAL / name)] for name in SETS}
+    times: dict[str, list[float]] = {f"{s}/{n}": [] for n in SETS for s in ("ours", "rapidocr")}
+    for round_no in range(args.rounds):
+        for name in SETS:
+            order = [("ours", time_ours, ours), ("rapidocr", time_rapid, rapid)]
+            for system, timer, engine in order if round_no % 2 == 0 else order[::-1]:
+                times[f"{system}/{name}"].append(timer(engine, pages[name]))
+        print(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
+    report = {}
+    for name in SETS:
+        ours_s, rapid_s = (statistics.median(times[f"{s}/{name}"]) for s in ("ours", "rapidocr"))
+        report[name] = {"pages": len(pages[name]), "ours_pages_per_s": round(len(pages[name]) / ours_s, 3),
+                        "rapidocr_pages_per_s": round(len(pages[name]) / rapid_s, 3),
+                        "speedup": round(rapid_s / ours_s, 2)}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
