@@ -4,8 +4,8 @@
     .venv/bin/python -m bench.accuracy [--systems ours,rapidocr,tesseract] [--sets ...]
 
 On the English-only sets batchocr runs twice: as is, and with the job option ``lang=en`` (a
-user's charset hint; the peers have no such option). Each (set, system) runs in its own process, one after another on the same cores, so peak RSS
-is per system. Prints a Markdown table (CER, gt-region CER for pages, items/s) and writes
+user's charset hint; the peers have no such option). Each (set, system) runs in its own
+process, one after another on the same cores, so peak RSS is per system. Prints a Markdown table (CER, gt-region CER for pages, items/s) and writes
 ``artifacts/accuracy.json``.
 """
 

@@ -44,6 +44,8 @@ class Settings:
     # ONNX Runtime threads per session; 0 = cores on this host / workers_per_host.
     intra_op_threads: int = 0
     workers_per_host: int = 1
+    # ONNX Runtime's CPU memory arena: faster (detection -35 %) but keeps peak memory (+~500 MB).
+    ort_mem_arena: bool = True
     # Input limits.
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000

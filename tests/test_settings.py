@@ -23,6 +23,13 @@ def test_bad_values_fail_loudly(env):
     assert next(iter(env)) in err.value.message, "the message names the variable to fix"
 
 
+def test_booleans_are_strict():
+    assert Settings.from_env({"OCR_ORT_MEM_ARENA": "off"}).ort_mem_arena is False
+    assert Settings.from_env({"OCR_ORT_MEM_ARENA": "1"}).ort_mem_arena is True
+    with pytest.raises(ConfigError, match="OCR_ORT_MEM_ARENA"):
+        Settings.from_env({"OCR_ORT_MEM_ARENA": "maybe"})
+
+
 def test_threads_default_to_a_share_of_the_cores():
     one = Settings(workers_per_host=1).threads
     assert Settings(workers_per_host=2).threads == max(1, one // 2)

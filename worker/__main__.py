@@ -18,7 +18,9 @@ from worker.pipeline import OcrPipeline
 
 def load_pipelines(settings: Settings) -> dict[str, OcrPipeline]:
     """Every known model, loaded once for this process."""
-    return {model: OcrPipeline(load_model(model, settings.threads), settings) for model in MODELS}
+    return {
+        model: OcrPipeline(load_model(model, settings.threads, settings.ort_mem_arena), settings) for model in MODELS
+    }
 
 
 def build_worker(

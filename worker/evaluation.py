@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = args.mode or detect_mode(args.data)
     items = line_items(args.data) if mode == "line" else page_items(args.data)
     items = items[: args.limit] if args.limit else items
-    pipeline = OcrPipeline(load_model(args.model or settings.default_model, settings.threads), settings)
+    model = load_model(args.model or settings.default_model, settings.threads, settings.ort_mem_arena)
+    pipeline = OcrPipeline(model, settings)
     run = evaluate_lines if mode == "line" else evaluate_pages
     scores = run(pipeline, items, max(1, args.batch), args.ignore_case, args.lang)
     figures = {"set": args.data.name, "mode": mode, **scores}

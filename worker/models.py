@@ -44,7 +44,7 @@ def model_path(spec: ModelSpec, relative: str) -> Path:
     return path
 
 
-def load_model(name: str, threads: int) -> OcrModel:
+def load_model(name: str, threads: int, mem_arena: bool = True) -> OcrModel:
     """Build the sessions for model ``name``; fails loudly if the vocabulary does not fit.
 
     Raises:
@@ -53,8 +53,8 @@ def load_model(name: str, threads: int) -> OcrModel:
     spec = MODELS.get(name)
     if spec is None:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
-    det = Engine(build_session(model_path(spec, spec.det_file), threads))
-    rec = Engine(build_session(model_path(spec, spec.rec_file), threads))
+    det = Engine(build_session(model_path(spec, spec.det_file), threads, mem_arena))
+    rec = Engine(build_session(model_path(spec, spec.rec_file), threads, mem_arena))
     meta = rec.session.get_modelmeta().custom_metadata_map
     if "character" not in meta:
         raise ModelError(f"{spec.rec_file} carries no 'character' vocabulary in its metadata")
