@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 
-from worker.evaluation import _speed, detect_mode, line_items, page_items
+from worker.evaluation import detect_mode, line_items, page_items, speed_figures
 from worker.scoring import ErrorCount, in_reading_order, normalize, on_labelled_text, quads
 
 
@@ -100,7 +100,7 @@ def evaluate(peer, data: Path, ignore_case: bool) -> dict:
                 boxes = [b for b, k in zip(boxes, keep) if k]
             region.add(in_reading_order(texts, boxes), reference, ignore_case)
         figures = {"cer": full.cer, "cer_gt_region": region.cer}
-    return {"set": data.name, "mode": mode, **figures, **_speed(len(items), time.perf_counter() - start)}
+    return {"set": data.name, "mode": mode, **figures, **speed_figures(len(items), time.perf_counter() - start)}
 
 
 def main() -> None:

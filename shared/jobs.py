@@ -33,7 +33,7 @@ MODES = ("page", "line")
 @dataclass(frozen=True)
 class JobOptions:
     """Per-job options. ``mode``: 'page' (detect, then recognise every line) or 'line';
-    ``lang``: a charset hint, '' (everything the model reads) or 'en' (Latin script only)."""
+    ``lang``: a charset hint, '' (everything the model reads) or 'en' (printable ASCII only)."""
 
     mode: str = "page"
     model: str = ""

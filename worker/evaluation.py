@@ -74,7 +74,7 @@ def evaluate_lines(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, 
             exact += normalize(text, ignore_case) == normalize(label, ignore_case)
             count.add(text, label, ignore_case)
     seconds = time.perf_counter() - start
-    return {"cer": count.cer, "exact": exact / max(1, len(items)), **_speed(len(items), seconds)}
+    return {"cer": count.cer, "exact": exact / max(1, len(items)), **speed_figures(len(items), seconds)}
 
 
 def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, lang: str = "") -> dict:
@@ -93,10 +93,11 @@ def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, 
             kept = [i for i in range(len(lines)) if keep[i]]
             region.add(in_reading_order([texts[i] for i in kept], [boxes[i] for i in kept]), reference, ignore_case)
     seconds = time.perf_counter() - start
-    return {"cer": full.cer, "cer_gt_region": region.cer, **_speed(len(items), seconds)}
+    return {"cer": full.cer, "cer_gt_region": region.cer, **speed_figures(len(items), seconds)}
 
 
-def _speed(items: int, seconds: float) -> dict:
+def speed_figures(items: int, seconds: float) -> dict:
+    """Throughput and peak RSS of this process, in the JSON shape every eval run reports."""
     return {
         "items": items,
         "seconds": round(seconds, 3),

@@ -9,9 +9,8 @@ from typing import Any
 from redis import Redis
 from rq.job import Job
 
-from shared.charsets import LANGS
 from shared.errors import BadOptionError, BatchOcrError, ImageExpiredError
-from shared.models import MODELS
+from shared.jobs import JobOptions
 from shared.settings import Settings
 from worker.pipeline import PageResult, PageTask
 from worker.preprocess import decode_image
@@ -39,29 +38,25 @@ def load_jobs(connection: Redis, jobs: list[Job], settings: Settings) -> list[Lo
     loaded = []
     for job, kw, blob in zip(jobs, kwargs, blobs):
         started = time.time()
-        task, error = None, None
+        task, model, error = None, str(kw.get("model") or settings.default_model), None
         try:
-            task = _decode_task(job, kw, blob, settings)
+            task, model = _decode_task(job, kw, blob, settings)
         except Exception as exc:  # any failure here belongs to this job alone
             error = exc
-        loaded.append(LoadedJob(job, task, str(kw.get("model") or settings.default_model), error,
-                                started, (time.time() - started) * 1000))
+        loaded.append(LoadedJob(job, task, model, error, started, (time.time() - started) * 1000))
     return loaded
 
 
-def _decode_task(job: Job, kw: dict[str, Any], blob: bytes | None, settings: Settings) -> PageTask:
-    mode = kw.get("mode", "page")
-    if mode not in ("page", "line"):
-        raise BadOptionError(f"mode must be 'page' or 'line'; got {mode!r}", job_id=job.id)
-    model = kw.get("model") or settings.default_model
-    if model not in MODELS:
-        raise BadOptionError(f"unknown model {model!r}", job_id=job.id)
-    lang = kw.get("lang") or ""
-    if lang not in LANGS:
-        raise BadOptionError(f"unknown lang {lang!r}", job_id=job.id)
+def _decode_task(job: Job, kw: dict[str, Any], blob: bytes | None, settings: Settings) -> tuple[PageTask, str]:
+    """The job's options, checked by the same rules as the API (``JobOptions.parse``), and its image."""
+    try:
+        options = JobOptions.parse({k: kw[k] for k in ("mode", "model", "lang") if k in kw}, settings)
+    except BadOptionError as exc:
+        exc.job_id = job.id
+        raise
     if blob is None:
         raise ImageExpiredError("the job's image expired or was never stored", job_id=job.id)
-    return PageTask(image=decode_image(blob, settings), mode=mode, lang=lang)
+    return PageTask(image=decode_image(blob, settings), mode=options.mode, lang=options.lang), options.model
 
 
 def error_document(exc: BaseException) -> dict[str, str]:
