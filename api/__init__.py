@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from redis import Redis
 
+from shared.s3 import ObjectStore
 from shared.settings import Settings
 
 
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     app.extensions["batchocr.redis"] = connection or Redis.from_url(
         settings.redis_url, socket_connect_timeout=2, socket_timeout=5
     )
+    app.extensions["batchocr.objects"] = ObjectStore(settings)
     app.register_blueprint(bp)
     register_error_handlers(app)
     return app

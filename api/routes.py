@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from shared import jobs
 from shared.errors import BadBase64Error, BadOptionError, MissingImageError
+from shared.s3 import S3Uri
 
 bp = Blueprint("v1", __name__)
+
+# Fields of a submission that are not job options.
+IMAGE_FIELDS = ("image_base64", "image_uri")
+CONTROL_FIELDS = ("job_id", "retry_failed")
 
 
 def _settings():
@@ -21,43 +27,75 @@ def _redis():
     return current_app.extensions["batchocr.redis"]
 
 
-def _read_upload() -> tuple[bytes, dict]:
-    """Image bytes and raw options from a multipart ``file`` or a JSON ``image_base64``."""
+def _objects():
+    return current_app.extensions["batchocr.objects"]
+
+
+def _read_submission() -> tuple[bytes | S3Uri, dict[str, Any]]:
+    """The image (bytes from multipart ``file`` or JSON ``image_base64``, or an ``image_uri``)
+    and the remaining fields."""
     if request.is_json:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise BadOptionError("the JSON body must be an object")
-        encoded = body.pop("image_base64", None)
-        if not encoded:
-            raise MissingImageError("send an image as multipart field 'file' or JSON 'image_base64'")
-        if not isinstance(encoded, str):
-            raise BadBase64Error("image_base64 must be a string")
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadBase64Error("image_base64 is not valid base64") from None
-        return data, body
+    else:
+        body = dict(request.form.items())
+    if body.get("image_uri"):
+        return S3Uri.parse(body.pop("image_uri")), body
+    if request.is_json:
+        return _decode_base64(body.pop("image_base64", None)), body
     upload = request.files.get("file")
     if upload is None:
-        raise MissingImageError("send an image as multipart field 'file' or JSON 'image_base64'")
+        raise MissingImageError("send an image as multipart field 'file', JSON 'image_base64' or 'image_uri'")
     data = upload.read()
     if not data:
         raise MissingImageError("the uploaded file is empty")
-    return data, {k: v for k, v in request.form.items()}
+    return data, body
+
+
+def _decode_base64(encoded: object) -> bytes:
+    if not encoded:
+        raise MissingImageError("send an image as multipart field 'file', JSON 'image_base64' or 'image_uri'")
+    if not isinstance(encoded, str):
+        raise BadBase64Error("image_base64 must be a string")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadBase64Error("image_base64 is not valid base64") from None
+
+
+def _flag(value: object) -> bool:
+    return value is True or str(value).lower() in ("1", "true", "yes", "on")
 
 
 @bp.post("/v1/jobs")
 def submit_job():
-    data, raw_options = _read_upload()
-    options = jobs.JobOptions.parse(raw_options, _settings())
-    job = jobs.submit(_redis(), _settings(), data, options)
+    """Enqueue a job. With a ``job_id`` (a UUID) submitting is idempotent: an existing job with
+    that id is answered with 200 and its status instead of being enqueued again."""
+    image, fields = _read_submission()
+    job_id = fields.pop("job_id", None) or None
+    retry_failed = _flag(fields.pop("retry_failed", False))
+    for name in IMAGE_FIELDS:
+        fields.pop(name, None)
+    options = jobs.JobOptions.parse(fields, _settings())
+    submission = jobs.submit(_redis(), _settings(), image, options, job_id=job_id, retry_failed=retry_failed)
+    job = submission.job
     links = {"self": url_for("v1.get_job", job_id=job.id)}
-    return jsonify({"id": job.id, "status": "queued", "links": links}), 202, {"Location": links["self"]}
+    if not submission.created:
+        status = job.get_status(refresh=True)
+        body = {"id": job.id, "status": status.value if status else "unknown", "created": False, "links": links}
+        return jsonify(body), 200, {"Location": links["self"]}
+    return jsonify({"id": job.id, "status": "queued", "created": True, "links": links}), 202, {"Location": links["self"]}
 
 
 @bp.get("/v1/jobs/<job_id>")
 def get_job(job_id: str):
-    view = jobs.describe(jobs.fetch(_redis(), job_id))
+    """A job's status and result. ``?result=url`` answers a result kept in S3 with a presigned
+    ``result_url`` instead of the document itself (for large results)."""
+    form = request.args.get("result", "inline")
+    if form not in ("inline", "url"):
+        raise BadOptionError("result must be 'inline' or 'url'")
+    view = jobs.describe(jobs.fetch(_redis(), job_id), _objects(), inline=form == "inline")
     view["links"] = {"self": url_for("v1.get_job", job_id=job_id)}
     return jsonify(view)
 

@@ -47,7 +47,7 @@ def run_system(connection: Redis, settings: Settings, pipelines, images: list[by
     options = jobs.JobOptions(mode="line", model=settings.default_model)
     worker = build_worker(settings.replace(max_batch=cap), connection, pipelines=pipelines)
     start = time.perf_counter()
-    ids = [jobs.submit(connection, settings, image, options).id for image in images]
+    ids = [jobs.submit(connection, settings, image, options).job.id for image in images]
     worker.work(burst=True, logging_level="WARNING")
     seconds = time.perf_counter() - start
     views = [jobs.describe(jobs.fetch(connection, job_id)) for job_id in ids]

@@ -8,9 +8,12 @@
     │   ├── BadOptionError         an option has a bad value           (400)
     │   ├── UnsupportedImageError  bytes are not an image we can read  (415)
     │   ├── ImageTooLargeError     over the byte or pixel limit        (413)
-    │   └── ImageDecodeError       the image is corrupt / undecodable  (422)
+    │   ├── ImageDecodeError       the image is corrupt / undecodable  (422)
+    │   └── ForbiddenBucketError   an s3:// input outside the allowlist (403)
     ├── JobNotFoundError       unknown or expired job id               (404)
     ├── ImageExpiredError      the job's image key expired before a worker took it
+    ├── ImageNotFoundError     the job's s3:// input does not exist
+    ├── StorageError           S3 could not be read or written          (502)
     ├── JobTimeoutError        the job's batch ran past the job timeout
     └── ModelError             a model file is missing or inconsistent
 
@@ -72,6 +75,11 @@ class ImageDecodeError(InputError):
     http_status = 422
 
 
+class ForbiddenBucketError(InputError):
+    kind = "forbidden_bucket"
+    http_status = 403
+
+
 class JobNotFoundError(BatchOcrError):
     kind = "not_found"
     http_status = 404
@@ -80,6 +88,16 @@ class JobNotFoundError(BatchOcrError):
 class ImageExpiredError(BatchOcrError):
     kind = "image_expired"
     http_status = 410
+
+
+class ImageNotFoundError(BatchOcrError):
+    kind = "image_not_found"
+    http_status = 404
+
+
+class StorageError(BatchOcrError):
+    kind = "storage"
+    http_status = 502
 
 
 class JobTimeoutError(BatchOcrError):

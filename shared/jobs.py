@@ -1,8 +1,8 @@
 """The job contract: how an OCR job is submitted to rq and how its state is read back.
 
 A job is a plain rq job serialized with rq's JSON serializer (never pickle). The image bytes do
-not ride in the payload: they sit under ``keys.image_key(job_id)`` with a TTL, and the job's
-kwargs carry only that key and the options. The batching worker (``worker``) never calls the job
+not ride in the payload: they sit under ``keys.image_key(job_id)`` with a TTL, or in S3 (an
+allowlisted ``image_uri``), and the job's kwargs carry only that reference and the options. The batching worker (``worker``) never calls the job
 function itself; a plain ``rq worker`` would, and gets the same result one job at a time.
 """
 
@@ -15,15 +15,16 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue
-from rq.exceptions import DeserializationError, NoSuchJobError
-from rq.job import Job
+from rq.exceptions import DeserializationError, DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from shared import keys
+from shared import keys, results
 from shared.charsets import LANGS
-from shared.errors import BadOptionError, JobNotFoundError
+from shared.errors import BadOptionError, JobNotFoundError, StorageError
 from shared.images import inspect_image
 from shared.models import MODELS
+from shared.s3 import ObjectStore, S3Uri, check_input_allowed
 from shared.settings import Settings
 
 JOB_FUNC = "worker.tasks.ocr_job"
@@ -33,15 +34,17 @@ MODES = ("page", "line")
 @dataclass(frozen=True)
 class JobOptions:
     """Per-job options. ``mode``: 'page' (detect, then recognise every line) or 'line';
-    ``lang``: a charset hint, '' (everything the model reads) or 'en' (printable ASCII only)."""
+    ``lang``: a charset hint, '' (everything the model reads) or 'en' (printable ASCII only);
+    ``result_store``: 'redis' or 's3' ('' = the deployment's ``OCR_RESULT_STORE``)."""
 
     mode: str = "page"
     model: str = ""
     lang: str = ""
+    result_store: str = ""
 
     @classmethod
     def parse(cls, raw: dict[str, Any], settings: Settings) -> JobOptions:
-        unknown = set(raw) - {"mode", "model", "lang"}
+        unknown = set(raw) - set(OPTION_NAMES)
         if unknown:
             raise BadOptionError(f"unknown option(s): {', '.join(sorted(unknown))}")
         mode = str(raw.get("mode") or "page")
@@ -53,7 +56,19 @@ class JobOptions:
         lang = str(raw.get("lang") or "")
         if lang not in LANGS:
             raise BadOptionError(f"lang must be one of {', '.join(l for l in LANGS if l)} (or empty); got {lang!r}")
-        return cls(mode=mode, model=model, lang=lang)
+        store = results.store_name(settings, str(raw.get("result_store") or ""))
+        return cls(mode=mode, model=model, lang=lang, result_store=store)
+
+
+OPTION_NAMES = ("mode", "model", "lang", "result_store")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submitted job; ``created`` is False when a job with the requested id already existed."""
+
+    job: Job
+    created: bool
 
 
 def get_queue(connection: Redis, settings: Settings) -> Queue:
@@ -61,29 +76,71 @@ def get_queue(connection: Redis, settings: Settings) -> Queue:
     return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
 
 
-def submit(connection: Redis, settings: Settings, image: bytes, options: JobOptions) -> Job:
-    """Validate ``image``, store it with a TTL and enqueue its job; returns the rq job.
+def submit(
+    connection: Redis,
+    settings: Settings,
+    image: bytes | S3Uri,
+    options: JobOptions,
+    *,
+    job_id: str | None = None,
+    retry_failed: bool = False,
+) -> Submission:
+    """Validate the image (bytes, or an allowlisted ``s3://`` object), then enqueue its job.
 
-    The job id is a random UUID4, so ids cannot be guessed.
+    Without ``job_id`` the id is a random UUID4, so ids cannot be guessed. With one (a UUID, e.g.
+    the producer's content hash), submitting is idempotent: an existing job with that id is
+    returned as it is (``created=False``), unless it failed and ``retry_failed`` is set.
+    The image is stored before the job is enqueued, so no worker sees a job without its image.
     """
-    inspect_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-    job_id = str(uuid.uuid4())
-    image_key = keys.image_key(job_id)
-    queue = get_queue(connection, settings)
-    with connection.pipeline() as pipe:
-        # rq opens MULTI on the pipeline; the image joins the same transaction, so no worker
-        # can see the job without its image.
-        job = queue.enqueue_call(
+    kwargs: dict[str, Any] = {"submitted_at": time.time(), **asdict(options)}
+    if isinstance(image, S3Uri):
+        check_input_allowed(settings, image)
+        kwargs["image_uri"] = str(image)
+    else:
+        inspect_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    if job_id is None:
+        job_id = str(uuid.uuid4())
+    else:
+        _check_uuid(job_id)
+        existing = _existing(connection, job_id, retry_failed)
+        if existing is not None:
+            return Submission(existing, created=False)
+    if not isinstance(image, S3Uri):
+        kwargs["image_key"] = keys.image_key(job_id)
+        connection.set(kwargs["image_key"], image, ex=settings.image_ttl_s)
+    try:
+        job = get_queue(connection, settings).enqueue_call(
             JOB_FUNC,
-            kwargs={"image_key": image_key, "submitted_at": time.time(), **asdict(options)},
+            kwargs=kwargs,
             job_id=job_id,
             timeout=settings.job_timeout_s,
             result_ttl=settings.result_ttl_s,
             failure_ttl=settings.result_ttl_s,
-            pipeline=pipe,
+            unique=True,
         )
-        pipe.set(image_key, image, ex=settings.image_ttl_s)
-        pipe.execute()
+    except DuplicateJobError:  # lost a race with another submitter of the same content
+        return Submission(fetch(connection, job_id), created=False)
+    return Submission(job, created=True)
+
+
+def _check_uuid(job_id: str) -> None:
+    try:
+        if str(uuid.UUID(job_id)) == job_id:
+            return
+    except (ValueError, TypeError, AttributeError):
+        pass
+    raise BadOptionError(f"job_id must be a UUID in canonical form; got {str(job_id)[:64]!r}")
+
+
+def _existing(connection: Redis, job_id: str, retry_failed: bool) -> Job | None:
+    """The job already stored under ``job_id``; a failed one is deleted first if retrying."""
+    try:
+        job = fetch(connection, job_id)
+    except JobNotFoundError:
+        return None
+    if retry_failed and job.get_status(refresh=True) == JobStatus.FAILED:
+        job.delete()
+        return None
     return job
 
 
@@ -104,21 +161,36 @@ def fetch(connection: Redis, job_id: str) -> Job:
         raise missing from None
 
 
-def describe(job: Job) -> dict[str, Any]:
-    """The public view of a job: status, options, and result or error."""
+def describe(job: Job, objects: ObjectStore | None = None, *, inline: bool = True) -> dict[str, Any]:
+    """The public view of a job: status, options, and result or error.
+
+    A result kept in S3 is read back when ``inline`` (needs ``objects``); otherwise the view
+    carries ``result_url``, a presigned GET URL, and ``result`` stays None.
+    """
     status = job.get_status(refresh=True)
     status_name = status.value if status is not None else "unknown"
     kwargs = job.kwargs or {}
     view: dict[str, Any] = {
         "id": job.id,
         "status": status_name,
-        "options": {"mode": kwargs.get("mode"), "model": kwargs.get("model"), "lang": kwargs.get("lang", "")},
+        "options": {name: kwargs.get(name, "") for name in OPTION_NAMES},
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "result": None,
         "error": None,
     }
+    if kwargs.get("image_uri"):
+        view["image_uri"] = kwargs["image_uri"]
     if status_name == "finished":
-        view["result"] = job.return_value()
+        value = job.return_value()
+        if results.is_reference(value):
+            if objects is None:
+                raise StorageError("this result is in S3 but no S3 access is configured here")
+            if inline:
+                view["result"] = results.resolve(objects, value)
+            else:
+                view["result_url"] = results.presigned_url(objects, value)
+        else:
+            view["result"] = value
     elif status_name == "failed":
         view["error"] = job.meta.get("error") or {"kind": "error", "message": "job failed"}
     return view

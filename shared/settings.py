@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from shared.errors import ConfigError
 from shared.models import MODELS
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+RESULT_STORES = ("redis", "s3")
 
 
 def _cpu_count() -> int:
@@ -64,6 +65,18 @@ class Settings:
     # API server.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Where results go: "redis" (rq's result, result_ttl_s) or "s3" (one JSON object per job).
+    result_store: str = "redis"
+    # S3 (or any S3-protocol server). Empty credentials = boto3's standard chain (env, profile, role).
+    s3_bucket: str = ""
+    s3_prefix: str = "batchocr/results/"
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = field(default="", repr=False)
+    # Comma-separated buckets that jobs may name as inputs (s3://bucket/key); empty = none.
+    s3_input_buckets: str = ""
+    s3_presign_ttl_s: int = 3600
 
     def __post_init__(self) -> None:
         _check(self.max_batch >= 1 and self.max_batch <= 64, "OCR_MAX_BATCH must be 1..64")
@@ -82,7 +95,15 @@ class Settings:
         _check(self.det_max_side >= 64, "OCR_DET_MAX_SIDE must be >= 64")
         _check(0 <= self.det_min_side <= self.det_max_side, "OCR_DET_MIN_SIDE must be 0..det_max_side")
         _check(1 <= self.api_port <= 65535, "OCR_API_PORT must be 1..65535")
+        _check(self.result_store in RESULT_STORES, f"OCR_RESULT_STORE must be one of {', '.join(RESULT_STORES)}")
+        _check(self.result_store != "s3" or bool(self.s3_bucket), "OCR_RESULT_STORE=s3 needs OCR_S3_BUCKET")
+        _check(self.s3_presign_ttl_s > 0, "OCR_S3_PRESIGN_TTL_S must be > 0")
         _check(self.default_model in MODELS, f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(MODELS))}")
+
+    @property
+    def input_buckets(self) -> frozenset[str]:
+        """Buckets jobs may read their image from (``OCR_S3_INPUT_BUCKETS``)."""
+        return frozenset(b.strip() for b in self.s3_input_buckets.split(",") if b.strip())
 
     @property
     def threads(self) -> int:

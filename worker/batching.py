@@ -22,7 +22,9 @@ from rq.job import Job
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
+from shared import results
 from shared.errors import JobTimeoutError
+from shared.s3 import ObjectStore
 from shared.settings import Settings
 from worker.jobs import LoadedJob, error_document, load_jobs, result_document
 from worker.pipeline import OcrPipeline
@@ -46,6 +48,7 @@ class BatchWorker(SimpleWorker):
         super().__init__(queues, **kwargs)
         self.settings = settings
         self.pipelines = pipelines
+        self.objects = ObjectStore(settings)
         self.batches_run = 0
 
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -88,7 +91,7 @@ class BatchWorker(SimpleWorker):
         outcomes: list[dict | BaseException] = []
         try:
             if prepared:
-                loaded = load_jobs(self.connection, [job for job, _ in prepared], self.settings)
+                loaded = load_jobs(self.connection, [job for job, _ in prepared], self.settings, self.objects)
                 outcomes = self._ocr(loaded, batch_id)
         except Exception as exc:  # e.g. Redis gone while reading images: fail the batch, keep the worker
             logger.exception("batch %s could not run", batch_id)
@@ -135,11 +138,17 @@ class BatchWorker(SimpleWorker):
             finished = time.time()
             for i, page in zip(members, pages):
                 try:
-                    outcomes[i] = page if isinstance(page, BaseException) else result_document(
-                        loaded[i], page, batch_size=len(loaded), batch_id=batch_id, finished_at=finished)
+                    outcomes[i] = page if isinstance(page, BaseException) else self._store(
+                        loaded[i], result_document(loaded[i], page, batch_size=len(loaded),
+                                                   batch_id=batch_id, finished_at=finished))
                 except Exception as exc:
                     outcomes[i] = exc
         return [o if o is not None else RuntimeError("no pipeline for this job's model") for o in outcomes]
+
+    def _store(self, item: LoadedJob, document: dict) -> dict:
+        """Put the result where the job asked (Redis: as it is; S3: an object, rq keeps a reference)."""
+        store = (item.job.kwargs or {}).get("result_store") or self.settings.result_store
+        return results.save(self.objects, self.settings, store, item.job.id, document)
 
     def _finalize(self, job: Job, queue: Queue, execution, outcome: dict | BaseException) -> None:
         """Record success or failure through rq's own handlers (registries, result, callbacks)."""

@@ -10,7 +10,8 @@ from redis import Redis
 from rq.job import Job
 
 from shared.errors import BadOptionError, BatchOcrError, ImageExpiredError
-from shared.jobs import JobOptions
+from shared.jobs import OPTION_NAMES, JobOptions
+from shared.s3 import ObjectStore, S3Uri, check_input_allowed
 from shared.settings import Settings
 from worker.pipeline import PageResult, PageTask
 from worker.preprocess import decode_image
@@ -28,10 +29,9 @@ class LoadedJob:
     decode_ms: float
 
 
-def load_jobs(connection: Redis, jobs: list[Job], settings: Settings) -> list[LoadedJob]:
-    """Fetch every job's image in one round trip and decode each on its own.
-
-    An image that is missing, corrupt or too large fails only its own job.
+def load_jobs(connection: Redis, jobs: list[Job], settings: Settings, objects: ObjectStore) -> list[LoadedJob]:
+    """Fetch the batch's Redis-held images in one round trip (S3 inputs one by one) and decode
+    each on its own. An image that is missing, corrupt or too large fails only its own job.
     """
     kwargs = [job.kwargs or {} for job in jobs]
     blobs = connection.mget([kw.get("image_key", "") for kw in kwargs])
@@ -40,6 +40,8 @@ def load_jobs(connection: Redis, jobs: list[Job], settings: Settings) -> list[Lo
         started = time.time()
         task, model, error = None, str(kw.get("model") or settings.default_model), None
         try:
+            if kw.get("image_uri"):
+                blob = _read_s3_input(kw["image_uri"], settings, objects)
             task, model = _decode_task(job, kw, blob, settings)
         except Exception as exc:  # any failure here belongs to this job alone
             error = exc
@@ -47,10 +49,17 @@ def load_jobs(connection: Redis, jobs: list[Job], settings: Settings) -> list[Lo
     return loaded
 
 
+def _read_s3_input(uri_text: str, settings: Settings, objects: ObjectStore) -> bytes:
+    """An ``s3://`` input, re-checked against this worker's allowlist before it is read."""
+    uri = S3Uri.parse(uri_text)
+    check_input_allowed(settings, uri)
+    return objects.read(uri, max_bytes=settings.max_image_bytes)
+
+
 def _decode_task(job: Job, kw: dict[str, Any], blob: bytes | None, settings: Settings) -> tuple[PageTask, str]:
     """The job's options, checked by the same rules as the API (``JobOptions.parse``), and its image."""
     try:
-        options = JobOptions.parse({k: kw[k] for k in ("mode", "model", "lang") if k in kw}, settings)
+        options = JobOptions.parse({k: kw[k] for k in OPTION_NAMES if k in kw}, settings)
     except BadOptionError as exc:
         exc.job_id = job.id
         raise
@@ -72,9 +81,12 @@ def result_document(
     """The JSON result stored for a finished job."""
     kw = loaded.job.kwargs or {}
     submitted = float(kw.get("submitted_at") or loaded.started_at)
+    height, width = loaded.task.image.shape[:2] if loaded.task is not None else (0, 0)
     return {
         "text": page.text,
         "lines": page.lines,
+        "width": int(width),
+        "height": int(height),
         "model": loaded.model,
         "mode": kw.get("mode", "page"),
         "batch_size": batch_size,

@@ -13,6 +13,8 @@ from typing import Any
 
 from rq import get_current_job
 
+from shared import results
+from shared.s3 import ObjectStore
 from shared.settings import Settings
 from worker.jobs import error_document, load_jobs, result_document
 from worker.models import load_model
@@ -29,16 +31,19 @@ def ocr_job(**_: Any) -> dict[str, Any]:
     job = get_current_job()
     settings = Settings.from_env()
     try:
-        (loaded,) = load_jobs(job.connection, [job], settings)
+        objects = ObjectStore(settings)
+        (loaded,) = load_jobs(job.connection, [job], settings, objects)
         if loaded.error is not None:
             raise loaded.error
         (page,) = _pipeline(loaded.model, settings).run([loaded.task])
         if isinstance(page, BaseException):
             raise page
+        document = result_document(loaded, page, batch_size=1, batch_id=job.id[:12], finished_at=time.time())
+        store = (job.kwargs or {}).get("result_store") or settings.result_store
+        return results.save(objects, settings, store, job.id, document)
     except Exception as exc:
         job.meta["error"] = error_document(exc)
         job.save_meta()
         raise
     finally:
         job.connection.delete((job.kwargs or {}).get("image_key", ""))
-    return result_document(loaded, page, batch_size=1, batch_id=job.id[:12], finished_at=time.time())

@@ -1,0 +1,126 @@
+"""S3 access for inputs (``s3://bucket/key`` images) and results, through boto3.
+
+Works with AWS and any S3-protocol server (MinIO, moto) via ``OCR_S3_ENDPOINT_URL``. Credentials
+come from settings when set, else from boto3's standard chain (environment, profile, instance
+role); they are never logged. Reads are allowed only from buckets on ``OCR_S3_INPUT_BUCKETS``:
+a job can never make a worker fetch an arbitrary object, let alone an arbitrary URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import (
+    BadOptionError,
+    ForbiddenBucketError,
+    ImageNotFoundError,
+    ImageTooLargeError,
+    StorageError,
+)
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SCHEME = "s3://"
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Uri:
+        """``s3://bucket/key`` -> S3Uri; anything else is a BadOptionError."""
+        if not isinstance(uri, str) or not uri.startswith(SCHEME):
+            raise BadOptionError(f"image_uri must look like s3://bucket/key; got {str(uri)[:200]!r}")
+        bucket, _, key = uri[len(SCHEME):].partition("/")
+        if not bucket or not key:
+            raise BadOptionError(f"image_uri must name a bucket and a key; got {uri[:200]!r}")
+        return cls(bucket, key)
+
+    def __str__(self) -> str:
+        return f"{SCHEME}{self.bucket}/{self.key}"
+
+
+def check_input_allowed(settings: Settings, uri: S3Uri) -> None:
+    """Raise ForbiddenBucketError unless the bucket is on the input allowlist."""
+    if uri.bucket not in settings.input_buckets:
+        raise ForbiddenBucketError(
+            f"bucket {uri.bucket!r} is not on the input allowlist (OCR_S3_INPUT_BUCKETS)")
+
+
+class ObjectStore:
+    """A lazily built boto3 S3 client with the few operations batchocr needs.
+
+    Build one per process (boto3 clients are thread-safe) and pass it along.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3  # imported here: processes that never touch S3 skip its start-up cost
+            from botocore.config import Config
+
+            s = self.settings
+            kwargs: dict[str, Any] = {
+                "endpoint_url": s.s3_endpoint_url or None,
+                "region_name": s.s3_region or None,
+                "config": Config(retries={"max_attempts": 4, "mode": "standard"},
+                                 connect_timeout=5, read_timeout=30),
+            }
+            if s.s3_access_key_id:
+                kwargs["aws_access_key_id"] = s.s3_access_key_id
+                kwargs["aws_secret_access_key"] = s.s3_secret_access_key
+            self._client = boto3.client("s3", **kwargs)
+        return self._client
+
+    def read(self, uri: S3Uri, max_bytes: int) -> bytes:
+        """The object's bytes; refuses objects over ``max_bytes`` before downloading them."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.get_object(Bucket=uri.bucket, Key=uri.key)
+            size = int(response.get("ContentLength") or 0)
+            if size > max_bytes:
+                response["Body"].close()
+                raise ImageTooLargeError(f"{uri} is {size} bytes; the limit is {max_bytes}")
+            data = response["Body"].read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise ImageTooLargeError(f"{uri} is over the limit of {max_bytes} bytes")
+            return data
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NoSuchBucket"):
+                raise ImageNotFoundError(f"{uri} does not exist") from None
+            raise StorageError(f"could not read {uri}: {code or exc}") from None
+        except BotoCoreError as exc:
+            raise StorageError(f"could not read {uri}: {type(exc).__name__}") from None
+
+    def write_json(self, uri: S3Uri, body: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, ContentType="application/json")
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"could not write {uri}: {type(exc).__name__}") from None
+
+    def presign(self, uri: S3Uri) -> str:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": uri.bucket, "Key": uri.key}, ExpiresIn=self.settings.s3_presign_ttl_s)
+
+    def list(self, prefix_uri: S3Uri | str) -> Iterator[tuple[S3Uri, str]]:
+        """(uri, etag) of every object under an ``s3://bucket/prefix`` (prefix may be empty)."""
+        text = str(prefix_uri)
+        bucket, _, prefix = text[len(SCHEME):].partition("/")
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield S3Uri(bucket, item["Key"]), item.get("ETag", "").strip('"')
