@@ -60,3 +60,31 @@ def make_worker(redis, pipelines, settings):
         return build_worker(settings.replace(**overrides), redis, pipelines=pipelines)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from tests.s3_server import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server, base_settings):
+    """Fresh buckets 'results' and 'scans' (inputs allowed from 'scans') on the loopback S3
+    server; yields (settings for it, boto3 client)."""
+    from shared.s3 import ObjectStore
+
+    settings = base_settings.replace(**s3_server.settings_overrides("results", inputs="scans"))
+    client = ObjectStore(settings).client
+    for bucket in ("results", "scans", "private"):
+        for item in client.list_objects_v2(Bucket=bucket).get("Contents", []) if _exists(client, bucket) else []:
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+        if not _exists(client, bucket):
+            client.create_bucket(Bucket=bucket)
+    return settings, client
+
+
+def _exists(client, bucket: str) -> bool:
+    return any(b["Name"] == bucket for b in client.list_buckets().get("Buckets", []))

@@ -34,3 +34,14 @@ def test_threads_default_to_a_share_of_the_cores():
     one = Settings(workers_per_host=1).threads
     assert Settings(workers_per_host=2).threads == max(1, one // 2)
     assert Settings(intra_op_threads=3).threads == 3
+
+
+def test_the_s3_secret_never_shows_in_the_settings_repr():
+    settings = Settings.from_env({"OCR_S3_SECRET_ACCESS_KEY": "hunter2-secret", "OCR_S3_ACCESS_KEY_ID": "AKIA1"})
+    assert settings.s3_secret_access_key == "hunter2-secret"
+    assert "hunter2-secret" not in repr(settings)
+
+
+def test_s3_results_need_a_bucket():
+    with pytest.raises(ConfigError, match="OCR_S3_BUCKET"):
+        Settings.from_env({"OCR_RESULT_STORE": "s3"})
