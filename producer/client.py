@@ -9,7 +9,22 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from shared.errors import BatchOcrError
+
 TERMINAL = ("finished", "failed", "canceled", "stopped")
+
+
+class ApiError(BatchOcrError):
+    """The API answered with an error (``status`` is the HTTP status; 0 = no answer at all)."""
+
+    def __init__(self, message: str, *, status: int, kind: str = "api") -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 0 or self.status == 429 or self.status >= 500
 
 
 class ApiClient:
@@ -19,8 +34,15 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
-    def submit(self, image: bytes, **options: str) -> dict[str, Any]:
-        body = {"image_base64": base64.b64encode(image).decode("ascii"), **options}
+    def submit(self, image: bytes | None = None, *, image_uri: str | None = None, **fields: Any) -> dict[str, Any]:
+        """POST a job: image bytes (sent as base64) or an ``image_uri``, plus options and
+        optionally ``job_id`` / ``retry_failed``. Returns the API's answer (``created`` tells
+        whether a new job was enqueued)."""
+        body: dict[str, Any] = {k: v for k, v in fields.items() if v not in (None, "")}
+        if image_uri:
+            body["image_uri"] = image_uri
+        else:
+            body["image_base64"] = base64.b64encode(image or b"").decode("ascii")
         return self._request("POST", "/v1/jobs", body)
 
     def get(self, job_id: str) -> dict[str, Any]:
@@ -45,5 +67,12 @@ class ApiClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.load(response)
         except urllib.error.HTTPError as err:
-            detail = json.loads(err.read() or b"{}").get("error", {})
-            raise RuntimeError(f"{method} {path}: HTTP {err.code} {detail.get('message', '')}") from None
+            try:
+                detail = json.loads(err.read() or b"{}").get("error", {})
+            except ValueError:
+                detail = {}
+            raise ApiError(f"{method} {path}: HTTP {err.code} {detail.get('message', '')}".rstrip(),
+                           status=err.code, kind=detail.get("kind", "api")) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+            raise ApiError(f"{method} {path}: no answer from {self.base_url} ({err})", status=0,
+                           kind="unavailable") from None

@@ -1,0 +1,64 @@
+"""ALTO 4.2 XML output: one ``Page`` per page, one ``TextBlock`` with the page's lines, and a
+``String`` (with ``SP`` between) per word. Coordinates are in pixels."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from producer.formats.layout import Box, PageOutput, line_box, words
+
+NS = "http://www.loc.gov/standards/alto/ns-v4#"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+SCHEMA = f"{NS} http://www.loc.gov/alto/v4/alto-4-2.xsd"
+
+
+def _pos(box: Box) -> dict[str, str]:
+    return {"HPOS": str(box.x0), "VPOS": str(box.y0), "WIDTH": str(box.width), "HEIGHT": str(box.height)}
+
+
+def _description(root: ET.Element, name: str) -> None:
+    description = ET.SubElement(root, "Description")
+    ET.SubElement(description, "MeasurementUnit").text = "pixel"
+    ET.SubElement(ET.SubElement(description, "sourceImageInformation"), "fileName").text = name
+    step = ET.SubElement(ET.SubElement(description, "OCRProcessing", {"ID": "OCR_0"}), "ocrProcessingStep")
+    ET.SubElement(ET.SubElement(step, "processingSoftware"), "softwareName").text = "batchocr"
+
+
+def _page(layout: ET.Element, page: PageOutput) -> None:
+    width, height = page.size
+    pid = f"P{page.number}"
+    element = ET.SubElement(layout, "Page", {"ID": pid, "PHYSICAL_IMG_NR": str(page.number),
+                                             "WIDTH": str(width), "HEIGHT": str(height)})
+    space = ET.SubElement(element, "PrintSpace", _pos(Box(0, 0, max(width, 1), max(height, 1))))
+    lines = page.lines
+    if not lines:
+        return
+    boxes = [line_box(line, width, height) for line in lines]
+    block = Box(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes))
+    text_block = ET.SubElement(space, "TextBlock", {"ID": f"{pid}_B1", **_pos(block)})
+    for n, (line, box) in enumerate(zip(lines, boxes), 1):
+        text_line = ET.SubElement(text_block, "TextLine", {"ID": f"{pid}_L{n}", **_pos(box)})
+        wc = f"{max(0.0, min(1.0, float(line.get('confidence', 0)))):.3f}"
+        for w, (word, wbox) in enumerate(words(line["text"], box), 1):
+            if w > 1:
+                ET.SubElement(text_line, "SP")
+            ET.SubElement(text_line, "String", {"ID": f"{pid}_L{n}_W{w}", "CONTENT": word, **_pos(wbox), "WC": wc})
+
+
+def render(name: str, pages: list[PageOutput]) -> bytes:
+    ET.register_namespace("", NS)
+    ET.register_namespace("xsi", XSI)
+    root = ET.Element(f"{{{NS}}}alto", {f"{{{XSI}}}schemaLocation": SCHEMA})
+    _description(root, name)
+    layout = ET.SubElement(root, "Layout")
+    for page in pages:
+        _page(layout, page)
+    _qualify(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _qualify(element: ET.Element) -> None:
+    """Put every unqualified element into the ALTO namespace."""
+    for item in element.iter():
+        if not item.tag.startswith("{"):
+            item.tag = f"{{{NS}}}{item.tag}"

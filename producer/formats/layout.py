@@ -1,0 +1,72 @@
+"""Page geometry shared by the output writers: line boxes and word boxes.
+
+The worker returns each line as a quadrilateral (4 [x, y] corners in image pixels). hOCR, ALTO
+and the PDF text layer want axis-aligned boxes, and words. The recogniser reads whole lines,
+so a word's box is estimated from its character offsets within the line's box (characters are
+assumed equally wide): good enough to select and search text, not a glyph-exact position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box in image pixels; x1, y1 exclusive."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+@dataclass(frozen=True)
+class PageOutput:
+    """One OCRed page of a document: its job's result document and the scan's DPI."""
+
+    number: int
+    job_id: str
+    result: dict[str, Any]
+    dpi: float
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.result.get("width") or 0), int(self.result.get("height") or 0)
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.result.get("lines", []) if line.get("text", "").strip()]
+
+
+def line_box(line: dict[str, Any], width: int, height: int) -> Box:
+    """The bounding box of a line's quad, clipped to the page (at least 1 px each way)."""
+    xs = [point[0] for point in line["box"]]
+    ys = [point[1] for point in line["box"]]
+    x0 = min(max(int(min(xs)), 0), max(width - 1, 0))
+    y0 = min(max(int(min(ys)), 0), max(height - 1, 0))
+    x1 = max(min(int(round(max(xs))), width), x0 + 1)
+    y1 = max(min(int(round(max(ys))), height), y0 + 1)
+    return Box(x0, y0, x1, y1)
+
+
+def words(text: str, box: Box) -> list[tuple[str, Box]]:
+    """Split ``text`` on spaces; each word gets the share of ``box`` its characters span."""
+    total = max(len(text), 1)
+    out, start = [], 0
+    for word in text.split(" "):
+        if word:
+            x0 = box.x0 + box.width * start // total
+            x1 = box.x0 + box.width * (start + len(word)) // total
+            out.append((word, Box(x0, box.y0, max(x1, x0 + 1), box.y1)))
+        start += len(word) + 1
+    return out

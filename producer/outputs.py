@@ -1,0 +1,54 @@
+"""Writing a document's outputs under ``--out``: mirrored paths, atomic files, resumability.
+
+``<out>/<document name><suffix>``, e.g. ``scans/1901/p3.tif`` -> ``out/scans/1901/p3.tif.alto.xml``
+(the input's own suffix stays in the name, so ``a.tif`` and ``a.pdf`` never collide). Each file
+is written to a temporary name and renamed, so a killed run leaves whole files or none; a
+document counts as done when every requested format exists.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from producer.formats import FORMATS, RENDERERS, pdf
+from producer.formats.layout import PageOutput
+from shared.errors import BadOptionError
+
+
+def output_path(out: Path, name: str, fmt: str) -> Path:
+    """Where ``fmt`` of document ``name`` goes; refuses any path that resolves outside ``out``."""
+    root = out.resolve()
+    path = (root / (name + FORMATS[fmt])).resolve()
+    if root not in path.parents:
+        raise BadOptionError(f"output for {name!r} would escape the output directory")
+    return path
+
+
+def is_complete(out: Path, name: str, formats: Iterable[str]) -> bool:
+    return all(output_path(out, name, fmt).is_file() for fmt in formats)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".batchocr-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_document(out: Path, name: str, formats: list[str], pages: list[PageOutput],
+                   images: Iterable[bytes]) -> None:
+    """Write every requested format of one document (``images``: its page scans, for PDF)."""
+    for fmt in formats:
+        if fmt == "pdf":
+            data = pdf.render(name, pages, images)
+        else:
+            data = RENDERERS[fmt](name, pages)
+        write_atomic(output_path(out, name, fmt), data)

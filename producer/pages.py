@@ -1,0 +1,134 @@
+"""The pages of a document, as the image bytes (or S3 reference) one job OCRs.
+
+Plain images go as they are; TIFF frames and PDF pages (rendered with PDFium at ``dpi``) are
+encoded as PNG. Each page carries a content id (the SHA-256 of the file, plus page number and
+DPI for TIFF and PDF; the ETag for an S3 object), from which the job id is derived: the same page
+with the same options is always the same job, so a re-run finds its earlier jobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageSequence
+
+from shared.errors import InputError
+from shared.s3 import ObjectStore, S3Uri
+from producer.sources import Document
+
+# Fixed namespace for job ids: uuid5(NAMESPACE, content id + options).
+NAMESPACE = uuid.UUID("7f1d2a4e-5b0c-4f3e-9a61-0c2b8e4d9f17")
+DEFAULT_DPI = 300.0
+
+
+@dataclass(frozen=True)
+class Page:
+    """Page ``number`` (1-based) of a document. ``data`` is None when the worker reads ``uri``.
+    ``dpi`` sizes the page of the searchable PDF."""
+
+    number: int
+    data: bytes | None
+    uri: S3Uri | None
+    dpi: float
+    content_id: str
+
+    def job_id(self, options: dict[str, str]) -> str:
+        """Deterministic job id: content hash + canonical options."""
+        key = self.content_id + "|" + json.dumps(options, sort_keys=True, separators=(",", ":"))
+        return str(uuid.uuid5(NAMESPACE, key))
+
+
+def _read(doc: Document, objects: ObjectStore | None, max_bytes: int) -> bytes:
+    if doc.is_s3:
+        if objects is None:
+            raise InputError(f"{doc.origin}: no S3 settings")
+        return objects.read(S3Uri.parse(doc.origin), max_bytes=max_bytes)
+    return Path(doc.origin).read_bytes()
+
+
+def iter_pages(doc: Document, *, dpi: float, objects: ObjectStore | None, max_bytes: int,
+               fetch_s3_images: bool = False) -> Iterator[Page]:
+    """Pages of ``doc`` in order. S3 images are passed by reference (the worker reads them)
+    unless ``fetch_s3_images`` (the PDF writer needs their pixels)."""
+    if doc.kind == "image" and doc.is_s3 and not fetch_s3_images:
+        yield Page(1, None, S3Uri.parse(doc.origin), dpi, f"{doc.origin}#{doc.etag}")
+        return
+    data = _read(doc, objects, max_bytes)
+    if doc.kind == "pdf":
+        yield from _pdf_pages(data, dpi, _sha(data))
+    elif doc.kind == "tiff":
+        yield from _tiff_pages(data, dpi, _sha(data))
+    else:
+        content = f"{doc.origin}#{doc.etag}" if doc.is_s3 else _sha(data)
+        yield Page(1, data, None, _image_dpi(data, dpi), content)
+
+
+def page_count(doc: Document, objects: ObjectStore | None, max_bytes: int) -> int:
+    """How many pages ``doc`` has, without rendering them (1 for anything unreadable)."""
+    try:
+        if doc.kind == "pdf":
+            import pypdfium2
+
+            pdf = pypdfium2.PdfDocument(_read(doc, objects, max_bytes))
+            try:
+                return len(pdf)
+            finally:
+                pdf.close()
+        if doc.kind == "tiff":
+            with Image.open(io.BytesIO(_read(doc, objects, max_bytes))) as img:
+                return int(getattr(img, "n_frames", 1))
+    except Exception:  # the document fails with its reason when its pages are read
+        return 1
+    return 1
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _png(image: Image.Image) -> bytes:
+    if image.mode not in ("1", "L", "RGB", "RGBA"):
+        image = image.convert("RGB")
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=3)
+    return out.getvalue()
+
+
+def _image_dpi(data: bytes, default: float) -> float:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            dpi = img.info.get("dpi")
+            return float(dpi[0]) if dpi and float(dpi[0]) >= 50 else default
+    except Exception:
+        return default
+
+
+def _tiff_pages(data: bytes, dpi: float, source_id: str) -> Iterator[Page]:
+    with Image.open(io.BytesIO(data)) as img:
+        for number, frame in enumerate(ImageSequence.Iterator(img), 1):
+            png = _png(frame)
+            frame_dpi = frame.info.get("dpi")
+            page_dpi = float(frame_dpi[0]) if frame_dpi and float(frame_dpi[0]) >= 50 else dpi
+            yield Page(number, png, None, page_dpi, f"{source_id}:page{number}")
+
+
+def _pdf_pages(data: bytes, dpi: float, source_id: str) -> Iterator[Page]:
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(data)
+    try:
+        for index in range(len(pdf)):
+            page = pdf[index]
+            try:
+                png = _png(page.render(scale=dpi / 72.0).to_pil())
+            finally:
+                page.close()
+            yield Page(index + 1, png, None, dpi, f"{source_id}:page{index + 1}@{dpi:g}dpi")
+    finally:
+        pdf.close()

@@ -1,0 +1,177 @@
+"""A bulk run: every page of every document through the queue, with a bound on jobs in flight.
+
+Pages are submitted with deterministic job ids (content hash + options), so a re-run after a
+crash or Ctrl-C skips documents whose outputs exist, reuses jobs that are queued or finished,
+and only submits pages that never reached the queue: nothing is OCRed twice, nothing is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from producer import outputs
+from producer.formats.layout import PageOutput
+from producer.pages import iter_pages, page_count
+from producer.sources import Document, discover
+from producer.transport import MISSING, PageRejected, Transport
+from shared.s3 import ObjectStore
+
+logger = logging.getLogger(__name__)
+TERMINAL = ("finished", "failed", "canceled", "stopped")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    source: str
+    out: Path
+    formats: list[str]
+    options: dict[str, str]
+    dpi: float = 300.0
+    max_in_flight: int = 32
+    retry_failed: bool = False
+    poll_s: float = 0.25
+    max_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass
+class Stats:
+    documents: int = 0
+    already_done: int = 0
+    written: int = 0
+    failed_documents: int = 0
+    pages: int = 0
+    submitted: int = 0
+    reused: int = 0
+    pages_done: int = 0
+    pages_failed: int = 0
+    seconds: float = 0.0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class DocState:
+    doc: Document
+    pages: dict[int, PageOutput | dict[str, str] | None] = field(default_factory=dict)
+    dpi: dict[int, float] = field(default_factory=dict)
+    all_submitted: bool = False
+
+    def resolved(self) -> bool:
+        return self.all_submitted and all(value is not None for value in self.pages.values())
+
+
+class BulkRun:
+    """Drives one run. ``progress(done, failed)`` is called as pages resolve."""
+
+    def __init__(self, config: RunConfig, transport: Transport, objects: ObjectStore | None,
+                 progress: Callable[[int, int], None] = lambda done, failed: None) -> None:
+        self.config = config
+        self.transport = transport
+        self.objects = objects
+        self.progress = progress
+        self.stats = Stats()
+        self.in_flight: dict[str, list[tuple[DocState, int]]] = {}
+
+    def plan(self) -> list[Document]:
+        """The documents still to do (outputs incomplete); counts pages for the progress bar."""
+        todo = []
+        for doc in discover(self.config.source, self.objects):
+            self.stats.documents += 1
+            if outputs.is_complete(self.config.out, doc.name, self.config.formats):
+                self.stats.already_done += 1
+            else:
+                todo.append(doc)
+                self.stats.pages += page_count(doc, self.objects, self.config.max_bytes)
+        return todo
+
+    def run(self, todo: list[Document]) -> Stats:
+        started = time.monotonic()
+        for doc in todo:
+            self._submit_document(doc)
+            self._collect()
+        while self.in_flight:
+            time.sleep(self.config.poll_s)
+            self._collect()
+        self.stats.seconds = time.monotonic() - started
+        return self.stats
+
+    def _submit_document(self, doc: Document) -> None:
+        state = DocState(doc)
+        try:
+            for page in iter_pages(doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes):
+                while len(self.in_flight) >= self.config.max_in_flight:
+                    time.sleep(self.config.poll_s)
+                    self._collect()
+                state.pages[page.number], state.dpi[page.number] = None, page.dpi
+                self._submit_page(state, page)
+        except Exception as exc:  # an unreadable document fails alone, with its reason
+            logger.warning("%s: %s", doc.name, exc)
+            state.pages[0] = self._failure(doc, 0, "unreadable_document", f"{type(exc).__name__}: {exc}")
+        state.all_submitted = True
+        self._maybe_finish(state)
+
+    def _submit_page(self, state: DocState, page) -> None:
+        job_id = page.job_id(self.config.options)
+        try:
+            created = self.transport.submit(page, self.config.options, job_id, self.config.retry_failed)
+        except PageRejected as exc:
+            state.pages[page.number] = self._failure(state.doc, page.number, "rejected", exc.message)
+            return
+        if created:
+            self.stats.submitted += 1
+        else:
+            self.stats.reused += 1
+        self.in_flight.setdefault(job_id, []).append((state, page.number))
+
+    def _collect(self) -> None:
+        """Poll jobs in flight; hand each finished or failed one to its document(s)."""
+        for job_id in list(self.in_flight):
+            view = self.transport.view(job_id)
+            if view is MISSING:  # its record expired (result TTL): a re-run submits it again
+                view = {"status": "failed", "error": {"kind": "expired", "message": "job expired; run again"}}
+            if view["status"] not in TERMINAL:
+                continue
+            for state, number in self.in_flight.pop(job_id):
+                if view["status"] == "finished":
+                    state.pages[number] = PageOutput(number, job_id, view["result"], state.dpi[number])
+                    self.stats.pages_done += 1
+                else:
+                    error = view.get("error") or {}
+                    state.pages[number] = self._failure(state.doc, number, error.get("kind", view["status"]),
+                                                        error.get("message", ""), job_id)
+                self.progress(self.stats.pages_done, self.stats.pages_failed)
+                self._maybe_finish(state)
+
+    def _maybe_finish(self, state: DocState) -> None:
+        if not state.resolved():
+            return
+        results = [state.pages[n] for n in sorted(state.pages)]
+        pages = [p for p in results if isinstance(p, PageOutput)]
+        if len(pages) == len(results):
+            try:
+                self._write(state.doc, pages)
+                self.stats.written += 1
+            except Exception as exc:
+                self.stats.failed_documents += 1
+                self.stats.failures.append({"document": state.doc.name, "page": 0, "kind": "write",
+                                            "message": f"{type(exc).__name__}: {exc}", "job_id": ""})
+        else:
+            self.stats.failed_documents += 1
+        state.pages.clear()
+
+    def _write(self, doc: Document, pages: list[PageOutput]) -> None:
+        images = (page.data or b"" for page in iter_pages(
+            doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes,
+            fetch_s3_images=True)) if "pdf" in self.config.formats else iter(())
+        outputs.write_document(self.config.out, doc.name, self.config.formats, pages, images)
+
+    def _failure(self, doc: Document, page: int, kind: str, message: str, job_id: str = "") -> dict[str, str]:
+        self.stats.pages_failed += 1
+        failure = {"document": doc.name, "page": page, "kind": kind, "message": message, "job_id": job_id}
+        self.stats.failures.append(failure)
+        self.progress(self.stats.pages_done, self.stats.pages_failed)
+        return failure

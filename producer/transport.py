@@ -1,0 +1,109 @@
+"""How the producer reaches the queue: over HTTP to the API (default) or straight to Redis.
+
+HTTP is the default because the API is the one gate every job passes (validation, limits and,
+later, API keys) and a producer then needs no Redis credentials or network path to Redis.
+``--redis`` is for operators inside the deployment: it skips the HTTP hop and base64.
+Both speak the same job contract (``shared.jobs``), with the producer's deterministic job ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import redis
+
+from producer.client import ApiClient, ApiError
+from producer.pages import Page
+from shared import jobs
+from shared.errors import BatchOcrError, JobNotFoundError
+from shared.s3 import ObjectStore
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MISSING = {"status": "missing"}
+
+
+class PageRejected(BatchOcrError):
+    """The queue refused this page for a reason of its own (bad image, too large, ...)."""
+
+
+class Transport(Protocol):
+    def submit(self, page: Page, options: dict[str, str], job_id: str, retry_failed: bool) -> bool:
+        """Enqueue the page's job unless it exists; True if a new job was enqueued."""
+
+    def view(self, job_id: str) -> dict[str, Any]:
+        """The job's public view (status, result, error), or ``MISSING`` if it is gone."""
+
+
+def with_backoff(action: Callable[[], T], what: str, attempts: int = 8) -> T:
+    """Run ``action``, retrying transient failures (no answer, 5xx, 429, Redis down) with
+    exponential backoff: 0.5 s doubling to 16 s, about a minute in all."""
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except (ApiError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if isinstance(exc, ApiError) and not exc.retryable:
+                raise
+            if attempt == attempts:
+                raise
+            logger.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 16.0)
+    raise AssertionError("unreachable")
+
+
+class HttpTransport:
+    def __init__(self, base_url: str) -> None:
+        self.client = ApiClient(base_url)
+
+    def submit(self, page: Page, options: dict[str, str], job_id: str, retry_failed: bool) -> bool:
+        def post() -> dict[str, Any]:
+            return self.client.submit(page.data, image_uri=str(page.uri) if page.uri else None,
+                                      job_id=job_id, retry_failed=retry_failed or None, **options)
+        try:
+            return bool(with_backoff(post, f"submitting job {job_id}")["created"])
+        except ApiError as exc:
+            if exc.retryable:
+                raise
+            raise PageRejected(exc.message) from None
+
+    def view(self, job_id: str) -> dict[str, Any]:
+        try:
+            return with_backoff(lambda: self.client.get(job_id), f"reading job {job_id}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return MISSING
+            raise
+
+
+class RedisTransport:
+    def __init__(self, settings: Settings, objects: ObjectStore) -> None:
+        self.settings = settings
+        self.objects = objects
+        self.connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=30)
+
+    def submit(self, page: Page, options: dict[str, str], job_id: str, retry_failed: bool) -> bool:
+        try:
+            parsed = jobs.JobOptions.parse(options, self.settings)
+            image = page.uri if page.uri is not None else page.data
+            submission = with_backoff(
+                lambda: jobs.submit(self.connection, self.settings, image, parsed,  # type: ignore[arg-type]
+                                    job_id=job_id, retry_failed=retry_failed),
+                f"submitting job {job_id}")
+        except BatchOcrError as exc:
+            raise PageRejected(exc.message) from None
+        return submission.created
+
+    def view(self, job_id: str) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            try:
+                return jobs.describe(jobs.fetch(self.connection, job_id), self.objects)
+            except JobNotFoundError:
+                return MISSING
+        return with_backoff(read, f"reading job {job_id}")
