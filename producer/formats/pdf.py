@@ -36,7 +36,9 @@ def _text_layer(pdf: canvas.Canvas, page: PageOutput, scale: float, page_height:
     width, height = page.size
     for line in page.lines:
         box = line_box(line, width, height)
-        text = line["text"].strip()
+        # The trailing space separates lines in extracted text; it also keeps a one-character
+        # CJK line readable (PDFium extracts nothing from a lone 2-byte CID string).
+        text = line["text"].strip() + " "
         font = _font(text)
         size = max(box.height * scale * 0.8, 1.0)
         natural = pdfmetrics.stringWidth(text, font, size)

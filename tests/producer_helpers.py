@@ -1,0 +1,109 @@
+"""Builders for producer tests: trees of real receipt scans, multi-page TIFF and PDF."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from lxml import etree
+from PIL import Image
+
+from tests.helpers import eval_dir
+
+
+def receipts() -> list[tuple[str, bytes]]:
+    pages = eval_dir("sroie_receipts") / "pages"
+    return [(p.stem, p.read_bytes()) for p in sorted(pages.glob("*.jpg"))]
+
+
+def reencode(data: bytes, quality: int) -> bytes:
+    """The same scan saved at another JPEG quality: a distinct file (and job) with the same text."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    ok, out = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return out.tobytes()
+
+
+def multipage(images: list[bytes], fmt: str, **save) -> bytes:
+    frames = [Image.open(io.BytesIO(data)).convert("RGB") for data in images]
+    out = io.BytesIO()
+    frames[0].save(out, format=fmt, save_all=True, append_images=frames[1:], **save)
+    return out.getvalue()
+
+
+def build_tree(root: Path, copies: int = 4) -> int:
+    """``copies`` x 25 receipts as distinct JPEGs, a 3-page TIFF and a 3-page PDF; returns pages."""
+    scans = receipts()
+    for copy in range(copies):
+        folder = root / "receipts" / f"box {copy + 1}"
+        folder.mkdir(parents=True)
+        for stem, data in scans:
+            (folder / f"{stem}.jpg").write_bytes(data if copy == 0 else reencode(data, 96 - 3 * copy))
+    (root / "bound").mkdir()
+    (root / "bound" / "register.tif").write_bytes(
+        multipage([reencode(d, 80) for _, d in scans[:3]], "TIFF", compression="tiff_deflate"))
+    (root / "bound" / "minutes.pdf").write_bytes(
+        multipage([reencode(d, 75) for _, d in scans[3:6]], "PDF", resolution=150.0))
+    return copies * len(scans) + 6
+
+
+def documents(out: Path, suffix: str) -> list[Path]:
+    return sorted(p for p in out.rglob(f"*{suffix}") if "_batchocr" not in p.parts)
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "_batchocr" / "summary.json").read_text())
+
+
+def check_hocr(path: Path, doc: dict) -> None:
+    """hOCR parses as XHTML; one ocr_page per page, one ocr_line per line, boxes on the page."""
+    tree = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
+    ns = {"h": "http://www.w3.org/1999/xhtml"}
+    pages = tree.findall(".//h:div[@class='ocr_page']", ns)
+    assert len(pages) == len(doc["pages"])
+    for div, page in zip(pages, doc["pages"]):
+        assert f"bbox 0 0 {page['width']} {page['height']}" in div.get("title")
+        lines = div.findall("h:span[@class='ocr_line']", ns)
+        assert len(lines) == sum(1 for line in page["lines"] if line["text"].strip())
+        for span in lines:
+            x0, y0, x1, y1 = map(int, span.get("title").split(";")[0].split()[1:])
+            assert 0 <= x0 < x1 <= page["width"] and 0 <= y0 < y1 <= page["height"]
+            assert span.findall("h:span[@class='ocrx_word']", ns)
+
+
+def check_alto(path: Path, doc: dict) -> None:
+    """ALTO v4 structure: Description, one Page per page, Strings whose words rebuild each line."""
+    ns = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
+    root = etree.parse(str(path)).getroot()
+    assert root.tag == "{http://www.loc.gov/standards/alto/ns-v4#}alto"
+    assert root.findtext("a:Description/a:MeasurementUnit", namespaces=ns) == "pixel"
+    pages = root.findall("a:Layout/a:Page", ns)
+    assert len(pages) == len(doc["pages"])
+    for element, page in zip(pages, doc["pages"]):
+        assert (int(element.get("WIDTH")), int(element.get("HEIGHT"))) == (page["width"], page["height"])
+        lines = element.findall("a:PrintSpace/a:TextBlock/a:TextLine", ns)
+        texts = [line["text"] for line in page["lines"] if line["text"].strip()]
+        assert len(lines) == len(texts)
+        for text_line, text in zip(lines, texts):
+            strings = text_line.findall("a:String", ns)
+            assert " ".join(s.get("CONTENT") for s in strings) == " ".join(text.split())
+            for s in strings:
+                hpos, width = int(s.get("HPOS")), int(s.get("WIDTH"))
+                assert 0 <= hpos and hpos + width <= page["width"] and width > 0
+
+
+def check_pdf(path: Path, doc: dict) -> None:
+    """The text layer, read back with PDFium, is the OCR text of each page."""
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(str(path))
+    try:
+        assert len(pdf) == len(doc["pages"])
+        for index, page in enumerate(doc["pages"]):
+            text = pdf[index].get_textpage().get_text_range()
+            assert "".join(text.split()) == "".join(page["text"].split())
+    finally:
+        pdf.close()

@@ -1,0 +1,76 @@
+"""Producer building blocks: safe output paths, sources, deterministic ids, format writers."""
+
+from __future__ import annotations
+
+import pytest
+
+from producer.formats.layout import Box, words
+from producer.outputs import output_path
+from producer.pages import iter_pages
+from producer.sources import Document, discover, safe_name
+from shared.errors import BadOptionError
+from tests.helpers import ROOT
+
+LINE = ROOT / "samples" / "lines" / "address.png"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("a/b.png", "a/b.png"), ("../../etc/passwd.png", "etc/passwd.png"), ("/abs/x.tif", "abs/x.tif"),
+    ("C:\\scans\\y.jpg", "C_/scans/y.jpg"), ("./a/./b/../c.pdf", "a/b/c.pdf"),
+])
+def test_document_names_never_climb_out(raw, expected):
+    assert safe_name(raw) == expected
+
+
+def test_output_paths_stay_inside_the_output_directory(tmp_path):
+    assert output_path(tmp_path, "a/b.png", "hocr") == (tmp_path / "a" / "b.png.hocr").resolve()
+    with pytest.raises(BadOptionError):
+        output_path(tmp_path, "../x.png", "json")
+
+
+def test_a_manifest_lists_local_paths_and_s3_uris(tmp_path):
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "scans" / "one.png").write_bytes(LINE.read_bytes())
+    manifest = tmp_path / "list.txt"
+    manifest.write_text("# scans\nscans/one.png\n\ns3://archive/1901/p2.jpg\n../outside.png\n")
+    docs = list(discover(str(manifest)))
+    assert [d.name for d in docs] == ["scans/one.png", "archive/1901/p2.jpg", "outside.png"]
+    assert docs[1].is_s3 and docs[0].origin == str(tmp_path / "scans" / "one.png")
+    manifest.write_text("notes.docx\n")
+    with pytest.raises(BadOptionError, match="not a png"):
+        list(discover(str(manifest)))
+
+
+def test_the_same_content_under_two_names_is_one_job(tmp_path):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(LINE.read_bytes())
+    ids = [next(iter_pages(doc, dpi=300, objects=None, max_bytes=1 << 20)).job_id({"mode": "line"})
+           for doc in discover(str(tmp_path))]
+    assert ids[0] == ids[1]
+    (page,) = iter_pages(Document("c.png", str(tmp_path / "a.png")), dpi=300, objects=None, max_bytes=1 << 20)
+    assert page.job_id({"mode": "page"}) != ids[0]
+
+
+def test_word_boxes_split_the_line_box_by_characters():
+    split = words("ab  cdef", Box(0, 10, 80, 30))
+    assert split == [("ab", Box(0, 10, 20, 30)), ("cdef", Box(40, 10, 80, 30))]
+
+
+def test_the_pdf_text_layer_reads_back_latin_chinese_and_one_character_lines():
+    import io
+
+    import pypdfium2
+    from PIL import Image
+
+    from producer.formats import pdf
+    from producer.formats.layout import PageOutput
+
+    scan = io.BytesIO()
+    Image.new("L", (600, 300), 255).save(scan, format="PNG")
+    lines = [{"text": t, "confidence": 0.9, "box": [[10, y], [500, y], [500, y + 40], [10, y + 40]]}
+             for t, y in (("Total RM 12.50", 10), ("米", 80), ("你好世界 2024", 150))]
+    page = PageOutput(1, "job", {"width": 600, "height": 300, "lines": lines}, 150.0)
+    document = pypdfium2.PdfDocument(pdf.render("t", [page], [scan.getvalue()]))
+    assert document[0].get_size() == pytest.approx((288.0, 144.0))
+    text = document[0].get_textpage().get_text_range()
+    assert text.split() == ["Total", "RM", "12.50", "米", "你好世界", "2024"]
