@@ -137,6 +137,15 @@ def test_a_run_with_inputs_and_results_in_s3(s3, tmp_path):
         assert (code, second["already_done"], second["submitted"], second["reused"]) == (1, 4, 0, 1)
         code, third = run("--retry-failed")
         assert (code, third["submitted"], third["pages_failed"]) == (1, 1, 1)
+        # Straight to Redis, into a new folder: every job is found and reused, results read from S3.
+        direct = subprocess.run([sys.executable, "-m", "producer.cli", "s3://scans/run/", "--out",
+                                 str(tmp_path / "direct"), "--redis", topology.settings.redis_url,
+                                 "--formats", "json", "--no-progress"], env=env, capture_output=True, timeout=300)
+        assert direct.returncode == 1, direct.stderr
+        fourth = summary(tmp_path / "direct")
+        assert (fourth["written"], fourth["submitted"], fourth["reused"]) == (4, 0, 6)
+        assert json.loads((tmp_path / "direct" / "b" / "bound.tif.json").read_text()) == json.loads(
+            (out / "b" / "bound.tif.json").read_text())
     keys = sorted(item["Key"] for item in client.list_objects_v2(Bucket="results").get("Contents", []))
     docs = [json.loads(p.read_text()) for p in documents(out, ".json")]
     assert keys == sorted(f"batchocr/results/{page['job_id']}.json" for doc in docs for page in doc["pages"])
