@@ -25,13 +25,21 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
+# Formats we refuse, with what to do instead.
+_REFUSED: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF", "a PDF is a document, not an image: render its pages first (batchocr-submit does)"),
+    (b"GIF8", "GIF is not supported: convert to PNG (animated GIFs have no single page to read)"),
+)
+
+
 @dataclass(frozen=True)
 class ImageInfo:
-    """What the header says: format name and size in pixels."""
+    """What the header says: format name, size in pixels, and whether it has transparency."""
 
     format: str
     width: int
     height: int
+    has_alpha: bool = False
 
 
 def sniff_format(data: bytes) -> str:
@@ -41,6 +49,9 @@ def sniff_format(data: bytes) -> str:
             return name
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
+    for magic, reason in _REFUSED:
+        if data.startswith(magic):
+            raise UnsupportedImageError(reason)
     raise UnsupportedImageError("not a supported image (expected PNG, JPEG, TIFF, BMP or WebP bytes)")
 
 
@@ -60,6 +71,8 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 width, height = img.size
+                frames = int(getattr(img, "n_frames", 1) or 1) if fmt == "tiff" else 1
+                alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(f"image declares too many pixels; the limit is {max_pixels}") from None
     except Exception as exc:  # Pillow raises many types for broken headers
@@ -68,4 +81,7 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
         raise ImageDecodeError(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageTooLargeError(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
-    return ImageInfo(fmt, width, height)
+    if frames > 1:
+        raise UnsupportedImageError(
+            f"a multi-page TIFF ({frames} pages) is a document: submit one page per job (batchocr-submit does)")
+    return ImageInfo(fmt, width, height, alpha)

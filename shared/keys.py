@@ -10,3 +10,21 @@ def image_key(job_id: str) -> str:
     return f"{PREFIX}:image:{job_id}"
 
 
+
+
+def lease_key(job_id: str) -> str:
+    """A running job's lease: set by the worker holding it, renewed while it runs (TTL = lease)."""
+    return f"{PREFIX}:lease:{job_id}"
+
+
+# Hash job id -> how many workers died holding that job (suspects run alone; N = poison).
+CRASHES = f"{PREFIX}:crashes"
+
+
+def limbo_key(queue_name: str) -> str:
+    """Hash job id -> first time the reaper saw it in rq's intermediate queue with no lease."""
+    return f"{PREFIX}:limbo:{queue_name}"
+
+
+def reaper_lock(queue_name: str) -> str:
+    return f"{PREFIX}:reaper:{queue_name}"

@@ -54,6 +54,10 @@ class Settings:
     image_ttl_s: int = 3600
     result_ttl_s: int = 86400
     job_timeout_s: int = 600
+    # A running job's lease: renewed every lease_s / 3 while its worker lives; a job whose lease
+    # lapses is queued again by any worker's reaper. max_crashes: worker deaths before "poison".
+    lease_s: int = 30
+    max_crashes: int = 3
     # Models and their post-processing.
     default_model: str = "ppocrv6-small"
     det_max_side: int = 2000
@@ -83,6 +87,8 @@ class Settings:
         _check(0 <= self.max_wait_ms <= 10_000, "OCR_MAX_WAIT_MS must be 0..10000")
         _check(self.rec_chunk_width >= self.rec_max_width, "OCR_REC_CHUNK_WIDTH must be >= rec_max_width")
         _check(self.rec_max_width >= 64, "OCR_REC_MAX_WIDTH must be >= 64")
+        _check(2 <= self.lease_s <= 3600, "OCR_LEASE_S must be 2..3600")
+        _check(1 <= self.max_crashes <= 100, "OCR_MAX_CRASHES must be 1..100")
         _check(self.rec_pad_slack >= 0, "OCR_REC_PAD_SLACK must be >= 0")
         _check(0 <= self.rec_tail_pad <= 512, "OCR_REC_TAIL_PAD must be 0..512")
         _check(self.intra_op_threads >= 0, "OCR_INTRA_OP_THREADS must be >= 0")

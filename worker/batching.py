@@ -7,12 +7,15 @@ after it opened, whichever comes first. Extra jobs are moved to rq's intermediat
 LMOVE, as rq does for its own dequeue, so they are never only in this process's memory.
 
 Every step after a job is taken is isolated per job: a job whose payload, image or result
-breaks fails alone, and nothing a job does can end the worker's loop.
+breaks fails alone, and nothing a job does can end the worker's loop. Each job holds a lease
+while it runs (``worker.recovery``): if this process dies, another worker's reaper queues the
+batch again within ``OCR_LEASE_S`` plus a few seconds, and suspects of a crash run alone.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 
@@ -22,12 +25,14 @@ from rq.job import Job
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
-from shared import results
+from shared import keys, results
 from shared.errors import JobTimeoutError
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 from worker.jobs import LoadedJob, error_document, load_jobs, result_document
+from worker import recovery
 from worker.pipeline import OcrPipeline
+from worker.recovery import Guardian
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +55,33 @@ class BatchWorker(SimpleWorker):
         self.pipelines = pipelines
         self.objects = ObjectStore(settings)
         self.batches_run = 0
+        self._held: dict[str, float] = {}  # job id -> when its batch started (monotonic)
+        self._held_lock = threading.Lock()
+
+    def work(self, *args, **kwargs) -> bool:
+        """rq's work loop, with the guardian thread (leases, reaper) running beside it."""
+        guardian = Guardian(self.settings, [q.name for q in self.queues], self.held_jobs)
+        guardian.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            guardian.stop()
+
+    def held_jobs(self) -> list[str]:
+        """Jobs whose leases to renew: those in hand, unless stuck past their timeout + 60 s
+        (a native call that never returns must not hold its jobs forever)."""
+        limit = self.settings.job_timeout_s + 60
+        with self._held_lock:
+            return [job_id for job_id, since in self._held.items() if time.monotonic() - since < limit]
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         # BUSY first: a SIGTERM while gathering then waits for this batch instead of abandoning it.
         self.set_state(WorkerStatus.BUSY)
-        batch = [(job, queue), *self._gather(self.settings.max_batch - 1, self.settings.max_wait_ms / 1000)]
+        batch = [(job, queue)]
+        if recovery.is_suspect(self.connection, job.id):
+            logger.warning("job %s was held by a worker that died: running it alone", job.id)
+        else:
+            batch += self._gather(self.settings.max_batch - 1, self.settings.max_wait_ms / 1000)
         self._run_batch(batch)
         self.set_state(WorkerStatus.IDLE)
 
@@ -76,6 +103,9 @@ class BatchWorker(SimpleWorker):
                                exc_info=True)
                 break
             if result is not None:
+                if recovery.is_suspect(self.connection, result[0].id):
+                    self._put_back(*result)
+                    break
                 taken.append(result)
                 continue
             remaining = deadline - time.monotonic()
@@ -83,6 +113,13 @@ class BatchWorker(SimpleWorker):
                 break
             time.sleep(min(remaining, 0.002))
         return taken
+
+    def _put_back(self, job: Job, queue: Queue) -> None:
+        """Return a suspect taken while gathering to the front of its queue: it runs alone."""
+        with self.connection.pipeline() as pipe:
+            pipe.lrem(queue.intermediate_queue.key, 1, job.id)
+            queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+            pipe.execute()
 
     def _run_batch(self, batch: list[tuple[Job, Queue]]) -> None:
         batch_id = uuid.uuid4().hex[:12]
@@ -96,10 +133,13 @@ class BatchWorker(SimpleWorker):
         except Exception as exc:  # e.g. Redis gone while reading images: fail the batch, keep the worker
             logger.exception("batch %s could not run", batch_id)
             outcomes = [exc] * len(prepared)
-        finally:
-            for (job, queue), outcome in zip(prepared, outcomes or [RuntimeError("batch aborted")] * len(prepared)):
-                self._finalize(job, queue, executions[job.id], outcome)
-            self._delete_images(batch)
+        except (SystemExit, KeyboardInterrupt):  # a second SIGTERM: hand the batch back, then exit
+            self._hand_back(prepared)
+            raise
+        done = [job for (job, queue), outcome in zip(prepared, outcomes)
+                if self._finalize(job, queue, executions[job.id], outcome)]
+        self._release(done)
+        self._delete_images(done)
         self.batches_run += 1
         logger.info("batch %s: %d jobs, %d failed, %.0f ms", batch_id, len(batch),
                     failed + sum(isinstance(o, BaseException) for o in outcomes),
@@ -110,7 +150,9 @@ class BatchWorker(SimpleWorker):
         prepared, executions, failed = [], {}, 0
         for job, queue in batch:
             try:
+                self._hold(job)
                 executions[job.id] = self.prepare_execution(job)
+                self.connection.delete(queue.intermediate_queue.get_first_seen_key(job.id))
                 self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
                 job.started_at = now()
                 prepared.append((job, queue))
@@ -118,6 +160,7 @@ class BatchWorker(SimpleWorker):
                 failed += 1
                 logger.exception("job %s could not be started", job.id)
                 self._finalize(job, queue, executions.get(job.id), exc)
+                self._release([job])
         return prepared, executions, failed
 
     def _ocr(self, loaded: list[LoadedJob], batch_id: str) -> list[dict | BaseException]:
@@ -150,8 +193,39 @@ class BatchWorker(SimpleWorker):
         store = (item.job.kwargs or {}).get("result_store") or self.settings.result_store
         return results.save(self.objects, self.settings, store, item.job.id, document)
 
-    def _finalize(self, job: Job, queue: Queue, execution, outcome: dict | BaseException) -> None:
-        """Record success or failure through rq's own handlers (registries, result, callbacks)."""
+    def _hold(self, job: Job) -> None:
+        """Take the job's lease before rq marks it started, so the reaper never sees it unleased."""
+        with self._held_lock:
+            self._held[job.id] = time.monotonic()
+        self.connection.set(keys.lease_key(job.id), self.name, ex=self.settings.lease_s)
+
+    def _release(self, jobs: list[Job]) -> None:
+        """Drop the leases and crash counts of jobs whose outcome is recorded."""
+        with self._held_lock:
+            for job in jobs:
+                self._held.pop(job.id, None)
+        if jobs:
+            try:
+                with self.connection.pipeline() as pipe:
+                    pipe.delete(*[keys.lease_key(job.id) for job in jobs])
+                    pipe.hdel(keys.CRASHES, *[job.id for job in jobs])
+                    pipe.execute()
+            except Exception:  # leases lapse on their own; the reaper skips finished jobs
+                logger.warning("could not release leases", exc_info=True)
+
+    def _hand_back(self, prepared: list[tuple[Job, Queue]]) -> None:
+        """Cold shutdown mid-batch: queue the batch's jobs again at once (not a crash)."""
+        for job, queue in prepared:
+            try:
+                recovery.requeue(job, queue, reason="its worker was stopped mid-batch")
+            except Exception:
+                logger.exception("could not queue job %s again; its lease will lapse", job.id)
+        with self._held_lock:
+            self._held.clear()
+
+    def _finalize(self, job: Job, queue: Queue, execution, outcome: dict | BaseException) -> bool:
+        """Record success or failure through rq's own handlers (registries, result, callbacks);
+        False if that could not be done (the job's lease then lapses and the reaper acts)."""
         try:
             if isinstance(outcome, BaseException):
                 job.meta["error"] = error_document(outcome)
@@ -163,14 +237,15 @@ class BatchWorker(SimpleWorker):
                 logger.info("job %s failed: %s", job.id, job.meta["error"]["message"])
             else:
                 self._finalize_success(job, queue, execution, outcome)
+            return True
         except Exception:
-            logger.exception("could not record the outcome of job %s; rq's cleanup will mark it abandoned",
-                             job.id)
+            logger.exception("could not record the outcome of job %s; its lease will lapse", job.id)
+            return False
 
-    def _delete_images(self, batch: list[tuple[Job, Queue]]) -> None:
+    def _delete_images(self, jobs: list[Job]) -> None:
         try:
-            keys = [key for key in ((job.kwargs or {}).get("image_key") for job, _ in batch) if key]
-            if keys:
-                self.connection.delete(*keys)
+            image_keys = [key for key in ((job.kwargs or {}).get("image_key") for job in jobs) if key]
+            if image_keys:
+                self.connection.delete(*image_keys)
         except Exception:  # they expire on their own (image_ttl_s)
             logger.warning("could not delete the batch's image keys", exc_info=True)

@@ -27,11 +27,33 @@ def decode_image(data: bytes, settings: Settings) -> np.ndarray:
     Raises:
         ImageTooLargeError, UnsupportedImageError, ImageDecodeError: with a reason.
     """
-    inspect_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    info = inspect_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED if info.has_alpha else cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise ImageDecodeError("the image data is corrupt or truncated and could not be decoded")
+    if info.has_alpha:
+        image = _on_white(image)
     return image
+
+
+def _on_white(image: np.ndarray) -> np.ndarray:
+    """Composite a transparent image over white: text on a transparent background is usually
+    stored as dark pixels whose hidden colour channels are black too. Returns H x W x 3 uint8."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 2:  # grey + alpha
+        colour, alpha = cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR), image[:, :, 1]
+    elif image.shape[2] == 4:
+        colour, alpha = image[:, :, :3], image[:, :, 3]
+    else:
+        return np.ascontiguousarray(image[:, :, :3])
+    weight = alpha.astype(np.float32)[:, :, None] / 255.0
+    return (colour.astype(np.float32) * weight + 255.0 * (1.0 - weight)).astype(np.uint8)
 
 
 def rec_width(crop_shape: tuple[int, ...], height: int, max_width: int) -> int:

@@ -1,0 +1,171 @@
+"""Leases and the reaper: a job held by a worker that dies is queued again within seconds.
+
+rq alone notices a dead ``SimpleWorker`` only when its started-registry entry expires (job
+timeout + 60 s) and a maintenance pass runs (every 10 minutes). batchocr adds a short lease per
+running job, ``batchocr:lease:<id>`` with a TTL of ``OCR_LEASE_S``, renewed by a thread in the
+worker holding it. Every worker also runs a reaper (one at a time per queue, under a lock) that
+finds started jobs whose lease is gone and jobs stuck in rq's intermediate queue, and:
+
+- counts a crash against each job of the dead worker's batch and queues it again at the front;
+  a job with crashes is a suspect, and suspects run alone, so a poison pill cannot take its
+  batch-mates down with it twice;
+- fails a job that has taken down ``OCR_MAX_CRASHES`` workers with kind ``poison``.
+
+rq's own entry stays valid far longer than the lease, so rq's cleanup never races the reaper.
+Delivery is at least once; result writes are idempotent per job id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+from redis import Redis
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq.utils import parse_composite_key
+
+from shared import keys
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def is_suspect(connection: Redis, job_id: str) -> bool:
+    return bool(connection.hexists(keys.CRASHES, job_id))
+
+
+def requeue(job: Job, queue: Queue, *, reason: str) -> None:
+    """Put a started (or stuck) job back at the front of its queue, status queued."""
+    with queue.connection.pipeline() as pipe:
+        queue.started_job_registry.remove_executions(job, pipeline=pipe)
+        pipe.lrem(queue.intermediate_queue.key, 0, job.id)
+        pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id), keys.lease_key(job.id))
+        job.set_status(JobStatus.QUEUED, pipeline=pipe)
+        queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+        pipe.execute()
+    logger.warning("job %s queued again: %s", job.id, reason)
+
+
+def fail_poison(job: Job, queue: Queue, crashes: int) -> None:
+    """Fail a job that keeps killing workers, with a reason; it is not retried again."""
+    job.meta["error"] = {"kind": "poison", "message": f"this job took down {crashes} workers; it is not retried"}
+    job.save_meta()
+    with queue.connection.pipeline() as pipe:
+        queue.started_job_registry.remove_executions(job, pipeline=pipe)
+        job.set_status(JobStatus.FAILED, pipeline=pipe)
+        queue.failed_job_registry.add(job, ttl=job.failure_ttl, exc_string="poison: worker crashes", pipeline=pipe)
+        pipe.delete(keys.lease_key(job.id), (job.kwargs or {}).get("image_key") or keys.lease_key(job.id))
+        pipe.hdel(keys.CRASHES, job.id)
+        pipe.execute()
+    logger.error("job %s failed as poison after %d worker crashes", job.id, crashes)
+
+
+class Reaper:
+    """Finds the jobs of dead workers on ``queues`` and queues them again (or fails poison)."""
+
+    def __init__(self, connection: Redis, settings: Settings, queues: list[Queue]) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.queues = queues
+        self.token = uuid.uuid4().hex
+
+    def run_once(self) -> list[str]:
+        """One pass over every queue; returns the ids it acted on."""
+        acted: list[str] = []
+        for queue in self.queues:
+            lock = keys.reaper_lock(queue.name)
+            if not self.connection.set(lock, self.token, nx=True, ex=max(self.settings.lease_s, 5)):
+                continue
+            try:
+                acted += self._reap_started(queue) + self._reap_limbo(queue)
+            finally:
+                if self.connection.get(lock) == self.token.encode():
+                    self.connection.delete(lock)
+        return acted
+
+    def _reap_started(self, queue: Queue) -> list[str]:
+        acted = []
+        for member in self.connection.zrange(queue.started_job_registry.key, 0, -1):
+            job_id, _ = parse_composite_key(member.decode())
+            if self.connection.exists(keys.lease_key(job_id)):
+                continue
+            job = queue.fetch_job(job_id)
+            if job is None:
+                self.connection.zrem(queue.started_job_registry.key, member)
+                continue
+            if job.get_status(refresh=False) != JobStatus.STARTED:
+                continue
+            crashes = int(self.connection.hincrby(keys.CRASHES, job_id, 1))
+            if crashes >= self.settings.max_crashes:
+                fail_poison(job, queue, crashes)
+            else:
+                requeue(job, queue, reason=f"its worker died (lease expired; crash {crashes})")
+            acted.append(job_id)
+        return acted
+
+    def _reap_limbo(self, queue: Queue) -> list[str]:
+        """Jobs a dead worker had moved to rq's intermediate queue but not yet started."""
+        limbo, acted = keys.limbo_key(queue.name), []
+        waiting = set(queue.intermediate_queue.get_job_ids())
+        started = {parse_composite_key(m.decode())[0] for m in self.connection.zrange(queue.started_job_registry.key, 0, -1)}
+        seen = {k.decode(): float(v) for k, v in self.connection.hgetall(limbo).items()}
+        for job_id in set(seen) - waiting:
+            self.connection.hdel(limbo, job_id)
+        for job_id in waiting - started:
+            if self.connection.exists(keys.lease_key(job_id)):
+                continue
+            if job_id not in seen:
+                self.connection.hset(limbo, job_id, time.time())
+            elif time.time() - seen[job_id] > self.settings.lease_s:
+                self.connection.hdel(limbo, job_id)
+                job = queue.fetch_job(job_id)
+                if job is None:
+                    self.connection.lrem(queue.intermediate_queue.key, 0, job_id)
+                    continue
+                requeue(job, queue, reason="it was stuck in rq's intermediate queue")
+                acted.append(job_id)
+        return acted
+
+
+class Guardian(threading.Thread):
+    """Background thread of a worker: renews the leases of the jobs it holds and runs the reaper.
+
+    It has its own Redis connection, so a main thread busy in ONNX Runtime (which releases the
+    GIL) or blocked on Redis does not stop leases from being renewed.
+    """
+
+    def __init__(self, settings: Settings, queues: Iterable[str], held: Callable[[], list[str]]) -> None:
+        super().__init__(name="batchocr-guardian", daemon=True)
+        self.settings = settings
+        self.held = held
+        self.connection = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        self.queue_names = list(queues)
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        from rq.serializers import JSONSerializer
+
+        reaper = Reaper(self.connection, self.settings,
+                        [Queue(n, connection=self.connection, serializer=JSONSerializer) for n in self.queue_names])
+        interval = max(self.settings.lease_s / 3.0, 0.5)
+        while not self._stop.wait(interval):
+            try:
+                self.renew(self.held())
+                reaper.run_once()
+            except Exception as exc:  # Redis down: keep trying; the leases simply lapse meanwhile
+                logger.warning("guardian: %s: %s", type(exc).__name__, exc)
+
+    def renew(self, job_ids: list[str]) -> None:
+        if job_ids:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    pipe.set(keys.lease_key(job_id), "1", ex=self.settings.lease_s)
+                pipe.execute()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.connection.close()
