@@ -6,13 +6,15 @@ import base64
 import binascii
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 
+from api.security import authenticate
 from shared import jobs
 from shared.errors import BadBase64Error, BadOptionError, MissingImageError
 from shared.s3 import S3Uri
 
 bp = Blueprint("v1", __name__)
+bp.before_request(authenticate)
 
 # Fields of a submission that are not job options.
 IMAGE_FIELDS = ("image_base64", "image_uri")
@@ -78,7 +80,8 @@ def submit_job():
     for name in IMAGE_FIELDS:
         fields.pop(name, None)
     options = jobs.JobOptions.parse(fields, _settings())
-    submission = jobs.submit(_redis(), _settings(), image, options, job_id=job_id, retry_failed=retry_failed)
+    submission = jobs.submit(_redis(), _settings(), image, options, job_id=job_id, retry_failed=retry_failed,
+                             owner=g.owner)
     job = submission.job
     links = {"self": url_for("v1.get_job", job_id=job.id)}
     if not submission.created:
@@ -95,7 +98,7 @@ def get_job(job_id: str):
     form = request.args.get("result", "inline")
     if form not in ("inline", "url"):
         raise BadOptionError("result must be 'inline' or 'url'")
-    view = jobs.describe(jobs.fetch(_redis(), job_id), _objects(), inline=form == "inline")
+    view = jobs.describe(jobs.fetch(_redis(), job_id, owner=g.owner), _objects(), inline=form == "inline")
     view["links"] = {"self": url_for("v1.get_job", job_id=job_id)}
     return jsonify(view)
 

@@ -20,7 +20,8 @@ from producer.formats import FORMATS
 from producer.outputs import write_atomic
 from producer.run import BulkRun, RunConfig, Stats
 from producer.transport import HttpTransport, RedisTransport
-from shared.errors import BatchOcrError
+from shared.auth import key_id
+from shared.errors import BatchOcrError, ConfigError
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 
@@ -37,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        help=f"submit over HTTP to this API (default; $BATCHOCR_API_URL or {DEFAULT_API})")
     where.add_argument("--redis", nargs="?", const="", default=None, metavar="URL",
                        help="submit straight to Redis (URL, or $REDIS_URL / OCR_REDIS_URL if omitted)")
+    parser.add_argument("--api-key-file", type=Path, help="file holding the API key (default: $BATCHOCR_API_KEY)")
     parser.add_argument("--mode", choices=("page", "line"), default="page")
     parser.add_argument("--lang", default="", help="charset hint, e.g. 'en'")
     parser.add_argument("--model", default="", help="model name (default: the deployment's)")
@@ -82,11 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.redis:
             settings = settings.replace(redis_url=args.redis)
         objects = ObjectStore(settings)
-        transport = RedisTransport(settings, objects) if args.redis is not None else HttpTransport(args.api)
+        api_key = _api_key(args.api_key_file)
+        transport = RedisTransport(settings, objects) if args.redis is not None else HttpTransport(args.api, api_key)
         options = {k: v for k, v in (("mode", args.mode), ("lang", args.lang), ("model", args.model),
                                      ("result_store", args.result_store)) if v}
         config = RunConfig(args.source, args.out, args.formats, options, dpi=args.dpi,
-                           max_in_flight=args.max_in_flight, retry_failed=args.retry_failed)
+                           max_in_flight=args.max_in_flight, retry_failed=args.retry_failed,
+                           tenant=key_id(api_key) if api_key and args.redis is None else "")
         return _run(config, transport, objects, progress=not args.no_progress)
     except BatchOcrError as exc:
         print(f"batchocr-submit: {exc.message}", file=sys.stderr)
@@ -94,6 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("batchocr-submit: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def _api_key(path: Path | None) -> str | None:
+    """The key from ``--api-key-file`` or ``$BATCHOCR_API_KEY`` (never a command-line argument:
+    those show in ``ps``)."""
+    if path is not None:
+        try:
+            return path.read_text("utf-8").strip() or None
+        except OSError as exc:
+            raise ConfigError(f"--api-key-file: {exc.strerror}") from None
+    return os.environ.get("BATCHOCR_API_KEY") or None
 
 
 def _run(config: RunConfig, transport, objects: ObjectStore, *, progress: bool) -> int:

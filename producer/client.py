@@ -30,9 +30,12 @@ class ApiError(BatchOcrError):
 class ApiClient:
     """Submit images to ``base_url`` and poll their jobs."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.headers = {"Content-Type": "application/json"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
 
     def submit(self, image: bytes | None = None, *, image_uri: str | None = None, **fields: Any) -> dict[str, Any]:
         """POST a job: image bytes (sent as base64) or an ``image_uri``, plus options and
@@ -61,8 +64,7 @@ class ApiClient:
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=self.headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.load(response)

@@ -38,9 +38,11 @@ class Page:
     dpi: float
     content_id: str
 
-    def job_id(self, options: dict[str, str]) -> str:
-        """Deterministic job id: content hash + canonical options."""
+    def job_id(self, options: dict[str, str], tenant: str = "") -> str:
+        """Deterministic job id: content hash + canonical options (+ the API key's id)."""
         key = self.content_id + "|" + json.dumps(options, sort_keys=True, separators=(",", ":"))
+        if tenant:
+            key += "|" + tenant
         return str(uuid.uuid5(NAMESPACE, key))
 
 

@@ -36,6 +36,8 @@ class RunConfig:
     retry_failed: bool = False
     poll_s: float = 0.25
     max_bytes: int = 512 * 1024 * 1024
+    # The API key's id: part of every job id, so two tenants' identical pages never share a job.
+    tenant: str = ""
 
 
 @dataclass
@@ -115,7 +117,7 @@ class BulkRun:
         self._maybe_finish(state)
 
     def _submit_page(self, state: DocState, page) -> None:
-        job_id = page.job_id(self.config.options)
+        job_id = page.job_id(self.config.options, self.config.tenant)
         try:
             created = self.transport.submit(page, self.config.options, job_id, self.config.retry_failed)
         except PageRejected as exc:

@@ -59,8 +59,8 @@ def with_backoff(action: Callable[[], T], what: str, attempts: int = 8) -> T:
 
 
 class HttpTransport:
-    def __init__(self, base_url: str) -> None:
-        self.client = ApiClient(base_url)
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        self.client = ApiClient(base_url, api_key=api_key)
 
     def submit(self, page: Page, options: dict[str, str], job_id: str, retry_failed: bool) -> bool:
         def post() -> dict[str, Any]:

@@ -9,7 +9,9 @@
     │   ├── UnsupportedImageError  bytes are not an image we can read  (415)
     │   ├── ImageTooLargeError     over the byte or pixel limit        (413)
     │   ├── ImageDecodeError       the image is corrupt / undecodable  (422)
-    │   └── ForbiddenBucketError   an s3:// input outside the allowlist (403)
+    │   ├── ForbiddenBucketError   an s3:// input outside the allowlist (403)
+    │   └── JobIdConflictError     a chosen job_id belongs to another key (409)
+    ├── UnauthorizedError      no API key, or a wrong one              (401)
     ├── JobNotFoundError       unknown or expired job id               (404)
     ├── ImageExpiredError      the job's image key expired before a worker took it
     ├── ImageNotFoundError     the job's s3:// input does not exist
@@ -78,6 +80,16 @@ class ImageDecodeError(InputError):
 class ForbiddenBucketError(InputError):
     kind = "forbidden_bucket"
     http_status = 403
+
+
+class JobIdConflictError(InputError):
+    kind = "job_id_conflict"
+    http_status = 409
+
+
+class UnauthorizedError(BatchOcrError):
+    kind = "unauthorized"
+    http_status = 401
 
 
 class JobNotFoundError(BatchOcrError):

@@ -21,7 +21,7 @@ from rq.serializers import JSONSerializer
 
 from shared import keys, results
 from shared.charsets import LANGS
-from shared.errors import BadOptionError, JobNotFoundError, StorageError
+from shared.errors import BadOptionError, JobIdConflictError, JobNotFoundError, StorageError
 from shared.images import inspect_image
 from shared.models import MODELS
 from shared.s3 import ObjectStore, S3Uri, check_input_allowed
@@ -84,15 +84,17 @@ def submit(
     *,
     job_id: str | None = None,
     retry_failed: bool = False,
+    owner: str = "",
 ) -> Submission:
     """Validate the image (bytes, or an allowlisted ``s3://`` object), then enqueue its job.
 
     Without ``job_id`` the id is a random UUID4, so ids cannot be guessed. With one (a UUID, e.g.
     the producer's content hash), submitting is idempotent: an existing job with that id is
-    returned as it is (``created=False``), unless it failed and ``retry_failed`` is set.
+    returned as it is (``created=False``), unless it failed and ``retry_failed`` is set; an id
+    that belongs to another ``owner`` (API key id) is a JobIdConflictError.
     The image is stored before the job is enqueued, so no worker sees a job without its image.
     """
-    kwargs: dict[str, Any] = {"submitted_at": time.time(), **asdict(options)}
+    kwargs: dict[str, Any] = {"submitted_at": time.time(), "owner": owner, **asdict(options)}
     if isinstance(image, S3Uri):
         check_input_allowed(settings, image)
         kwargs["image_uri"] = str(image)
@@ -102,7 +104,7 @@ def submit(
         job_id = str(uuid.uuid4())
     else:
         _check_uuid(job_id)
-        existing = _existing(connection, job_id, retry_failed)
+        existing = _existing(connection, job_id, retry_failed, owner)
         if existing is not None:
             return Submission(existing, created=False)
     if not isinstance(image, S3Uri):
@@ -132,22 +134,26 @@ def _check_uuid(job_id: str) -> None:
     raise BadOptionError(f"job_id must be a UUID in canonical form; got {str(job_id)[:64]!r}")
 
 
-def _existing(connection: Redis, job_id: str, retry_failed: bool) -> Job | None:
+def _existing(connection: Redis, job_id: str, retry_failed: bool, owner: str) -> Job | None:
     """The job already stored under ``job_id``; a failed one is deleted first if retrying."""
     try:
         job = fetch(connection, job_id)
     except JobNotFoundError:
         return None
+    if (job.kwargs or {}).get("owner", "") != owner:
+        raise JobIdConflictError("this job_id is already used by another API key; choose another")
     if retry_failed and job.get_status(refresh=True) == JobStatus.FAILED:
         job.delete()
         return None
     return job
 
 
-def fetch(connection: Redis, job_id: str) -> Job:
+def fetch(connection: Redis, job_id: str, owner: str | None = None) -> Job:
     """Fetch one of our jobs by id, or raise JobNotFoundError.
 
     Ids are UUIDs; anything else (which rq would reject or, with a ':', misread) is not found.
+    With ``owner`` (an API key id), another key's job is not found either: its existence is
+    not revealed.
     """
     missing = JobNotFoundError(f"no job with id {job_id!r} (unknown or expired)", job_id=job_id)
     try:
@@ -155,6 +161,8 @@ def fetch(connection: Redis, job_id: str) -> Job:
             raise missing
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
         if job.func_name != JOB_FUNC:
+            raise missing
+        if owner is not None and (job.kwargs or {}).get("owner", "") != owner:
             raise missing
         return job
     except (ValueError, NoSuchJobError, DeserializationError):

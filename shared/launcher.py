@@ -2,7 +2,9 @@
 
 Redis (an embedded server when no ``REDIS_URL``/``OCR_REDIS_URL`` is set), one API process and
 N worker processes, each started by module name so this package imports neither ``api`` nor
-``worker``. Workers get ``OCR_WORKERS_PER_HOST=N`` so their ONNX threads share the cores.
+``worker``. Workers get ``OCR_WORKERS_PER_HOST=N`` so their ONNX threads share the cores. A
+worker that dies (a crash, the OOM killer, SIGKILL) is started again, as compose's
+``restart: unless-stopped`` does; one that exits cleanly (SIGTERM) is not.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -36,6 +39,7 @@ class Topology:
         api_port: int | None = None,
         env: dict[str, str] | None = None,
         log_level: str = "INFO",
+        restart_workers: bool = True,
     ) -> None:
         if workers < 1:
             raise ConfigError("--workers must be >= 1")
@@ -45,6 +49,11 @@ class Topology:
         self.api_port = api_port or free_port()
         self.redis_server: RedisServer | None = None
         self.processes: list[subprocess.Popen] = []
+        self.workers_by_slot: dict[int, subprocess.Popen] = {}
+        self.restart_workers = restart_workers
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     @property
     def api_url(self) -> str:
@@ -68,14 +77,34 @@ class Topology:
         self.env.pop("REDIS_URL", None)
         self.settings = Settings.from_env(self.env)
         self._spawn("api", [])
-        for i in range(self.workers):
-            self._spawn("worker", ["--name", f"batchocr-{os.getpid()}-{i + 1}"])
+        for slot in range(1, self.workers + 1):
+            self._spawn_worker(slot)
         self._wait_ready(timeout)
+        if self.restart_workers:
+            self._supervisor = threading.Thread(target=self._supervise, name="batchocr-supervisor", daemon=True)
+            self._supervisor.start()
         return self
 
-    def _spawn(self, module: str, args: list[str]) -> None:
+    def _spawn(self, module: str, args: list[str]) -> subprocess.Popen:
         command = [sys.executable, "-m", module, "--log-level", self.log_level, *args]
-        self.processes.append(subprocess.Popen(command, env=self.env))
+        process = subprocess.Popen(command, env=self.env)
+        self.processes.append(process)
+        return process
+
+    def _spawn_worker(self, slot: int) -> None:
+        name = f"batchocr-{os.getpid()}-{slot}-{self.restarts}"
+        self.workers_by_slot[slot] = self._spawn("worker", ["--name", name])
+
+    def _supervise(self) -> None:
+        """Start a worker again when it dies abnormally (non-zero exit or a signal)."""
+        while not self._stopping.wait(0.5):
+            for slot, process in list(self.workers_by_slot.items()):
+                code = process.poll()
+                if code is not None and code != 0 and not self._stopping.is_set():
+                    self.restarts += 1
+                    logger.warning("worker %d exited with %s; starting it again", slot, code)
+                    self.processes.remove(process)
+                    self._spawn_worker(slot)
 
     def _wait_ready(self, timeout: float) -> None:
         """Wait for the API's /healthz and for every worker to register with rq."""
@@ -91,6 +120,9 @@ class Topology:
         raise ConfigError(f"topology not ready after {timeout:.0f} s")
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

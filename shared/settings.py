@@ -66,9 +66,18 @@ class Settings:
     det_box_thresh: float = 0.5
     det_unclip_ratio: float = 1.6
     min_line_confidence: float = 0.5
+    # Tests only: a worker kills itself (SIGKILL) mid-batch on an image containing these bytes,
+    # to prove crash recovery and poison handling. Empty (the default) = off.
+    test_crash_marker: str = ""
     # API server.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API keys (comma-separated, and/or a file with one per line); none = an open API.
+    api_keys: str = field(default="", repr=False)
+    api_keys_file: str = ""
+    # Per-key rate limits (flask-limiter syntax, Redis-backed); empty = no limit.
+    rate_limit_submit: str = "100/second"
+    rate_limit_read: str = "600/second"
     # Where results go: "redis" (rq's result, result_ttl_s) or "s3" (one JSON object per job).
     result_store: str = "redis"
     # S3 (or any S3-protocol server). Empty credentials = boto3's standard chain (env, profile, role).

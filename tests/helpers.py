@@ -26,3 +26,21 @@ def eval_lines(name: str, count: int, start: int = 0) -> list[tuple[bytes, str]]
 def eval_page(name: str, page_id: str) -> tuple[bytes, list[dict]]:
     root = eval_dir(name) / "pages"
     return (root / f"{page_id}.jpg").read_bytes(), json.loads((root / f"{page_id}.json").read_text("utf-8"))
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any batchocr or Redis settings, plus ``extra``."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_") and k != "REDIS_URL"}
+    return env | extra
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(interval)

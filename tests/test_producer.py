@@ -4,11 +4,9 @@ re-run; then the same kind of run with inputs and results in S3 (moto's server o
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from shared.launcher import Topology
+from tests.helpers import clean_env, wait_until
 from tests.producer_helpers import (build_tree, check_alto, check_hocr, check_pdf, documents, multipage,
                                     receipts, summary)
 
@@ -25,22 +24,10 @@ FORMATS = "json,txt,hocr,alto,pdf"
 SUFFIXES = (".json", ".txt", ".hocr", ".alto.xml", ".pdf")
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_") and k != "REDIS_URL"}
-    return env | extra
-
-
 def producer(source, out: Path, api: str, *extra: str, env=None) -> subprocess.Popen:
     command = [sys.executable, "-m", "producer.cli", str(source), "--out", str(out), "--api", api,
                "--formats", FORMATS, "--no-progress", *extra]
     return subprocess.Popen(command, env=env or clean_env(), stderr=subprocess.PIPE, text=True)
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

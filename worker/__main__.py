@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import time
 
+import redis
 from redis import Redis
 from rq.serializers import JSONSerializer
 
@@ -14,6 +17,8 @@ from shared.settings import Settings
 from worker.batching import BatchWorker
 from worker.models import load_model
 from worker.pipeline import OcrPipeline
+
+logger = logging.getLogger(__name__)
 
 
 def load_pipelines(settings: Settings) -> dict[str, OcrPipeline]:
@@ -41,6 +46,31 @@ def build_worker(
     )
 
 
+def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> int:
+    """Run a worker until it is asked to stop. rq's loop quits on most Redis errors (a restart,
+    a failover): then wait with backoff, reconnect and go on with a fresh registration, keeping
+    the loaded models. Jobs of a batch interrupted that way are recovered by their leases."""
+    pipelines = load_pipelines(settings)
+    delay, generation = 1.0, 0
+    while True:
+        connection = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_keepalive=True)
+        worker_name = name if generation == 0 or name is None else f"{name}.{generation}"
+        worker = build_worker(settings, connection, worker_name, pipelines=pipelines)
+        try:
+            worker.work(burst=burst, logging_level=log_level)
+        except redis.exceptions.RedisError as exc:
+            logger.warning("worker %s: Redis error (%s)", worker_name, exc)
+        if burst or worker.shutdown_requested:
+            return 0
+        generation += 1
+        logger.warning("worker loop ended; reconnecting to Redis in %.0f s", delay)
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+        with contextlib.suppress(redis.exceptions.RedisError):
+            if connection.ping():
+                delay = 1.0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchocr-worker", description=__doc__)
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
@@ -48,11 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = Settings.from_env()
-    connection = Redis.from_url(settings.redis_url)
-    worker = build_worker(settings, connection, args.name)
-    worker.work(burst=args.burst, logging_level=args.log_level)
-    return 0
+    return run(Settings.from_env(), args.name, args.burst, args.log_level)
 
 
 if __name__ == "__main__":

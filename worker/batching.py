@@ -57,6 +57,7 @@ class BatchWorker(SimpleWorker):
         self.batches_run = 0
         self._held: dict[str, float] = {}  # job id -> when its batch started (monotonic)
         self._held_lock = threading.Lock()
+        self.shutdown_requested = False
 
     def work(self, *args, **kwargs) -> bool:
         """rq's work loop, with the guardian thread (leases, reaper) running beside it."""
@@ -66,6 +67,12 @@ class BatchWorker(SimpleWorker):
             return super().work(*args, **kwargs)
         finally:
             guardian.stop()
+
+    def request_stop(self, signum, frame) -> None:
+        """SIGTERM/SIGINT: remember it (rq raises StopRequested when idle and sets no flag) so
+        the process exits instead of reconnecting; then rq's warm or cold shutdown."""
+        self.shutdown_requested = True
+        super().request_stop(signum, frame)
 
     def held_jobs(self) -> list[str]:
         """Jobs whose leases to renew: those in hand, unless stuck past their timeout + 60 s

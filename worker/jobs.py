@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -9,12 +12,15 @@ from typing import Any
 from redis import Redis
 from rq.job import Job
 
+from shared import keys
 from shared.errors import BadOptionError, BatchOcrError, ImageExpiredError
 from shared.jobs import OPTION_NAMES, JobOptions
 from shared.s3 import ObjectStore, S3Uri, check_input_allowed
 from shared.settings import Settings
 from worker.pipeline import PageResult, PageTask
 from worker.preprocess import decode_image
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +33,7 @@ class LoadedJob:
     error: Exception | None
     started_at: float
     decode_ms: float
+    attempts: int = 1
 
 
 def load_jobs(connection: Redis, jobs: list[Job], settings: Settings, objects: ObjectStore) -> list[LoadedJob]:
@@ -35,18 +42,28 @@ def load_jobs(connection: Redis, jobs: list[Job], settings: Settings, objects: O
     """
     kwargs = [job.kwargs or {} for job in jobs]
     blobs = connection.mget([kw.get("image_key", "") for kw in kwargs])
+    crashes = connection.hmget(keys.CRASHES, [job.id for job in jobs])
     loaded = []
-    for job, kw, blob in zip(jobs, kwargs, blobs):
+    for job, kw, blob, crashed in zip(jobs, kwargs, blobs, crashes):
         started = time.time()
         task, model, error = None, str(kw.get("model") or settings.default_model), None
         try:
             if kw.get("image_uri"):
                 blob = _read_s3_input(kw["image_uri"], settings, objects)
+            _crash_if_marked(blob, settings)
             task, model = _decode_task(job, kw, blob, settings)
         except Exception as exc:  # any failure here belongs to this job alone
             error = exc
-        loaded.append(LoadedJob(job, task, model, error, started, (time.time() - started) * 1000))
+        loaded.append(LoadedJob(job, task, model, error, started, (time.time() - started) * 1000,
+                                attempts=1 + int(crashed or 0)))
     return loaded
+
+
+def _crash_if_marked(blob: bytes | None, settings: Settings) -> None:
+    """The test hook ``OCR_TEST_CRASH_MARKER``: die as a segfault or the OOM killer would."""
+    if settings.test_crash_marker and blob and settings.test_crash_marker.encode() in blob:
+        logger.error("test crash marker found: killing this worker process")
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _read_s3_input(uri_text: str, settings: Settings, objects: ObjectStore) -> bytes:
@@ -91,6 +108,7 @@ def result_document(
         "mode": kw.get("mode", "page"),
         "batch_size": batch_size,
         "batch_id": batch_id,
+        "attempts": loaded.attempts,
         "timings_ms": {
             "queue_wait": round(max(0.0, loaded.started_at - submitted) * 1000, 1),
             "decode": round(loaded.decode_ms, 1),

@@ -1,0 +1,71 @@
+"""The reaper in-process: dead workers' jobs are queued again at the front, suspects run alone,
+repeat offenders fail as poison, jobs stuck in rq's intermediate queue come back."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from shared import jobs, keys
+from tests.helpers import ROOT
+from worker.recovery import Reaper, is_suspect
+
+LINE = base64.b64encode((ROOT / "samples" / "lines" / "address.png").read_bytes()).decode()
+
+
+def submit(client) -> str:
+    return client.post("/v1/jobs", json={"image_base64": LINE, "mode": "line"}).get_json()["id"]
+
+
+def start_as_a_worker_would(make_worker, job_id: str, redis):
+    """Dequeue and mark started, then 'die': no finalize, and the lease left to lapse."""
+    worker = make_worker()
+    job, queue = worker.dequeue_job_and_maintain_ttl(1)
+    assert job.id == job_id
+    worker._prepare([(job, queue)])
+    redis.delete(keys.lease_key(job_id))
+    return queue
+
+
+def test_a_started_job_without_a_lease_is_queued_again_then_failed_as_poison(client, redis, make_worker, settings):
+    job_id = submit(client)
+    other = submit(client)
+    for crash in (1, 2):
+        queue = start_as_a_worker_would(make_worker, job_id, redis)
+        assert Reaper(redis, settings, [queue]).run_once() == [job_id]
+        assert redis.lindex(queue.key, 0).decode() == job_id, "requeued at the front"
+        assert Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status() == JobStatus.QUEUED
+        assert int(redis.hget(keys.CRASHES, job_id)) == crash and is_suspect(redis, job_id)
+    queue = start_as_a_worker_would(make_worker, job_id, redis)
+    Reaper(redis, settings, [queue]).run_once()
+    view = client.get(f"/v1/jobs/{job_id}").get_json()
+    assert view["status"] == "failed" and view["error"]["kind"] == "poison"
+    assert not redis.hexists(keys.CRASHES, job_id)
+    make_worker().work(burst=True)
+    assert client.get(f"/v1/jobs/{other}").get_json()["result"]["attempts"] == 1
+
+
+def test_a_suspect_runs_alone_and_reports_its_attempts(client, redis, make_worker, settings):
+    suspect = submit(client)
+    queue = start_as_a_worker_would(make_worker, suspect, redis)
+    Reaper(redis, settings, [queue]).run_once()
+    mates = [submit(client) for _ in range(5)]
+    make_worker().work(burst=True)
+    views = {i: client.get(f"/v1/jobs/{i}").get_json()["result"] for i in [suspect, *mates]}
+    assert (views[suspect]["batch_size"], views[suspect]["attempts"]) == (1, 2)
+    assert all(views[i]["batch_size"] == 5 and views[i]["attempts"] == 1 for i in mates)
+    assert not is_suspect(redis, suspect)
+
+
+def test_a_job_stuck_in_the_intermediate_queue_comes_back(client, redis, settings):
+    job_id = submit(client)
+    queue = jobs.get_queue(redis, settings)
+    redis.lmove(queue.key, queue.intermediate_queue.key, "LEFT", "RIGHT")  # a worker died right here
+    fast = settings.replace(lease_s=2)
+    assert Reaper(redis, fast, [queue]).run_once() == []  # first sighting
+    time.sleep(2.2)
+    assert Reaper(redis, fast, [queue]).run_once() == [job_id]
+    assert redis.lrange(queue.key, 0, -1) == [job_id.encode()] and redis.llen(queue.intermediate_queue.key) == 0

@@ -1,0 +1,87 @@
+"""API keys, job ownership, rate limits, and secrets kept out of logs."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+
+import pytest
+
+from api import create_app
+from shared.auth import identify, key_id, load_keys
+from shared.errors import ConfigError
+from tests.helpers import ROOT
+
+ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-fedcba9876543210xyz"
+LINE = base64.b64encode((ROOT / "samples" / "lines" / "address.png").read_bytes()).decode()
+
+
+@pytest.fixture
+def keyed(settings, redis, tmp_path):
+    secrets = tmp_path / "keys"
+    secrets.write_text(f"# issued 2026-11\n{BOB}\n")
+    app = create_app(settings.replace(api_keys=ALICE, api_keys_file=str(secrets)), connection=redis)
+    return app.test_client()
+
+
+def submit(client, key: str | None, **extra):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return client.post("/v1/jobs", json={"image_base64": LINE, "mode": "line", **extra}, headers=headers)
+
+
+def test_keys_are_required_and_compared_exactly(keyed):
+    assert submit(keyed, None).status_code == 401
+    wrong = submit(keyed, ALICE[:-1] + "X")
+    assert wrong.status_code == 401 and wrong.get_json()["error"]["kind"] == "unauthorized"
+    assert submit(keyed, ALICE).status_code == 202
+    other_header = keyed.post("/v1/jobs", json={"image_base64": LINE, "mode": "line"}, headers={"X-API-Key": BOB})
+    assert other_header.status_code == 202
+    assert keyed.get("/healthz").status_code == 200
+
+
+def test_a_job_is_visible_only_to_the_key_that_created_it(keyed, make_worker):
+    job_id = submit(keyed, ALICE).get_json()["id"]
+    make_worker().work(burst=True)
+    mine = keyed.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {ALICE}"})
+    theirs = keyed.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {BOB}"})
+    assert mine.status_code == 200 and mine.get_json()["status"] == "finished"
+    assert theirs.status_code == 404 and theirs.get_json() == keyed.get(
+        f"/v1/jobs/{uuid.uuid4()}", headers={"Authorization": f"Bearer {BOB}"}).get_json() | {
+        "error": theirs.get_json()["error"]} and job_id in theirs.get_json()["error"]["message"]
+    chosen = str(uuid.uuid4())
+    assert submit(keyed, ALICE, job_id=chosen).status_code == 202
+    assert submit(keyed, BOB, job_id=chosen).status_code == 409
+
+
+def test_random_job_ids_are_unguessable_uuid4(client):
+    ids = {client.post("/v1/jobs", json={"image_base64": LINE, "mode": "line"}).get_json()["id"] for _ in range(5)}
+    assert len(ids) == 5 and all(uuid.UUID(i).version == 4 for i in ids)
+
+
+def test_rate_limits_answer_429_with_a_reason_and_retry_after(settings, redis):
+    client = create_app(settings.replace(api_keys=ALICE, rate_limit_submit="3/minute"), connection=redis).test_client()
+    codes = [submit(client, ALICE).status_code for _ in range(4)]
+    assert codes == [202, 202, 202, 429]
+    limited = submit(client, ALICE)
+    assert limited.get_json()["error"]["kind"] == "too_many_requests"
+    assert "3 per 1 minute" in limited.get_json()["error"]["message"]
+    assert int(limited.headers["Retry-After"]) > 0
+
+
+def test_key_loading_refuses_short_keys_and_unreadable_files(settings, tmp_path):
+    with pytest.raises(ConfigError, match="at least 16"):
+        load_keys(settings.replace(api_keys="short"))
+    with pytest.raises(ConfigError, match="OCR_API_KEYS_FILE"):
+        load_keys(settings.replace(api_keys_file=str(tmp_path / "missing")))
+    assert identify(ALICE, [BOB, ALICE]) == key_id(ALICE) and identify("", [ALICE]) is None
+
+
+def test_secrets_never_reach_the_logs(settings, redis, caplog):
+    caplog.set_level(logging.DEBUG)
+    secret_settings = settings.replace(api_keys=ALICE, s3_secret_access_key="s3-secret-value-123")
+    client = create_app(secret_settings, connection=redis).test_client()
+    submit(client, ALICE)
+    submit(client, BOB)
+    logging.getLogger("test").info("settings: %r", secret_settings)
+    assert ALICE not in caplog.text and BOB not in caplog.text and "s3-secret-value-123" not in caplog.text
