@@ -11,7 +11,7 @@ from shared.settings import Settings
 
 def create_app(settings: Settings | None = None, connection: Redis | None = None) -> Flask:
     """Build the app. ``settings`` default to ``Settings.from_env()``; Redis to its URL."""
-    from api import security
+    from api import metrics, security
     from api.errors import register_error_handlers
     from api.routes import bp
 
@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     )
     app.extensions["batchocr.objects"] = ObjectStore(settings)
     app.register_blueprint(bp)
+    app.register_blueprint(metrics.bp)
     security.install(app, settings)
     register_error_handlers(app)
     return app

@@ -1,24 +1,50 @@
-"""``batchocr-api``: serve the API (Werkzeug's threaded server; use gunicorn in production)."""
+"""``batchocr-api``: serve the API with gunicorn (``OCR_API_WORKERS`` processes x
+``OCR_API_THREADS`` threads), a production WSGI server; SIGTERM stops it gracefully."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 
-from werkzeug.serving import run_simple
+from gunicorn.app.base import BaseApplication
 
 from api import create_app
+from shared import logs
 from shared.settings import Settings
+
+
+class GunicornServer(BaseApplication):
+    """gunicorn run from Python with our app object and settings (no config file)."""
+
+    def __init__(self, app, options: dict) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self.application
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchocr-api", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("werkzeug").setLevel(args.log_level)
     settings = Settings.from_env()
-    run_simple(settings.api_host, settings.api_port, create_app(settings), threaded=True)
+    logs.configure(args.log_level, settings.log_format)
+    options = {
+        "bind": f"{settings.api_host}:{settings.api_port}",
+        "workers": settings.api_workers,
+        "threads": settings.api_threads,
+        "worker_class": "gthread",
+        "timeout": 60,
+        "graceful_timeout": 20,
+        "loglevel": args.log_level.lower(),
+        "accesslog": None,
+    }
+    GunicornServer(create_app(settings), options).run()
     return 0
 
 

@@ -23,6 +23,7 @@ import urllib.request
 from redis import Redis
 from rq import Worker
 
+from shared import logs
 from shared.errors import ConfigError
 from shared.redis_server import RedisServer, free_port
 from shared.settings import Settings
@@ -85,15 +86,19 @@ class Topology:
             self._supervisor.start()
         return self
 
-    def _spawn(self, module: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, module: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         command = [sys.executable, "-m", module, "--log-level", self.log_level, *args]
-        process = subprocess.Popen(command, env=self.env)
+        process = subprocess.Popen(command, env=env or self.env)
         self.processes.append(process)
         return process
 
     def _spawn_worker(self, slot: int) -> None:
+        """Worker ``slot``; with ``OCR_METRICS_PORT`` set, slot n serves metrics on port + n - 1."""
         name = f"batchocr-{os.getpid()}-{slot}-{self.restarts}"
-        self.workers_by_slot[slot] = self._spawn("worker", ["--name", name])
+        env = dict(self.env)
+        if self.settings.metrics_port:
+            env["OCR_METRICS_PORT"] = str(self.settings.metrics_port + slot - 1)
+        self.workers_by_slot[slot] = self._spawn("worker", ["--name", name], env)
 
     def _supervise(self) -> None:
         """Start a worker again when it dies abnormally (non-zero exit or a signal)."""
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--port", type=int, default=8000, help="API port")
     args = parser.parse_args(argv)
-    logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure("INFO", Settings.from_env().log_format)
     with Topology(workers=args.workers, api_port=args.port) as topology:
         print(f"batchocr is up: API {topology.api_url}, {args.workers} workers, Redis {topology.settings.redis_url}")
         print("Ctrl-C to stop.")

@@ -12,18 +12,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from shared.cpu import available_cpus
 from shared.errors import ConfigError
 from shared.models import MODELS
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULT_STORES = ("redis", "s3")
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -69,9 +63,15 @@ class Settings:
     # Tests only: a worker kills itself (SIGKILL) mid-batch on an image containing these bytes,
     # to prove crash recovery and poison handling. Empty (the default) = off.
     test_crash_marker: str = ""
-    # API server.
+    # API server (gunicorn: worker processes x threads).
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = 2
+    api_threads: int = 4
+    # A worker's Prometheus /metrics port (0 = off; the API serves /metrics on its own port).
+    metrics_port: int = 0
+    # "text" or "json" (one JSON object per line, with job and batch ids as fields).
+    log_format: str = "text"
     # API keys (comma-separated, and/or a file with one per line); none = an open API.
     api_keys: str = field(default="", repr=False)
     api_keys_file: str = ""
@@ -110,6 +110,9 @@ class Settings:
         _check(self.det_max_side >= 64, "OCR_DET_MAX_SIDE must be >= 64")
         _check(0 <= self.det_min_side <= self.det_max_side, "OCR_DET_MIN_SIDE must be 0..det_max_side")
         _check(1 <= self.api_port <= 65535, "OCR_API_PORT must be 1..65535")
+        _check(1 <= self.api_workers <= 64 and 1 <= self.api_threads <= 256, "OCR_API_WORKERS 1..64, OCR_API_THREADS 1..256")
+        _check(0 <= self.metrics_port <= 65535, "OCR_METRICS_PORT must be 0..65535")
+        _check(self.log_format in ("text", "json"), "OCR_LOG_FORMAT must be text or json")
         _check(self.result_store in RESULT_STORES, f"OCR_RESULT_STORE must be one of {', '.join(RESULT_STORES)}")
         _check(self.result_store != "s3" or bool(self.s3_bucket), "OCR_RESULT_STORE=s3 needs OCR_S3_BUCKET")
         _check(self.s3_presign_ttl_s > 0, "OCR_S3_PRESIGN_TTL_S must be > 0")
@@ -122,10 +125,11 @@ class Settings:
 
     @property
     def threads(self) -> int:
-        """Intra-op threads for each ONNX session in a worker process."""
+        """Intra-op threads for each ONNX session in a worker process: the CPUs this process may
+        use (affinity, capped by its cgroup quota) shared among ``workers_per_host``."""
         if self.intra_op_threads:
             return self.intra_op_threads
-        return max(1, _cpu_count() // self.workers_per_host)
+        return max(1, available_cpus() // self.workers_per_host)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

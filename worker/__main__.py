@@ -11,10 +11,12 @@ import redis
 from redis import Redis
 from rq.serializers import JSONSerializer
 
+from shared import logs
 from shared.jobs import get_queue
 from shared.models import MODELS
 from shared.settings import Settings
 from worker.batching import BatchWorker
+from worker.metrics import WorkerMetrics
 from worker.models import load_model
 from worker.pipeline import OcrPipeline
 
@@ -33,6 +35,7 @@ def build_worker(
     connection: Redis,
     name: str | None = None,
     pipelines: dict[str, OcrPipeline] | None = None,
+    metrics: WorkerMetrics | None = None,
 ) -> BatchWorker:
     """A BatchWorker on the settings' queue (``pipelines`` default to loading every model)."""
     pipelines = pipelines if pipelines is not None else load_pipelines(settings)
@@ -42,6 +45,7 @@ def build_worker(
         serializer=JSONSerializer,
         settings=settings,
         pipelines=pipelines,
+        metrics=metrics,
         name=name,
     )
 
@@ -51,11 +55,14 @@ def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> in
     a failover): then wait with backoff, reconnect and go on with a fresh registration, keeping
     the loaded models. Jobs of a batch interrupted that way are recovered by their leases."""
     pipelines = load_pipelines(settings)
+    metrics = WorkerMetrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
     delay, generation = 1.0, 0
     while True:
         connection = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_keepalive=True)
         worker_name = name if generation == 0 or name is None else f"{name}.{generation}"
-        worker = build_worker(settings, connection, worker_name, pipelines=pipelines)
+        worker = build_worker(settings, connection, worker_name, pipelines=pipelines, metrics=metrics)
         try:
             worker.work(burst=burst, logging_level=log_level)
         except redis.exceptions.RedisError as exc:
@@ -77,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="worker name (default: rq's random name)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return run(Settings.from_env(), args.name, args.burst, args.log_level)
+    settings = Settings.from_env()
+    logs.configure(args.log_level, settings.log_format)
+    return run(settings, args.name, args.burst, args.log_level)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from shared.errors import JobTimeoutError
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 from worker.jobs import LoadedJob, error_document, load_jobs, result_document
+from worker.metrics import WorkerMetrics
 from worker import recovery
 from worker.pipeline import OcrPipeline
 from worker.recovery import Guardian
@@ -49,10 +50,12 @@ class BatchWorker(SimpleWorker):
         pipelines: loaded pipelines by model name, built once for this process.
     """
 
-    def __init__(self, queues, *, settings: Settings, pipelines: dict[str, OcrPipeline], **kwargs) -> None:
+    def __init__(self, queues, *, settings: Settings, pipelines: dict[str, OcrPipeline],
+                 metrics: WorkerMetrics | None = None, **kwargs) -> None:
         super().__init__(queues, **kwargs)
         self.settings = settings
         self.pipelines = pipelines
+        self.metrics = metrics or WorkerMetrics()
         self.objects = ObjectStore(settings)
         self.batches_run = 0
         self._held: dict[str, float] = {}  # job id -> when its batch started (monotonic)
@@ -61,7 +64,7 @@ class BatchWorker(SimpleWorker):
 
     def work(self, *args, **kwargs) -> bool:
         """rq's work loop, with the guardian thread (leases, reaper) running beside it."""
-        guardian = Guardian(self.settings, [q.name for q in self.queues], self.held_jobs)
+        guardian = Guardian(self.settings, [q.name for q in self.queues], self.held_jobs, self.metrics)
         guardian.start()
         try:
             return super().work(*args, **kwargs)
@@ -148,9 +151,11 @@ class BatchWorker(SimpleWorker):
         self._release(done)
         self._delete_images(done)
         self.batches_run += 1
+        self.metrics.batch_size.observe(len(batch))
         logger.info("batch %s: %d jobs, %d failed, %.0f ms", batch_id, len(batch),
                     failed + sum(isinstance(o, BaseException) for o in outcomes),
-                    (time.perf_counter() - started) * 1000)
+                    (time.perf_counter() - started) * 1000,
+                    extra={"batch_id": batch_id, "job_ids": [job.id for job, _ in batch]})
 
     def _prepare(self, batch: list[tuple[Job, Queue]]):
         """Mark each job started (rq's bookkeeping); a job that cannot be prepared fails alone."""
@@ -187,10 +192,14 @@ class BatchWorker(SimpleWorker):
                 pages = [exc] * len(members)
             finished = time.time()
             for i, page in zip(members, pages):
+                if isinstance(page, BaseException):
+                    outcomes[i] = page
+                    continue
                 try:
-                    outcomes[i] = page if isinstance(page, BaseException) else self._store(
-                        loaded[i], result_document(loaded[i], page, batch_size=len(loaded),
-                                                   batch_id=batch_id, finished_at=finished))
+                    document = result_document(loaded[i], page, batch_size=len(loaded), batch_id=batch_id,
+                                               finished_at=finished)
+                    self.metrics.finished(document)
+                    outcomes[i] = self._store(loaded[i], document)
                 except Exception as exc:
                     outcomes[i] = exc
         return [o if o is not None else RuntimeError("no pipeline for this job's model") for o in outcomes]
@@ -241,7 +250,10 @@ class BatchWorker(SimpleWorker):
                     self.handle_job_failure(job, queue, exc_string=repr(outcome))
                 else:
                     self._finalize_failure(job, queue, execution, (type(outcome), outcome, outcome.__traceback__))
-                logger.info("job %s failed: %s", job.id, job.meta["error"]["message"])
+                kind = job.meta["error"]["kind"]
+                self.metrics.failed(str((job.kwargs or {}).get("model", "")), kind)
+                logger.info("job %s failed: %s", job.id, job.meta["error"]["message"],
+                            extra={"job_id": job.id, "error_kind": kind})
             else:
                 self._finalize_success(job, queue, execution, outcome)
             return True

@@ -30,6 +30,7 @@ from rq.utils import parse_composite_key
 
 from shared import keys
 from shared.settings import Settings
+from worker.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def requeue(job: Job, queue: Queue, *, reason: str) -> None:
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
         queue.push_job_id(job.id, pipeline=pipe, at_front=True)
         pipe.execute()
-    logger.warning("job %s queued again: %s", job.id, reason)
+    logger.warning("job %s queued again: %s", job.id, reason, extra={"job_id": job.id})
 
 
 def fail_poison(job: Job, queue: Queue, crashes: int) -> None:
@@ -61,16 +62,19 @@ def fail_poison(job: Job, queue: Queue, crashes: int) -> None:
         pipe.delete(keys.lease_key(job.id), (job.kwargs or {}).get("image_key") or keys.lease_key(job.id))
         pipe.hdel(keys.CRASHES, job.id)
         pipe.execute()
-    logger.error("job %s failed as poison after %d worker crashes", job.id, crashes)
+    logger.error("job %s failed as poison after %d worker crashes", job.id, crashes,
+                 extra={"job_id": job.id, "error_kind": "poison"})
 
 
 class Reaper:
     """Finds the jobs of dead workers on ``queues`` and queues them again (or fails poison)."""
 
-    def __init__(self, connection: Redis, settings: Settings, queues: list[Queue]) -> None:
+    def __init__(self, connection: Redis, settings: Settings, queues: list[Queue],
+                 metrics: WorkerMetrics | None = None) -> None:
         self.connection = connection
         self.settings = settings
         self.queues = queues
+        self.metrics = metrics
         self.token = uuid.uuid4().hex
 
     def run_once(self) -> list[str]:
@@ -104,6 +108,8 @@ class Reaper:
                 fail_poison(job, queue, crashes)
             else:
                 requeue(job, queue, reason=f"its worker died (lease expired; crash {crashes})")
+            if self.metrics is not None:
+                self.metrics.recovered.labels("poison" if crashes >= self.settings.max_crashes else "requeued").inc()
             acted.append(job_id)
         return acted
 
@@ -138,9 +144,11 @@ class Guardian(threading.Thread):
     GIL) or blocked on Redis does not stop leases from being renewed.
     """
 
-    def __init__(self, settings: Settings, queues: Iterable[str], held: Callable[[], list[str]]) -> None:
+    def __init__(self, settings: Settings, queues: Iterable[str], held: Callable[[], list[str]],
+                 metrics: WorkerMetrics | None = None) -> None:
         super().__init__(name="batchocr-guardian", daemon=True)
         self.settings = settings
+        self.metrics = metrics
         self.held = held
         self.connection = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         self.queue_names = list(queues)
@@ -150,7 +158,8 @@ class Guardian(threading.Thread):
         from rq.serializers import JSONSerializer
 
         reaper = Reaper(self.connection, self.settings,
-                        [Queue(n, connection=self.connection, serializer=JSONSerializer) for n in self.queue_names])
+                        [Queue(n, connection=self.connection, serializer=JSONSerializer) for n in self.queue_names],
+                        self.metrics)
         interval = max(self.settings.lease_s / 3.0, 0.5)
         while not self._stop.wait(interval):
             try:

@@ -1,0 +1,135 @@
+"""Operating batchocr: the compose file and image, CPU quotas, /metrics, JSON logs, rq tooling."""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import generate_latest
+
+from shared.cpu import available_cpus, cgroup_quota
+from shared.settings import Settings
+from tests.helpers import ROOT, clean_env
+
+LINE = base64.b64encode((ROOT / "samples" / "lines" / "address.png").read_bytes()).decode()
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def console_scripts() -> set[str]:
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    lines = config["options.entry_points"]["console_scripts"].strip().splitlines()
+    return {line.split("=")[0].strip() for line in lines}
+
+
+def test_compose_services_run_our_console_scripts():
+    services = compose()["services"]
+    assert {"redis", "minio", "minio-init", "api", "worker", "rq-dashboard"} <= set(services)
+    scripts = console_scripts()
+    for name in ("api", "worker"):
+        assert services[name]["command"][0] in scripts
+        assert services[name]["healthcheck"]["test"][1] in scripts
+    assert "--appendonly" in services["redis"]["command"] and "redis-data:/data" in services["redis"]["volumes"]
+    assert services["rq-dashboard"]["profiles"] == ["dashboard"] and "--json" in services["rq-dashboard"]["command"]
+
+
+def test_compose_workers_scale_and_start_in_order():
+    worker = compose()["services"]["worker"]
+    assert "ports" not in worker and "container_name" not in worker, "--scale needs no fixed host port or name"
+    assert worker["restart"] == "unless-stopped" and worker["stop_grace_period"]
+    for name in ("api", "worker"):
+        depends = compose()["services"][name]["depends_on"]
+        assert depends["redis"]["condition"] == "service_healthy"
+        assert depends["minio-init"]["condition"] == "service_completed_successfully"
+
+
+def test_every_ocr_variable_in_compose_is_a_setting():
+    text = (ROOT / "docker-compose.yml").read_text()
+    names = set(re.findall(r"\b(OCR_[A-Z0-9_]+)\s*:", text))
+    fields = {"OCR_" + f.name.upper() for f in dataclasses.fields(Settings)}
+    assert names and names <= fields, names - fields
+
+
+def test_the_dockerfile_copies_what_exists_and_has_both_targets():
+    text = (ROOT / "Dockerfile").read_text()
+    for source in re.findall(r"^COPY (?!--from)(\S+)", text, flags=re.M):
+        assert (ROOT / source).exists(), source
+    assert "AS runtime" in text and "AS dashboard" in text and "USER ocr" in text
+
+
+@pytest.mark.parametrize("files, quota", [
+    ({"cpu.max": "150000 100000"}, 1.5),
+    ({"cpu.max": "max 100000"}, None),
+    ({"cpu/cpu.cfs_quota_us": "200000", "cpu/cpu.cfs_period_us": "100000"}, 2.0),
+    ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, None),
+    ({}, None),
+])
+def test_cpu_quota_from_cgroup_v1_and_v2(tmp_path, files, quota):
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content + "\n")
+    assert cgroup_quota(tmp_path) == quota
+    if quota is not None:
+        assert available_cpus(tmp_path) <= max(1, int(-(-quota // 1)))
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    raise KeyError(name, labels)
+
+
+def test_metrics_count_jobs_by_status_and_worker_stages(client, make_worker):
+    good = [client.post("/v1/jobs", json={"image_base64": LINE, "mode": "line"}) for _ in range(3)]
+    bad = client.post("/v1/jobs", json={"image_base64": base64.b64encode(b"\x89PNG\r\n\x1a\n" +
+                                                                          (ROOT / "samples" / "lines" / "address.png").read_bytes()[8:300]).decode(),
+                                         "mode": "line"})
+    assert all(r.status_code == 202 for r in good) and bad.status_code == 202
+    before = client.get("/metrics").get_data(as_text=True)
+    assert metric_value(before, "batchocr_jobs", status="queued") == 4
+    worker = make_worker()
+    worker.work(burst=True)
+    after = client.get("/metrics").get_data(as_text=True)
+    assert metric_value(after, "batchocr_jobs", status="finished") == 3
+    assert metric_value(after, "batchocr_jobs", status="failed") == 1
+    assert metric_value(after, "batchocr_queue_depth") == 0
+    own = generate_latest(worker.metrics.registry).decode()
+    assert metric_value(own, "batchocr_batch_size_count") == 1
+    assert metric_value(own, "batchocr_stage_seconds_count", stage="recognition", model="ppocrv6-small") == 3
+    assert metric_value(own, "batchocr_worker_jobs_total", status="failed", kind="undecodable_image") == 1
+    assert metric_value(own, "batchocr_line_confidence_count", model="ppocrv6-small") >= 3
+
+
+def test_json_logs_carry_batch_and_job_ids(client, settings, redis):
+    job_id = client.post("/v1/jobs", json={"image_base64": LINE, "mode": "line"}).get_json()["id"]
+    env = clean_env(OCR_REDIS_URL=settings.redis_url, OCR_QUEUE_NAME=settings.queue_name, OCR_LOG_FORMAT="json",
+                    OCR_INTRA_OP_THREADS="2")
+    run = subprocess.run([sys.executable, "-m", "worker", "--burst", "--log-level", "INFO"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    batches = [r for r in records if r.get("batch_id")]
+    assert batches and job_id in batches[0]["job_ids"] and batches[0]["level"] == "INFO"
+
+
+def test_rq_info_shows_our_queue_and_workers(client, settings, redis):
+    client.post("/v1/jobs", json={"image_base64": LINE, "mode": "line"})
+    rq = Path(sys.executable).parent / "rq"
+    out = subprocess.run([str(rq), "info", "-u", settings.redis_url, "--serializer", "rq.serializers.JSONSerializer",
+                          settings.queue_name], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert re.search(rf"{settings.queue_name}\s+\|\W*1\b", out.stdout), out.stdout

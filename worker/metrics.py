@@ -1,0 +1,43 @@
+"""A worker's Prometheus metrics, served on ``OCR_METRICS_PORT`` when it is set.
+
+One ``WorkerMetrics`` per process, with its own registry, passed to the worker explicitly.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+STAGES = ("queue_wait", "decode", "detection", "recognition", "total")
+SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.jobs = Counter("batchocr_worker_jobs", "Jobs this worker ended, by outcome",
+                            ["status", "model", "kind"], registry=self.registry)
+        self.batch_size = Histogram("batchocr_batch_size", "Jobs per batch", registry=self.registry,
+                                    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64))
+        self.stage = Histogram("batchocr_stage_seconds", "Per-job latency by stage (recognition is the "
+                               "batch's shared pass)", ["stage", "model"], registry=self.registry, buckets=SECONDS)
+        self.confidence = Histogram("batchocr_line_confidence", "Recognition confidence of returned lines",
+                                    ["model"], registry=self.registry,
+                                    buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0))
+        self.recovered = Counter("batchocr_recovered_jobs", "Jobs of dead workers this worker's reaper "
+                                 "handled", ["action"], registry=self.registry)
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, registry=self.registry)
+
+    def finished(self, document: dict) -> None:
+        model = document.get("model", "")
+        self.jobs.labels("finished", model, "").inc()
+        for stage in STAGES:
+            value = document.get("timings_ms", {}).get(stage)
+            if value is not None:
+                self.stage.labels(stage, model).observe(value / 1000.0)
+        for line in document.get("lines", []):
+            self.confidence.labels(model).observe(float(line.get("confidence", 0.0)))
+
+    def failed(self, model: str, kind: str) -> None:
+        self.jobs.labels("failed", model, kind).inc()
