@@ -11,12 +11,12 @@ from shared.settings import Settings
 
 def create_app(settings: Settings | None = None, connection: Redis | None = None) -> Flask:
     """Build the app. ``settings`` default to ``Settings.from_env()``; Redis to its URL."""
-    from api import metrics, security
+    from api import compat, metrics, security, ui
     from api.errors import register_error_handlers
     from api.routes import bp
 
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     # base64 inflates by 4/3; leave room for the JSON or multipart envelope.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_image_bytes * 4 // 3 + 64 * 1024
     app.extensions["batchocr.settings"] = settings
@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     app.extensions["batchocr.objects"] = ObjectStore(settings)
     app.register_blueprint(bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(compat.bp)
+    app.register_blueprint(ui.bp)
     security.install(app, settings)
     register_error_handlers(app)
     return app

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from api.security import authenticate
-from shared import jobs
+from shared import jobs, models
 from shared.errors import BadBase64Error, BadOptionError, MissingImageError
 from shared.s3 import S3Uri
 
@@ -75,6 +75,11 @@ def submit_job():
     """Enqueue a job. With a ``job_id`` (a UUID) submitting is idempotent: an existing job with
     that id is answered with 200 and its status instead of being enqueued again."""
     image, fields = _read_submission()
+    header = request.headers.get("X-Model-Version", "").strip()
+    if header:
+        if fields.get("model") and fields["model"] != header:
+            raise BadOptionError("X-Model-Version and the model option disagree")
+        fields["model"] = header
     job_id = fields.pop("job_id", None) or None
     retry_failed = _flag(fields.pop("retry_failed", False))
     for name in IMAGE_FIELDS:
@@ -101,6 +106,12 @@ def get_job(job_id: str):
     view = jobs.describe(jobs.fetch(_redis(), job_id, owner=g.owner), _objects(), inline=form == "inline")
     view["links"] = {"self": url_for("v1.get_job", job_id=job_id)}
     return jsonify(view)
+
+
+@bp.get("/v1/models")
+def list_models():
+    """The registered model versions, whether each is installed here, and the canary split."""
+    return jsonify(models.describe(_redis(), _settings()))
 
 
 @bp.get("/healthz")

@@ -56,6 +56,7 @@ def install(app: Flask, settings: Settings) -> None:
     limiter = Limiter(key_func=_rate_key, app=app, storage_uri=settings.redis_url, headers_enabled=True,
                       swallow_errors=True, storage_options={"socket_connect_timeout": 2, "socket_timeout": 5})
     app.extensions["batchocr.limiter"] = limiter
-    for endpoint, limit in (("v1.submit_job", settings.rate_limit_submit), ("v1.get_job", settings.rate_limit_read)):
+    for endpoint, limit in (("v1.submit_job", settings.rate_limit_submit), ("compat.ocr_sync", settings.rate_limit_submit),
+                            ("v1.get_job", settings.rate_limit_read)):
         if limit:
             app.view_functions[endpoint] = limiter.limit(limit)(app.view_functions[endpoint])

@@ -8,6 +8,7 @@ function itself; a plain ``rq worker`` would, and gets the same result one job a
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -19,11 +20,11 @@ from rq.exceptions import DeserializationError, DuplicateJobError, NoSuchJobErro
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from shared import keys, results
+from shared import canary, keys, results
 from shared.charsets import LANGS
 from shared.errors import BadOptionError, JobIdConflictError, JobNotFoundError, StorageError
 from shared.images import inspect_image
-from shared.models import MODELS
+from shared.models import load_registry
 from shared.s3 import ObjectStore, S3Uri, check_input_allowed
 from shared.settings import Settings
 
@@ -35,7 +36,8 @@ MODES = ("page", "line")
 class JobOptions:
     """Per-job options. ``mode``: 'page' (detect, then recognise every line) or 'line';
     ``lang``: a charset hint, '' (everything the model reads) or 'en' (printable ASCII only);
-    ``result_store``: 'redis' or 's3' ('' = the deployment's ``OCR_RESULT_STORE``)."""
+    ``result_store``: 'redis' or 's3' ('' = the deployment's ``OCR_RESULT_STORE``);
+    ``model``: a version ('' = chosen at submit time by the canary split, else the default)."""
 
     mode: str = "page"
     model: str = ""
@@ -50,9 +52,9 @@ class JobOptions:
         mode = str(raw.get("mode") or "page")
         if mode not in MODES:
             raise BadOptionError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        model = str(raw.get("model") or settings.default_model)
-        if model not in MODELS:
-            raise BadOptionError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
+        model = str(raw.get("model") or "")
+        if model:
+            check_model(model, settings)
         lang = str(raw.get("lang") or "")
         if lang not in LANGS:
             raise BadOptionError(f"lang must be one of {', '.join(l for l in LANGS if l)} (or empty); got {lang!r}")
@@ -61,6 +63,15 @@ class JobOptions:
 
 
 OPTION_NAMES = ("mode", "model", "lang", "result_store")
+
+
+def check_model(name: str, settings: Settings) -> None:
+    """BadOptionError unless ``name`` is a registered version installed here."""
+    known = load_registry(settings.model_dir)
+    if name not in known:
+        raise BadOptionError(f"unknown model version {name!r}; known: {', '.join(sorted(known))}")
+    if not known[name].installed():
+        raise BadOptionError(f"model version {name!r} is not installed on this deployment")
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,8 @@ def submit(
     that belongs to another ``owner`` (API key id) is a JobIdConflictError.
     The image is stored before the job is enqueued, so no worker sees a job without its image.
     """
+    if not options.model:
+        options = dataclasses.replace(options, model=canary.choose(connection, settings))
     kwargs: dict[str, Any] = {"submitted_at": time.time(), "owner": owner, **asdict(options)}
     if isinstance(image, S3Uri):
         check_input_allowed(settings, image)

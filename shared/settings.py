@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 
 from shared.cpu import available_cpus
 from shared.errors import ConfigError
-from shared.models import MODELS
+from shared.models import load_registry
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULT_STORES = ("redis", "s3")
@@ -54,6 +54,9 @@ class Settings:
     max_crashes: int = 3
     # Models and their post-processing.
     default_model: str = "ppocrv6-small"
+    # Extra model versions (manifest.json, e.g. INT8 ones); how many a worker keeps loaded.
+    model_dir: str = ""
+    max_loaded_models: int = 2
     det_max_side: int = 2000
     det_min_side: int = 736
     det_thresh: float = 0.3
@@ -68,6 +71,8 @@ class Settings:
     api_port: int = 8000
     api_workers: int = 2
     api_threads: int = 4
+    # POST /api/v1/ocr waits this long for its job before answering 504 with the job id.
+    sync_timeout_s: int = 30
     # A worker's Prometheus /metrics port (0 = off; the API serves /metrics on its own port).
     metrics_port: int = 0
     # "text" or "json" (one JSON object per line, with job and batch ids as fields).
@@ -112,11 +117,14 @@ class Settings:
         _check(1 <= self.api_port <= 65535, "OCR_API_PORT must be 1..65535")
         _check(1 <= self.api_workers <= 64 and 1 <= self.api_threads <= 256, "OCR_API_WORKERS 1..64, OCR_API_THREADS 1..256")
         _check(0 <= self.metrics_port <= 65535, "OCR_METRICS_PORT must be 0..65535")
+        _check(1 <= self.sync_timeout_s <= 600, "OCR_SYNC_TIMEOUT_S must be 1..600")
         _check(self.log_format in ("text", "json"), "OCR_LOG_FORMAT must be text or json")
         _check(self.result_store in RESULT_STORES, f"OCR_RESULT_STORE must be one of {', '.join(RESULT_STORES)}")
         _check(self.result_store != "s3" or bool(self.s3_bucket), "OCR_RESULT_STORE=s3 needs OCR_S3_BUCKET")
         _check(self.s3_presign_ttl_s > 0, "OCR_S3_PRESIGN_TTL_S must be > 0")
-        _check(self.default_model in MODELS, f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(MODELS))}")
+        _check(1 <= self.max_loaded_models <= 16, "OCR_MAX_LOADED_MODELS must be 1..16")
+        known = load_registry(self.model_dir)
+        _check(self.default_model in known, f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(known))}")
 
     @property
     def input_buckets(self) -> frozenset[str]:

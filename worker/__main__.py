@@ -13,32 +13,34 @@ from rq.serializers import JSONSerializer
 
 from shared import logs
 from shared.jobs import get_queue
-from shared.models import MODELS
 from shared.settings import Settings
 from worker.batching import BatchWorker
 from worker.metrics import WorkerMetrics
 from worker.models import load_model
 from worker.pipeline import OcrPipeline
+from worker.registry import Pipelines
 
 logger = logging.getLogger(__name__)
 
 
 def load_pipelines(settings: Settings) -> dict[str, OcrPipeline]:
-    """Every known model, loaded once for this process."""
-    return {
-        model: OcrPipeline(load_model(model, settings.threads, settings.ort_mem_arena), settings) for model in MODELS
-    }
+    """The default model, loaded at start so the first batch does not wait; other versions
+    load on first use (``worker.registry.Pipelines``)."""
+    model = load_model(settings.default_model, settings.threads, settings.ort_mem_arena, settings.model_dir)
+    return {settings.default_model: OcrPipeline(model, settings)}
 
 
 def build_worker(
     settings: Settings,
     connection: Redis,
     name: str | None = None,
-    pipelines: dict[str, OcrPipeline] | None = None,
+    pipelines: Pipelines | dict[str, OcrPipeline] | None = None,
     metrics: WorkerMetrics | None = None,
 ) -> BatchWorker:
-    """A BatchWorker on the settings' queue (``pipelines`` default to loading every model)."""
-    pipelines = pipelines if pipelines is not None else load_pipelines(settings)
+    """A BatchWorker on the settings' queue (``pipelines``: loaded models to start with; by
+    default the default model, loaded now)."""
+    if not isinstance(pipelines, Pipelines):
+        pipelines = Pipelines(settings, pipelines if pipelines is not None else load_pipelines(settings))
     return BatchWorker(
         [get_queue(connection, settings)],
         connection=connection,
@@ -54,7 +56,7 @@ def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> in
     """Run a worker until it is asked to stop. rq's loop quits on most Redis errors (a restart,
     a failover): then wait with backoff, reconnect and go on with a fresh registration, keeping
     the loaded models. Jobs of a batch interrupted that way are recovered by their leases."""
-    pipelines = load_pipelines(settings)
+    pipelines = Pipelines(settings, load_pipelines(settings))
     metrics = WorkerMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)

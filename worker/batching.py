@@ -32,7 +32,7 @@ from shared.settings import Settings
 from worker.jobs import LoadedJob, error_document, load_jobs, result_document
 from worker.metrics import WorkerMetrics
 from worker import recovery
-from worker.pipeline import OcrPipeline
+from worker.registry import Pipelines
 from worker.recovery import Guardian
 
 logger = logging.getLogger(__name__)
@@ -47,10 +47,10 @@ class BatchWorker(SimpleWorker):
     """An rq worker that runs up to ``settings.max_batch`` OCR jobs per model call.
 
     Args:
-        pipelines: loaded pipelines by model name, built once for this process.
+        pipelines: this process's model versions (loaded on first use, bounded).
     """
 
-    def __init__(self, queues, *, settings: Settings, pipelines: dict[str, OcrPipeline],
+    def __init__(self, queues, *, settings: Settings, pipelines: Pipelines,
                  metrics: WorkerMetrics | None = None, **kwargs) -> None:
         super().__init__(queues, **kwargs)
         self.settings = settings
@@ -179,11 +179,10 @@ class BatchWorker(SimpleWorker):
         """Run each model's decodable tasks as one batch; map results back to the jobs."""
         outcomes: list[dict | BaseException | None] = [item.error for item in loaded]
         timeout = max(item.job.timeout or self.settings.job_timeout_s for item in loaded)
-        for model, pipeline in self.pipelines.items():
+        for model in sorted({item.model for item in loaded if item.task is not None}):
             members = [i for i, item in enumerate(loaded) if item.task is not None and item.model == model]
-            if not members:
-                continue
             try:
+                pipeline = self.pipelines.get(model)
                 with self.death_penalty_class(timeout, BatchTimeout, job_id=loaded[members[0]].job.id):
                     pages = pipeline.run([loaded[i].task for i in members])
             except BatchTimeout:

@@ -116,27 +116,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ignore-case", action="store_true", help="compare upper-cased (SROIE labels)")
     parser.add_argument("--batch", type=int, default=8, help="images per pipeline batch (as max_batch)")
     parser.add_argument("--limit", type=int, help="only the first N items")
-    parser.add_argument("--model", help="model name (default: OCR_DEFAULT_MODEL)")
+    parser.add_argument("--model", action="append", help="model version (default: OCR_DEFAULT_MODEL); "
+                        "give it twice for an A/B report: both versions on the same images, side by side")
     parser.add_argument("--lang", default="", choices=LANGS, help="charset hint, as the job option 'lang'")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     mode = args.mode or detect_mode(args.data)
     items = line_items(args.data) if mode == "line" else page_items(args.data)
     items = items[: args.limit] if args.limit else items
-    model = load_model(args.model or settings.default_model, settings.threads, settings.ort_mem_arena)
-    pipeline = OcrPipeline(model, settings)
+    versions = args.model or [settings.default_model]
     run = evaluate_lines if mode == "line" else evaluate_pages
-    scores = run(pipeline, items, max(1, args.batch), args.ignore_case, args.lang)
-    figures = {"set": args.data.name, "mode": mode, **scores}
-    unit = "lines" if mode == "line" else "pages"
-    extra = f"  gt-region CER {figures['cer_gt_region']:.4f}" if mode == "page" else \
-        f"  exact lines {figures['exact']:.3f}"
-    print(f"{figures['set']} ({figures['items']} {unit}): CER {figures['cer']:.4f}{extra}  "
-          f"{figures['items_per_s']:.2f} {unit}/s  {figures['ms_per_item']:.0f} ms/{unit[:-1]}  "
-          f"peak RSS {figures['rss_mb']:.0f} MB")
+    results = {}
+    for version in versions:
+        model = load_model(version, settings.threads, settings.ort_mem_arena, settings.model_dir)
+        scores = run(OcrPipeline(model, settings), items, max(1, args.batch), args.ignore_case, args.lang)
+        results[version] = {"set": args.data.name, "mode": mode, "model": version, **scores}
+        print(_summary(results[version]))
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        single = len(versions) == 1
+        args.json.write_text(json.dumps(results[versions[0]] if single else
+                                        {"set": args.data.name, "mode": mode, "models": results}, indent=2))
     return 0
+
+
+def _summary(figures: dict) -> str:
+    unit = "lines" if figures["mode"] == "line" else "pages"
+    extra = f"  gt-region CER {figures['cer_gt_region']:.4f}" if figures["mode"] == "page" else \
+        f"  exact lines {figures['exact']:.3f}"
+    return (f"{figures['set']} [{figures['model']}] ({figures['items']} {unit}): CER {figures['cer']:.4f}{extra}  "
+            f"{figures['items_per_s']:.2f} {unit}/s  {figures['ms_per_item']:.0f} ms/{unit[:-1]}  "
+            f"peak RSS {figures['rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.errors import ModelError
-from shared.models import MODELS, ModelSpec
+from shared.models import FileRef, ModelSpec, load_registry
 from worker.charsets import allowed_classes
 from worker.engine import Engine, build_session
 
@@ -37,30 +36,45 @@ class OcrModel:
         return self._charsets[lang]
 
 
-def model_path(spec: ModelSpec, relative: str) -> Path:
-    path = Path(str(importlib.resources.files(spec.package) / relative))
+def _file(spec: ModelSpec, ref: FileRef) -> Path:
+    path = spec.path(ref)
+    if path is None:
+        raise ModelError(f"model {spec.name}: package {ref.package!r} is not installed")
     if not path.is_file():
-        raise ModelError(f"model file {relative} not found in package {spec.package}")
+        raise ModelError(f"model {spec.name}: file {path} not found")
     return path
 
 
-def load_model(name: str, threads: int, mem_arena: bool = True) -> OcrModel:
-    """Build the sessions for model ``name``; fails loudly if the vocabulary does not fit.
+def _vocabulary(spec: ModelSpec, rec: Engine) -> list[str]:
+    """blank + symbols + space, from a dictionary file or an ONNX model's ``character`` metadata."""
+    if spec.vocab is not None:
+        symbols = _file(spec, spec.vocab).read_text("utf-8").splitlines()
+    else:
+        source = rec.session if spec.vocab_from_metadata_of is None else build_session(
+            _file(spec, spec.vocab_from_metadata_of), 1, False)
+        meta = source.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise ModelError(f"model {spec.name}: no 'character' vocabulary in the ONNX metadata")
+        symbols = meta["character"].splitlines()
+    return ["<blank>", *symbols, " "]
+
+
+def load_model(name: str, threads: int, mem_arena: bool = True, model_dir: str = "") -> OcrModel:
+    """Build the sessions for version ``name``; fails loudly if the vocabulary does not fit.
 
     Raises:
-        ModelError: unknown name, missing file, or class count != vocabulary + blank + space.
+        ModelError: unknown version, missing package or file, or class count != vocabulary
+        + blank + space.
     """
-    spec = MODELS.get(name)
+    known = load_registry(model_dir)
+    spec = known.get(name)
     if spec is None:
-        raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
-    det = Engine(build_session(model_path(spec, spec.det_file), threads, mem_arena))
-    rec = Engine(build_session(model_path(spec, spec.rec_file), threads, mem_arena))
-    meta = rec.session.get_modelmeta().custom_metadata_map
-    if "character" not in meta:
-        raise ModelError(f"{spec.rec_file} carries no 'character' vocabulary in its metadata")
-    vocab = ["<blank>", *meta["character"].splitlines(), " "]
+        raise ModelError(f"unknown model version {name!r}; known: {', '.join(sorted(known))}")
+    det = Engine(build_session(_file(spec, spec.det), threads, mem_arena))
+    rec = Engine(build_session(_file(spec, spec.rec), threads, mem_arena))
+    vocab = _vocabulary(spec, rec)
     classes = rec.session.get_outputs()[0].shape[-1]
     if isinstance(classes, int) and classes != len(vocab):
-        raise ModelError(f"{spec.rec_file} has {classes} classes but its vocabulary gives {len(vocab)}")
+        raise ModelError(f"model {spec.name}: {classes} output classes but the vocabulary gives {len(vocab)}")
     logger.info("model %s ready: %d classes", name, len(vocab))
     return OcrModel(spec=spec, det=det, rec=rec, vocab=vocab)

@@ -110,7 +110,7 @@ class OcrPipeline:
             budget=self.settings.rec_chunk_width,
             pad_slack=self.settings.rec_pad_slack,
             allowed=allowed,
-            tail_pad=self.settings.rec_tail_pad,
+            tail_pad=self.settings.rec_tail_pad if self.model.spec.rec_tail_pad is None else self.model.spec.rec_tail_pad,
         ) if crops else []
         recognition_ms = (time.perf_counter() - start) * 1000
         for (index, box), (text, confidence) in zip(owners, texts):

@@ -23,7 +23,7 @@ from worker.pipeline import OcrPipeline
 
 @functools.lru_cache(maxsize=4)
 def _pipeline(model: str, settings: Settings) -> OcrPipeline:
-    return OcrPipeline(load_model(model, settings.threads, settings.ort_mem_arena), settings)
+    return OcrPipeline(load_model(model, settings.threads, settings.ort_mem_arena, settings.model_dir), settings)
 
 
 def ocr_job(**_: Any) -> dict[str, Any]:

@@ -1,0 +1,54 @@
+"""``POST /api/v1/ocr``: the synchronous endpoint the seed services offered, on top of the queue.
+
+``{"image_base64": ...}`` (optionally ``mode``, ``lang``, ``model``) -> the job is enqueued like
+any other (so it batches with everything else), the request waits for it up to
+``OCR_SYNC_TIMEOUT_S``, and answers ``{"status": "success", "text": [lines], "time_cost": s}``.
+A failed job answers 422 with the reason; a job still running at the timeout answers 504 with
+its id, so the client can poll ``GET /v1/jobs/<id>`` instead.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from api.security import authenticate
+from shared import jobs
+from shared.errors import BadOptionError
+
+bp = Blueprint("compat", __name__)
+bp.before_request(authenticate)
+TERMINAL = ("finished", "failed", "canceled", "stopped")
+
+
+@bp.post("/api/v1/ocr")
+def ocr_sync():
+    from api.routes import _decode_base64  # one decoder for both APIs
+
+    started = time.perf_counter()
+    settings = current_app.extensions["batchocr.settings"]
+    connection = current_app.extensions["batchocr.redis"]
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadOptionError('send JSON: {"image_base64": "..."}')
+    image = _decode_base64(body.pop("image_base64", None))
+    options = jobs.JobOptions.parse(body, settings)
+    job = jobs.submit(connection, settings, image, options, owner=g.owner).job
+    deadline = time.monotonic() + settings.sync_timeout_s
+    status = "queued"
+    while time.monotonic() < deadline:
+        status = job.get_status(refresh=True).value
+        if status in TERMINAL:
+            break
+        time.sleep(0.02)
+    view = jobs.describe(job, current_app.extensions["batchocr.objects"])
+    cost = round(time.perf_counter() - started, 3)
+    if view["status"] == "finished":
+        lines = [line["text"] for line in view["result"]["lines"]]
+        return jsonify({"status": "success", "text": lines, "time_cost": cost, "id": job.id})
+    if view["status"] in TERMINAL:
+        return jsonify({"status": "error", "error": view["error"], "time_cost": cost, "id": job.id}), 422
+    return jsonify({"status": "timeout", "id": job.id, "time_cost": cost,
+                    "error": {"kind": "timeout", "message": f"not done within {settings.sync_timeout_s} s; "
+                              f"poll /v1/jobs/{job.id}"}}), 504

@@ -1,0 +1,63 @@
+"""The Web UI in headless Chromium (Debian's chromium + chromedriver, driven by Selenium):
+upload a real scan, wait for the result, check the recognised text and the drawn boxes, and
+keep a screenshot in ``test-artifacts/``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from shared.launcher import Topology
+from tests.helpers import ROOT, clean_env
+
+ARTIFACTS = ROOT / "test-artifacts"
+SCAN = ROOT / "samples" / "pages" / "quarterly_report.jpg"
+
+
+def chromium() -> webdriver.Chrome:
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--no-first-run", "--disable-dev-shm-usage", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1200"):
+        options.add_argument(flag)
+    service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    return webdriver.Chrome(options=options, service=service)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not try to download drivers
+    driver = chromium()
+    yield driver
+    driver.quit()
+
+
+def test_upload_a_scan_and_see_its_lines_and_boxes(browser):
+    with Topology(workers=1, env=clean_env(), log_level="WARNING") as topology:
+        browser.get(topology.api_url + "/")
+        WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) >= 2)
+        versions = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#model option")]
+        assert "ppocrv6-small" in versions
+        browser.find_element(By.ID, "files").send_keys(str(SCAN))
+        WebDriverWait(browser, 180).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, ".status.finished") or d.find_elements(By.CSS_SELECTOR, ".status.failed"))
+        status = browser.find_element(By.CSS_SELECTOR, ".job .status")
+        assert "finished" in status.get_attribute("class"), status.text
+        table = browser.find_element(By.CSS_SELECTOR, ".job table.lines").text
+        assert "The archive digitised 18,450 pages this quarter," in table
+        assert "%" in table, "confidences are shown"
+        drawn = browser.execute_script(
+            "const c = document.querySelector('.job canvas'); const d = c.getContext('2d')"
+            ".getImageData(0, 0, c.width, c.height).data; let blue = 0;"
+            "for (let i = 0; i < d.length; i += 4) if (d[i] < 60 && d[i + 2] > 200) blue++; return [c.width, blue];")
+        assert drawn[0] > 100 and drawn[1] > 500, f"line boxes drawn over the scan: {drawn}"
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "ui-result.png"))
+        assert (ARTIFACTS / "ui-result.png").stat().st_size > 10_000
