@@ -63,7 +63,8 @@ def quantize(source: Path, target: Path, method: str, calib: list[Path], height:
         return
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        _to_opset(source, Path(tmp) / "opset.onnx", 13)
+        quant_pre_process(str(Path(tmp) / "opset.onnx"), str(prepared), skip_symbolic_shape=True)
         import onnxruntime as ort
 
         name = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
@@ -71,6 +72,18 @@ def quantize(source: Path, target: Path, method: str, calib: list[Path], height:
         CalibrationDataReader.register(LineReader)
         quantize_static(str(prepared), str(target), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+
+
+def _to_opset(source: Path, target: Path, opset: int) -> None:
+    """Per-channel QDQ needs DequantizeLinear's ``axis`` (ONNX opset 13); PP-OCR exports opset 11."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(source))
+    current = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if current < opset:
+        model = version_converter.convert_version(model, opset)
+    onnx.save(model, str(target))
 
 
 def gate(settings: Settings, names: tuple[str, str], sets: list[Path], lines: int) -> dict[str, dict]:
@@ -91,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", choices=("dynamic", "static"), default="dynamic")
     parser.add_argument("--name", help="new version name (default: <base>-int8-<method>)")
     parser.add_argument("--model-dir", required=True, type=Path)
-    parser.add_argument("--calib", type=Path, help="line set for static calibration")
-    parser.add_argument("--calib-lines", type=int, default=200)
+    parser.add_argument("--calib", help="comma-separated line sets for static calibration")
+    parser.add_argument("--calib-lines", type=int, default=200, help="lines taken from each calibration set")
     parser.add_argument("--gate", required=True, help="comma-separated line sets")
     parser.add_argument("--gate-lines", type=int, default=400)
     parser.add_argument("--max-cer-loss", type=float, default=0.012)
@@ -104,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"{args.base}-int8-{args.method}"
     folder = args.model_dir.resolve() / name
     folder.mkdir(parents=True, exist_ok=True)
-    calib = [p for p, _ in line_items(args.calib)[: args.calib_lines]] if args.calib else []
+    calib = [p for data in (args.calib or "").split(",") if data
+             for p, _ in line_items(Path(data))[: args.calib_lines]]
     if args.method == "static" and not calib:
         parser.error("--method static needs --calib")
     quantize(base.path(base.rec), folder / "rec.onnx", args.method, calib, base.rec_height)
