@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask
 from redis import Redis
 
@@ -24,6 +26,7 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
         settings.redis_url, socket_connect_timeout=2, socket_timeout=5
     )
     app.extensions["batchocr.objects"] = ObjectStore(settings)
+    app.extensions["batchocr.sync_slots"] = threading.BoundedSemaphore(max(1, settings.api_threads // 2))
     app.register_blueprint(bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(compat.bp)

@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from api.security import authenticate
 from shared import jobs
-from shared.errors import BadOptionError
+from shared.errors import BadOptionError, ServiceBusyError
 
 bp = Blueprint("compat", __name__)
 bp.before_request(authenticate)
@@ -24,6 +24,19 @@ TERMINAL = ("finished", "failed", "canceled", "stopped")
 
 @bp.post("/api/v1/ocr")
 def ocr_sync():
+    """Waiting requests hold server threads: at most half of them per process may wait (the
+    rest keep serving polls and health checks); beyond that, 503."""
+    slots = current_app.extensions["batchocr.sync_slots"]
+    if not slots.acquire(blocking=False):
+        raise ServiceBusyError("every synchronous slot of this API process is waiting on a job; retry, "
+                               "or use POST /v1/jobs and poll")
+    try:
+        return _run_sync()
+    finally:
+        slots.release()
+
+
+def _run_sync():
     from api.routes import _decode_base64  # one decoder for both APIs
 
     started = time.perf_counter()

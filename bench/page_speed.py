@@ -45,24 +45,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", action="append", help="our model version(s) to time (default: the default; "
+                        "versions from OCR_MODEL_DIR work too)")
     args = parser.parse_args()
-    settings = Settings(intra_op_threads=args.threads)
-    ours = OcrPipeline(load_model(settings.default_model, args.threads), settings)
+    settings = Settings.from_env(intra_op_threads=args.threads)
+    ours = {f"ours:{v}": OcrPipeline(load_model(v, args.threads, True, settings.model_dir), settings)
+            for v in (args.model or [settings.default_model])}
     rapid = RapidOcrPeer(args.threads)
     pages = {name: [path for path, _ in page_items(EVAL / name)] for name in SETS}
-    times: dict[str, list[float]] = {f"{s}/{n}": [] for n in SETS for s in ("ours", "rapidocr")}
+    systems = [*((key, time_ours, pipeline) for key, pipeline in ours.items()), ("rapidocr", time_rapid, rapid)]
+    times: dict[str, list[float]] = {f"{s}/{n}": [] for n in SETS for s, _, _ in systems}
     for round_no in range(args.rounds):
         for name in SETS:
-            order = [("ours", time_ours, ours), ("rapidocr", time_rapid, rapid)]
-            for system, timer, engine in order if round_no % 2 == 0 else order[::-1]:
+            for system, timer, engine in systems if round_no % 2 == 0 else systems[::-1]:
                 times[f"{system}/{name}"].append(timer(engine, pages[name]))
         print(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
-    report = {}
+    report: dict[str, dict] = {}
     for name in SETS:
-        ours_s, rapid_s = (statistics.median(times[f"{s}/{name}"]) for s in ("ours", "rapidocr"))
-        report[name] = {"pages": len(pages[name]), "ours_pages_per_s": round(len(pages[name]) / ours_s, 3),
-                        "rapidocr_pages_per_s": round(len(pages[name]) / rapid_s, 3),
-                        "speedup": round(rapid_s / ours_s, 2)}
+        rapid_s = statistics.median(times[f"rapidocr/{name}"])
+        report[name] = {"pages": len(pages[name]), "rapidocr_pages_per_s": round(len(pages[name]) / rapid_s, 3)}
+        for key in ours:
+            ours_s = statistics.median(times[f"{key}/{name}"])
+            report[name][key] = {"pages_per_s": round(len(pages[name]) / ours_s, 3),
+                                 "speedup_vs_rapidocr": round(rapid_s / ours_s, 2)}
     print(json.dumps(report, indent=2))
 
 

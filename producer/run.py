@@ -79,10 +79,16 @@ class BulkRun:
         self.in_flight: dict[str, list[tuple[DocState, int]]] = {}
 
     def plan(self) -> list[Document]:
-        """The documents still to do (outputs incomplete); counts pages for the progress bar."""
-        todo = []
+        """The documents still to do (outputs incomplete); counts pages for the progress bar.
+        Two inputs whose output names coincide (``a:b.png`` and ``a_b.png``) would overwrite
+        each other: the second one fails with a reason instead."""
+        todo, origins = [], {}
         for doc in discover(self.config.source, self.objects):
             self.stats.documents += 1
+            if origins.setdefault(doc.name, doc.origin) != doc.origin:
+                self._failure(doc, 0, "name_collision", f"its output name is also that of {origins[doc.name]}")
+                self.stats.failed_documents += 1
+                continue
             if outputs.is_complete(self.config.out, doc.name, self.config.formats):
                 self.stats.already_done += 1
             else:
@@ -102,17 +108,25 @@ class BulkRun:
         return self.stats
 
     def _submit_document(self, doc: Document) -> None:
+        """Submit the document's pages as they are read. A page that cannot be read fails the
+        document alone; a queue that cannot be reached (after backoff) ends the run, which a
+        re-run resumes."""
         state = DocState(doc)
-        try:
-            for page in iter_pages(doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes):
-                while len(self.in_flight) >= self.config.max_in_flight:
-                    time.sleep(self.config.poll_s)
-                    self._collect()
-                state.pages[page.number], state.dpi[page.number] = None, page.dpi
-                self._submit_page(state, page)
-        except Exception as exc:  # an unreadable document fails alone, with its reason
-            logger.warning("%s: %s", doc.name, exc)
-            state.pages[0] = self._failure(doc, 0, "unreadable_document", f"{type(exc).__name__}: {exc}")
+        pages = iter_pages(doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes)
+        while True:
+            try:
+                page = next(pages)
+            except StopIteration:
+                break
+            except Exception as exc:
+                logger.warning("%s: %s", doc.name, exc)
+                state.pages[0] = self._failure(doc, 0, "unreadable_document", f"{type(exc).__name__}: {exc}")
+                break
+            while len(self.in_flight) >= self.config.max_in_flight:
+                time.sleep(self.config.poll_s)
+                self._collect()
+            state.pages[page.number], state.dpi[page.number] = None, page.dpi
+            self._submit_page(state, page)
         state.all_submitted = True
         self._maybe_finish(state)
 

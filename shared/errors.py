@@ -16,6 +16,7 @@
     ├── ImageExpiredError      the job's image key expired before a worker took it
     ├── ImageNotFoundError     the job's s3:// input does not exist
     ├── StorageError           S3 could not be read or written          (502)
+    ├── ServiceBusyError       no capacity left for a synchronous request (503)
     ├── JobTimeoutError        the job's batch ran past the job timeout
     └── ModelError             a model file is missing or inconsistent
 
@@ -110,6 +111,11 @@ class ImageNotFoundError(BatchOcrError):
 class StorageError(BatchOcrError):
     kind = "storage"
     http_status = 502
+
+
+class ServiceBusyError(BatchOcrError):
+    kind = "busy"
+    http_status = 503
 
 
 class JobTimeoutError(BatchOcrError):

@@ -122,7 +122,8 @@ def submit(
             return Submission(existing, created=False)
     if not isinstance(image, S3Uri):
         kwargs["image_key"] = keys.image_key(job_id)
-        connection.set(kwargs["image_key"], image, ex=settings.image_ttl_s)
+        # NX: a submitter that loses a race for the same id never replaces the winner's image.
+        connection.set(kwargs["image_key"], image, ex=settings.image_ttl_s, nx=True)
     try:
         job = get_queue(connection, settings).enqueue_call(
             JOB_FUNC,
@@ -133,8 +134,11 @@ def submit(
             failure_ttl=settings.result_ttl_s,
             unique=True,
         )
-    except DuplicateJobError:  # lost a race with another submitter of the same content
-        return Submission(fetch(connection, job_id), created=False)
+    except DuplicateJobError:  # lost a race with another submitter of the same id
+        existing = _existing(connection, job_id, False, owner)
+        if existing is None:
+            raise JobNotFoundError(f"job {job_id} vanished while being submitted; submit again", job_id=job_id) from None
+        return Submission(existing, created=False)
     return Submission(job, created=True)
 
 

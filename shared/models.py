@@ -17,13 +17,14 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError
 
-STATUSES = ("stable", "experimental")
+STATUSES = ("stable", "experimental", "candidate")
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,21 @@ def _load(model_dir: str, mtime: int) -> dict[str, ModelSpec]:
 
 
 def register(model_dir: str, spec: ModelSpec) -> None:
-    """Add or replace ``spec`` in ``model_dir``'s manifest."""
+    """Add or replace ``spec`` in ``model_dir``'s manifest (written whole, then renamed)."""
+    _rewrite(model_dir, lambda entries: [e for e in entries if e.get("name") != spec.name] + [spec.to_dict()])
+
+
+def unregister(model_dir: str, name: str) -> None:
+    _rewrite(model_dir, lambda entries: [e for e in entries if e.get("name") != name])
+
+
+def _rewrite(model_dir: str, change) -> None:
     path = manifest_path(model_dir)
     entries = json.loads(path.read_text("utf-8"))["versions"] if path.is_file() else []
-    entries = [e for e in entries if e.get("name") != spec.name] + [spec.to_dict()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"versions": entries}, indent=1) + "\n", "utf-8")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"versions": change(entries)}, indent=1) + "\n", "utf-8")
+    os.replace(temporary, path)
 
 
 def describe(connection, settings) -> dict[str, Any]:

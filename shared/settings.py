@@ -102,6 +102,7 @@ class Settings:
         _check(self.rec_chunk_width >= self.rec_max_width, "OCR_REC_CHUNK_WIDTH must be >= rec_max_width")
         _check(self.rec_max_width >= 64, "OCR_REC_MAX_WIDTH must be >= 64")
         _check(2 <= self.lease_s <= 3600, "OCR_LEASE_S must be 2..3600")
+        _check(self.max_wait_ms * 2 < self.lease_s * 1000, "OCR_MAX_WAIT_MS must be under half of OCR_LEASE_S")
         _check(1 <= self.max_crashes <= 100, "OCR_MAX_CRASHES must be 1..100")
         _check(self.rec_pad_slack >= 0, "OCR_REC_PAD_SLACK must be >= 0")
         _check(0 <= self.rec_tail_pad <= 512, "OCR_REC_TAIL_PAD must be 0..512")

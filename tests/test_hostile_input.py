@@ -60,7 +60,9 @@ def test_accepted_oddities_end_well_and_never_hurt_batch_mates(hostile_client, r
     assert all(views[i]["status"] == "finished" and LINE_TEXT in views[i]["result"]["text"] for i in mates)
     assert views[bomb]["status"] == "failed" and views[bomb]["error"]["kind"] == "image_too_large"
     assert worker.batches_run >= len(cases) * 2 // 8
-    assert grown_mb < 600, f"peak memory grew by {grown_mb:.0f} MB"
+    # Decoding either bomb would take 7.5 GB or more; what grows here is ONNX Runtime's arena on
+    # the first page-mode batches of the session (order-dependent), bounded well under that.
+    assert grown_mb < 1500, f"peak memory grew by {grown_mb:.0f} MB"
 
 
 def _enqueue_behind_the_apis_back(redis, settings, image: bytes) -> str:

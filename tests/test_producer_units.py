@@ -74,3 +74,16 @@ def test_the_pdf_text_layer_reads_back_latin_chinese_and_one_character_lines():
     assert document[0].get_size() == pytest.approx((288.0, 144.0))
     text = document[0].get_textpage().get_text_range()
     assert text.split() == ["Total", "RM", "12.50", "米", "你好世界", "2024"]
+
+
+def test_inputs_whose_output_names_collide_fail_instead_of_overwriting(tmp_path):
+    from producer.run import BulkRun, RunConfig
+
+    (tmp_path / "in").mkdir()
+    for name in ("a:b.png", "a_b.png"):
+        (tmp_path / "in" / name).write_bytes(LINE.read_bytes())
+    run = BulkRun(RunConfig(str(tmp_path / "in"), tmp_path / "out", ["json"], {"mode": "line"}), transport=None,
+                  objects=None)
+    todo = run.plan()
+    assert len(todo) == 1 and run.stats.failed_documents == 1
+    assert run.stats.failures[0]["kind"] == "name_collision"

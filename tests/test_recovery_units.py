@@ -25,7 +25,7 @@ def start_as_a_worker_would(make_worker, job_id: str, redis):
     worker = make_worker()
     job, queue = worker.dequeue_job_and_maintain_ttl(1)
     assert job.id == job_id
-    worker._prepare([(job, queue)])
+    worker._prepare([(job, queue)], time.monotonic() + 60)
     redis.delete(keys.lease_key(job_id))
     return queue
 
@@ -69,3 +69,18 @@ def test_a_job_stuck_in_the_intermediate_queue_comes_back(client, redis, setting
     time.sleep(2.2)
     assert Reaper(redis, fast, [queue]).run_once() == [job_id]
     assert redis.lrange(queue.key, 0, -1) == [job_id.encode()] and redis.llen(queue.intermediate_queue.key) == 0
+
+
+def test_leases_are_renewed_and_released_only_by_their_owner(redis):
+    from worker.recovery import release_leases, renew_leases
+
+    redis.set(keys.lease_key("j1"), "worker-b", ex=5)
+    renew_leases(redis, ["j1"], "worker-a", 100)
+    release_leases(redis, ["j1"], "worker-a")
+    assert redis.get(keys.lease_key("j1")) == b"worker-b" and redis.ttl(keys.lease_key("j1")) <= 5
+    renew_leases(redis, ["j1"], "worker-b", 100)
+    assert redis.ttl(keys.lease_key("j1")) > 5
+    renew_leases(redis, ["gone"], "worker-a", 100)
+    assert not redis.exists(keys.lease_key("gone")), "a lapsed lease is not taken back"
+    release_leases(redis, ["j1"], "worker-b")
+    assert not redis.exists(keys.lease_key("j1"))

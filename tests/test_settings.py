@@ -45,3 +45,8 @@ def test_the_s3_secret_never_shows_in_the_settings_repr():
 def test_s3_results_need_a_bucket():
     with pytest.raises(ConfigError, match="OCR_S3_BUCKET"):
         Settings.from_env({"OCR_RESULT_STORE": "s3"})
+
+
+def test_a_batch_may_not_wait_longer_than_half_a_lease():
+    with pytest.raises(ConfigError, match="OCR_MAX_WAIT_MS"):
+        Settings.from_env({"OCR_LEASE_S": "2", "OCR_MAX_WAIT_MS": "1500"})

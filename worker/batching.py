@@ -58,13 +58,13 @@ class BatchWorker(SimpleWorker):
         self.metrics = metrics or WorkerMetrics()
         self.objects = ObjectStore(settings)
         self.batches_run = 0
-        self._held: dict[str, float] = {}  # job id -> when its batch started (monotonic)
+        self._held: dict[str, float] = {}  # job id -> renew its lease until (monotonic)
         self._held_lock = threading.Lock()
         self.shutdown_requested = False
 
     def work(self, *args, **kwargs) -> bool:
         """rq's work loop, with the guardian thread (leases, reaper) running beside it."""
-        guardian = Guardian(self.settings, [q.name for q in self.queues], self.held_jobs, self.metrics)
+        guardian = Guardian(self.settings, [q.name for q in self.queues], self.held_jobs, self.name, self.metrics)
         guardian.start()
         try:
             return super().work(*args, **kwargs)
@@ -78,11 +78,12 @@ class BatchWorker(SimpleWorker):
         super().request_stop(signum, frame)
 
     def held_jobs(self) -> list[str]:
-        """Jobs whose leases to renew: those in hand, unless stuck past their timeout + 60 s
-        (a native call that never returns must not hold its jobs forever)."""
-        limit = self.settings.job_timeout_s + 60
+        """Jobs whose leases to renew: those in hand, until their batch's deadline (the job
+        timeout per model group + 60 s: a native call that never returns must not hold its
+        jobs forever)."""
+        now = time.monotonic()
         with self._held_lock:
-            return [job_id for job_id, since in self._held.items() if time.monotonic() - since < limit]
+            return [job_id for job_id, until in self._held.items() if now < until]
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         # BUSY first: a SIGTERM while gathering then waits for this batch instead of abandoning it.
@@ -134,21 +135,27 @@ class BatchWorker(SimpleWorker):
     def _run_batch(self, batch: list[tuple[Job, Queue]]) -> None:
         batch_id = uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        prepared, executions, failed = self._prepare(batch)
+        prepared, executions, failed = self._prepare(batch, self._deadline(batch))
         outcomes: list[dict | BaseException] = []
         try:
             if prepared:
                 loaded = load_jobs(self.connection, [job for job, _ in prepared], self.settings, self.objects)
                 outcomes = self._ocr(loaded, batch_id)
-        except Exception as exc:  # e.g. Redis gone while reading images: fail the batch, keep the worker
+        except redis.exceptions.RedisError:  # a Redis blip is not the jobs' fault: queue them again
+            logger.warning("batch %s: Redis error before OCR; handing its jobs back", batch_id, exc_info=True)
+            self._hand_back(prepared)
+            return
+        except Exception as exc:  # anything else: fail the batch's jobs with the reason, keep the worker
             logger.exception("batch %s could not run", batch_id)
             outcomes = [exc] * len(prepared)
         except (SystemExit, KeyboardInterrupt):  # a second SIGTERM: hand the batch back, then exit
             self._hand_back(prepared)
             raise
-        done = [job for (job, queue), outcome in zip(prepared, outcomes)
-                if self._finalize(job, queue, executions[job.id], outcome)]
+        recorded = [self._finalize(job, queue, executions[job.id], outcome)
+                    for (job, queue), outcome in zip(prepared, outcomes)]
+        done = [job for (job, _), ok in zip(prepared, recorded) if ok]
         self._release(done)
+        self._unhold([job for (job, _), ok in zip(prepared, recorded) if not ok])
         self._delete_images(done)
         self.batches_run += 1
         self.metrics.batch_size.observe(len(batch))
@@ -157,12 +164,17 @@ class BatchWorker(SimpleWorker):
                     (time.perf_counter() - started) * 1000,
                     extra={"batch_id": batch_id, "job_ids": [job.id for job, _ in batch]})
 
-    def _prepare(self, batch: list[tuple[Job, Queue]]):
+    def _deadline(self, batch: list[tuple[Job, Queue]]) -> float:
+        """Until when the batch's leases are renewed: a job timeout per model group, + 60 s."""
+        groups = len({(job.kwargs or {}).get("model") for job, _ in batch}) or 1
+        return time.monotonic() + self.settings.job_timeout_s * groups + 60
+
+    def _prepare(self, batch: list[tuple[Job, Queue]], deadline: float):
         """Mark each job started (rq's bookkeeping); a job that cannot be prepared fails alone."""
         prepared, executions, failed = [], {}, 0
         for job, queue in batch:
             try:
-                self._hold(job)
+                self._hold(job, deadline)
                 executions[job.id] = self.prepare_execution(job)
                 self.connection.delete(queue.intermediate_queue.get_first_seen_key(job.id))
                 self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
@@ -208,23 +220,26 @@ class BatchWorker(SimpleWorker):
         store = (item.job.kwargs or {}).get("result_store") or self.settings.result_store
         return results.save(self.objects, self.settings, store, item.job.id, document)
 
-    def _hold(self, job: Job) -> None:
-        """Take the job's lease before rq marks it started, so the reaper never sees it unleased."""
+    def _hold(self, job: Job, deadline: float) -> None:
+        """Take the job's lease (owned by this worker's name) before rq marks it started, so the
+        reaper never sees it unleased."""
         with self._held_lock:
-            self._held[job.id] = time.monotonic()
+            self._held[job.id] = deadline
         self.connection.set(keys.lease_key(job.id), self.name, ex=self.settings.lease_s)
 
-    def _release(self, jobs: list[Job]) -> None:
-        """Drop the leases and crash counts of jobs whose outcome is recorded."""
+    def _unhold(self, jobs: list[Job]) -> None:
+        """Stop renewing: the leases lapse and the reaper queues the jobs again."""
         with self._held_lock:
             for job in jobs:
                 self._held.pop(job.id, None)
+
+    def _release(self, jobs: list[Job]) -> None:
+        """Drop this worker's leases and the crash counts of jobs whose outcome is recorded."""
+        self._unhold(jobs)
         if jobs:
             try:
-                with self.connection.pipeline() as pipe:
-                    pipe.delete(*[keys.lease_key(job.id) for job in jobs])
-                    pipe.hdel(keys.CRASHES, *[job.id for job in jobs])
-                    pipe.execute()
+                recovery.release_leases(self.connection, [job.id for job in jobs], self.name)
+                self.connection.hdel(keys.CRASHES, *[job.id for job in jobs])
             except Exception:  # leases lapse on their own; the reaper skips finished jobs
                 logger.warning("could not release leases", exc_info=True)
 

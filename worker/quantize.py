@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import tempfile
 from dataclasses import replace
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from shared import logs
-from shared.models import FileRef, load_registry, register
+from shared.models import FileRef, load_registry, register, unregister
 from shared.settings import Settings
 from worker.evaluation import _read, evaluate_lines, line_items
 from worker.models import load_model
@@ -110,13 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate-lines", type=int, default=400)
     parser.add_argument("--max-cer-loss", type=float, default=0.012)
     parser.add_argument("--json", type=Path, help="write the gate's figures here")
+    parser.add_argument("--replace", action="store_true", help="replace an existing version of that name")
     args = parser.parse_args(argv)
     logs.configure("WARNING")
     settings = Settings.from_env(model_dir=str(args.model_dir.resolve()))
     base = load_registry(settings.model_dir)[args.base]
     name = args.name or f"{args.base}-int8-{args.method}"
-    folder = args.model_dir.resolve() / name
-    folder.mkdir(parents=True, exist_ok=True)
+    if name in load_registry(settings.model_dir) and not args.replace:
+        parser.error(f"version {name} exists; choose another --name or pass --replace")
+    final = args.model_dir.resolve() / name
+    folder = args.model_dir.resolve() / f".{name}.candidate"  # the served version is untouched until it passes
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     calib = [p for data in (args.calib or "").split(",") if data
              for p, _ in line_items(Path(data))[: args.calib_lines]]
     if args.method == "static" and not calib:
@@ -125,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     spec = replace(base, name=name, rec=FileRef(f"{name}/rec.onnx"), status="experimental", base_dir="",
                    vocab_from_metadata_of=base.vocab_from_metadata_of or (base.rec if base.vocab is None else None),
                    description=f"{args.base}, recogniser INT8 ({args.method})")
-    trial = replace(spec, name=f"{name}.candidate")
+    trial = replace(spec, name=f"{name}.candidate", rec=FileRef(f".{name}.candidate/rec.onnx"), status="candidate")
     register(settings.model_dir, trial)
     try:
         figures = gate(settings, (args.base, trial.name), [Path(p) for p in args.gate.split(",")], args.gate_lines)
     finally:
-        _unregister(settings.model_dir, trial.name)
+        unregister(settings.model_dir, trial.name)
     losses = {s: f[trial.name]["cer"] - f[args.base]["cer"] for s, f in figures.items()}
     report = {"name": name, "method": args.method, "figures": figures, "cer_loss": losses,
               "size_mb": {"fp32": base.path(base.rec).stat().st_size / 1e6, "int8": (folder / "rec.onnx").stat().st_size / 1e6}}
@@ -138,20 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     if max(losses.values()) > args.max_cer_loss:
+        shutil.rmtree(folder, ignore_errors=True)
         print(f"not registered: CER loss {max(losses.values()):.4f} > {args.max_cer_loss}", file=sys.stderr)
         return 1
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(folder, final)
     register(settings.model_dir, spec)
     print(f"registered {name} in {settings.model_dir}/manifest.json", file=sys.stderr)
     return 0
-
-
-def _unregister(model_dir: str, name: str) -> None:
-    from shared.models import manifest_path
-
-    path = manifest_path(model_dir)
-    data = json.loads(path.read_text("utf-8"))
-    data["versions"] = [e for e in data["versions"] if e.get("name") != name]
-    path.write_text(json.dumps(data, indent=1) + "\n", "utf-8")
 
 
 if __name__ == "__main__":

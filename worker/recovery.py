@@ -35,6 +35,23 @@ from worker.metrics import WorkerMetrics
 logger = logging.getLogger(__name__)
 
 
+# Leases and the reaper's lock belong to whoever set them: renew or delete only your own.
+_RENEW = "for _, key in ipairs(KEYS) do if redis.call('get', key) == ARGV[1] then " \
+         "redis.call('expire', key, ARGV[2]) end end return 0"
+_RELEASE = "for _, key in ipairs(KEYS) do if redis.call('get', key) == ARGV[1] then " \
+           "redis.call('del', key) end end return 0"
+
+
+def renew_leases(connection: Redis, job_ids: list[str], owner: str, seconds: int) -> None:
+    if job_ids:
+        connection.eval(_RENEW, len(job_ids), *[keys.lease_key(i) for i in job_ids], owner, seconds)
+
+
+def release_leases(connection: Redis, job_ids: list[str], owner: str) -> None:
+    if job_ids:
+        connection.eval(_RELEASE, len(job_ids), *[keys.lease_key(i) for i in job_ids], owner)
+
+
 def is_suspect(connection: Redis, job_id: str) -> bool:
     return bool(connection.hexists(keys.CRASHES, job_id))
 
@@ -82,13 +99,12 @@ class Reaper:
         acted: list[str] = []
         for queue in self.queues:
             lock = keys.reaper_lock(queue.name)
-            if not self.connection.set(lock, self.token, nx=True, ex=max(self.settings.lease_s, 5)):
+            if not self.connection.set(lock, self.token, nx=True, ex=60):
                 continue
             try:
                 acted += self._reap_started(queue) + self._reap_limbo(queue)
             finally:
-                if self.connection.get(lock) == self.token.encode():
-                    self.connection.delete(lock)
+                self.connection.eval(_RELEASE, 1, lock, self.token)
         return acted
 
     def _reap_started(self, queue: Queue) -> list[str]:
@@ -144,10 +160,11 @@ class Guardian(threading.Thread):
     GIL) or blocked on Redis does not stop leases from being renewed.
     """
 
-    def __init__(self, settings: Settings, queues: Iterable[str], held: Callable[[], list[str]],
+    def __init__(self, settings: Settings, queues: Iterable[str], held: Callable[[], list[str]], owner: str,
                  metrics: WorkerMetrics | None = None) -> None:
         super().__init__(name="batchocr-guardian", daemon=True)
         self.settings = settings
+        self.owner = owner
         self.metrics = metrics
         self.held = held
         self.connection = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
@@ -169,11 +186,9 @@ class Guardian(threading.Thread):
                 logger.warning("guardian: %s: %s", type(exc).__name__, exc)
 
     def renew(self, job_ids: list[str]) -> None:
-        if job_ids:
-            with self.connection.pipeline(transaction=False) as pipe:
-                for job_id in job_ids:
-                    pipe.set(keys.lease_key(job_id), "1", ex=self.settings.lease_s)
-                pipe.execute()
+        """Extend this worker's own leases; a lease that lapsed (its job queued again and
+        perhaps taken by another worker) is not taken back."""
+        renew_leases(self.connection, job_ids, self.owner, self.settings.lease_s)
 
     def stop(self) -> None:
         self._stop.set()
