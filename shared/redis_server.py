@@ -32,6 +32,18 @@ def find_server_binary() -> str:
     return str(get_binary_path())
 
 
+def terminate(process: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM a child process, SIGKILL it after ``grace`` seconds, and reap it."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -81,13 +93,7 @@ class RedisServer:
 
     def shutdown(self) -> None:
         """Stop the server process but keep its data directory (for :meth:`start` again)."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, grace=5)
 
     def __enter__(self) -> RedisServer:
         return self.start()

@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 
-from shared.redis_server import free_port
+from shared.redis_server import free_port, terminate
 
 ACCESS_KEY = "test-access-key"
 SECRET_KEY = "test-secret-key-never-logged"
@@ -38,13 +38,7 @@ class S3Server:
                 time.sleep(0.1)
 
     def __exit__(self, *exc) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, grace=10)
 
     def settings_overrides(self, bucket: str, inputs: str = "") -> dict:
         return {
