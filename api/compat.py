@@ -13,6 +13,7 @@ import time
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from api.routes import decode_base64
 from api.security import authenticate
 from shared import jobs
 from shared.errors import BadOptionError, ServiceBusyError
@@ -37,23 +38,17 @@ def ocr_sync():
 
 
 def _run_sync():
-    from api.routes import _decode_base64  # one decoder for both APIs
-
     started = time.perf_counter()
     settings = current_app.extensions["batchocr.settings"]
     connection = current_app.extensions["batchocr.redis"]
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadOptionError('send JSON: {"image_base64": "..."}')
-    image = _decode_base64(body.pop("image_base64", None))
+    image = decode_base64(body.pop("image_base64", None))
     options = jobs.JobOptions.parse(body, settings)
     job = jobs.submit(connection, settings, image, options, owner=g.owner).job
     deadline = time.monotonic() + settings.sync_timeout_s
-    status = "queued"
-    while time.monotonic() < deadline:
-        status = job.get_status(refresh=True).value
-        if status in TERMINAL:
-            break
+    while time.monotonic() < deadline and job.get_status(refresh=True).value not in TERMINAL:
         time.sleep(0.02)
     view = jobs.describe(job, current_app.extensions["batchocr.objects"])
     cost = round(time.perf_counter() - started, 3)

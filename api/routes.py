@@ -45,7 +45,7 @@ def _read_submission() -> tuple[bytes | S3Uri, dict[str, Any]]:
     if body.get("image_uri"):
         return S3Uri.parse(body.pop("image_uri")), body
     if request.is_json:
-        return _decode_base64(body.pop("image_base64", None)), body
+        return decode_base64(body.pop("image_base64", None)), body
     upload = request.files.get("file")
     if upload is None:
         raise MissingImageError("send an image as multipart field 'file', JSON 'image_base64' or 'image_uri'")
@@ -55,7 +55,7 @@ def _read_submission() -> tuple[bytes | S3Uri, dict[str, Any]]:
     return data, body
 
 
-def _decode_base64(encoded: object) -> bytes:
+def decode_base64(encoded: object) -> bytes:
     if not encoded:
         raise MissingImageError("send an image as multipart field 'file', JSON 'image_base64' or 'image_uri'")
     if not isinstance(encoded, str):
