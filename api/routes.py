@@ -16,9 +16,8 @@ from shared.s3 import S3Uri
 bp = Blueprint("v1", __name__)
 bp.before_request(authenticate)
 
-# Fields of a submission that are not job options.
+# Fields of a submission that carry the image, not job options.
 IMAGE_FIELDS = ("image_base64", "image_uri")
-CONTROL_FIELDS = ("job_id", "retry_failed")
 
 
 def _settings():

@@ -24,8 +24,6 @@ from typing import Any
 
 from shared.errors import ConfigError
 
-STATUSES = ("stable", "experimental", "candidate")
-
 
 @dataclass(frozen=True)
 class FileRef:
@@ -60,6 +58,7 @@ class ModelSpec:
     vocab: FileRef | None = None
     vocab_from_metadata_of: FileRef | None = None
     rec_tail_pad: int | None = None
+    # "stable", "experimental", or "candidate" (being gated by batchocr-quantize).
     status: str = "stable"
     description: str = ""
     base_dir: str = field(default="", compare=False)

@@ -76,7 +76,7 @@ def fail_poison(job: Job, queue: Queue, crashes: int) -> None:
         queue.started_job_registry.remove_executions(job, pipeline=pipe)
         job.set_status(JobStatus.FAILED, pipeline=pipe)
         queue.failed_job_registry.add(job, ttl=job.failure_ttl, exc_string="poison: worker crashes", pipeline=pipe)
-        pipe.delete(keys.lease_key(job.id), (job.kwargs or {}).get("image_key") or keys.lease_key(job.id))
+        pipe.delete(keys.lease_key(job.id), *[k for k in [(job.kwargs or {}).get("image_key")] if k])
         pipe.hdel(keys.CRASHES, job.id)
         pipe.execute()
     logger.error("job %s failed as poison after %d worker crashes", job.id, crashes,
