@@ -49,7 +49,9 @@ class FileRef:
 class ModelSpec:
     """One model version. ``vocab`` = None: the recogniser's ONNX metadata (``character``);
     otherwise a dictionary file, one symbol per line. ``rec_tail_pad`` overrides the setting
-    of the same name for this model (None = the deployment's)."""
+    of the same name for this model (None = the deployment's). ``rec_width_scale``: the
+    horizontal scale of line crops this model reads best at (measured; ``OCR_REC_WIDTH_SCALE``
+    overrides it)."""
 
     name: str
     det: FileRef
@@ -58,6 +60,7 @@ class ModelSpec:
     vocab: FileRef | None = None
     vocab_from_metadata_of: FileRef | None = None
     rec_tail_pad: int | None = None
+    rec_width_scale: float = 1.0
     # "stable", "experimental", or "candidate" (being gated by batchocr-quantize).
     status: str = "stable"
     description: str = ""
@@ -87,6 +90,7 @@ BUILTIN: dict[str, ModelSpec] = {
         name="ppocrv6-small",
         det=FileRef("models/PP-OCRv6_det_small.onnx", "rapidocr"),
         rec=FileRef("models/PP-OCRv6_rec_small.onnx", "rapidocr"),
+        rec_width_scale=0.85,
         description="PP-OCRv6 small (Chinese + Latin), the default",
     ),
     "ppocrv6-tiny": ModelSpec(

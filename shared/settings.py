@@ -36,6 +36,9 @@ class Settings:
     rec_max_width: int = 4096
     # Blank input (px) after each line, decoded with it: right context for the last characters.
     rec_tail_pad: int = 16
+    # Horizontal scale of line crops at the model's height; 0 = the model's own (ppocrv6-small
+    # reads best at 0.85: docs/BENCHMARKS.md).
+    rec_width_scale: float = 0.0
     # ONNX Runtime threads per session; 0 = cores on this host / workers_per_host.
     intra_op_threads: int = 0
     workers_per_host: int = 1
@@ -106,6 +109,8 @@ class Settings:
         _check(1 <= self.max_crashes <= 100, "OCR_MAX_CRASHES must be 1..100")
         _check(self.rec_pad_slack >= 0, "OCR_REC_PAD_SLACK must be >= 0")
         _check(0 <= self.rec_tail_pad <= 512, "OCR_REC_TAIL_PAD must be 0..512")
+        _check(self.rec_width_scale == 0 or 0.25 <= self.rec_width_scale <= 2,
+               "OCR_REC_WIDTH_SCALE must be 0 (the model's own) or 0.25..2")
         _check(self.intra_op_threads >= 0, "OCR_INTRA_OP_THREADS must be >= 0")
         _check(self.workers_per_host >= 1, "OCR_WORKERS_PER_HOST must be >= 1")
         for name in ("max_image_bytes", "max_image_pixels", "image_ttl_s", "result_ttl_s", "job_timeout_s"):

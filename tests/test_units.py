@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shared.settings import Settings
 from worker.ctc import ctc_greedy_decode
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.preprocess import rec_width
@@ -53,6 +54,19 @@ def test_rec_width_keeps_aspect_in_steps_of_8_and_caps():
     assert rec_width((24, 100, 3), 48, 4096) == 200
     assert rec_width((48, 10, 3), 48, 4096) == 16
     assert rec_width((10, 10000, 3), 48, 4096) == 4096
+    assert rec_width((24, 100, 3), 48, 4096, scale=0.85) == 176  # 170 up to the next step
+
+
+def test_width_scale_comes_from_the_model_unless_set():
+    from shared.errors import ConfigError
+    from shared.models import BUILTIN
+
+    assert BUILTIN["ppocrv6-small"].rec_width_scale == 0.85
+    assert BUILTIN["ppocrv6-tiny"].rec_width_scale == 1.0
+    assert Settings.from_env({}).rec_width_scale == 0.0
+    assert Settings.from_env({"OCR_REC_WIDTH_SCALE": "1"}).rec_width_scale == 1.0
+    with pytest.raises(ConfigError, match="OCR_REC_WIDTH_SCALE"):
+        Settings.from_env({"OCR_REC_WIDTH_SCALE": "0.1"})
 
 
 def test_reading_order_rows_then_columns():

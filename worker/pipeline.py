@@ -111,6 +111,7 @@ class OcrPipeline:
             pad_slack=self.settings.rec_pad_slack,
             allowed=allowed,
             tail_pad=self.settings.rec_tail_pad if self.model.spec.rec_tail_pad is None else self.model.spec.rec_tail_pad,
+            width_scale=self.settings.rec_width_scale or self.model.spec.rec_width_scale,
         ) if crops else []
         recognition_ms = (time.perf_counter() - start) * 1000
         for (index, box), (text, confidence) in zip(owners, texts):

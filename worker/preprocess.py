@@ -56,10 +56,14 @@ def _on_white(image: np.ndarray) -> np.ndarray:
     return (colour.astype(np.float32) * weight + 255.0 * (1.0 - weight)).astype(np.uint8)
 
 
-def rec_width(crop_shape: tuple[int, ...], height: int, max_width: int) -> int:
-    """Width (px) of a line crop after resizing it to ``height``, a multiple of REC_STRIDE."""
+def rec_width(crop_shape: tuple[int, ...], height: int, max_width: int, scale: float = 1.0) -> int:
+    """Width (px) of a line crop after resizing it to ``height``, a multiple of REC_STRIDE.
+
+    ``scale`` < 1 squeezes the line horizontally: PP-OCR recognisers were trained on lines
+    squeezed into a fixed width and read a mildly narrowed line as well, at fewer pixels.
+    """
     h, w = crop_shape[:2]
-    width = math.ceil(height * w / max(h, 1))
+    width = math.ceil(height * w * scale / max(h, 1))
     width = math.ceil(width / REC_STRIDE) * REC_STRIDE
     return int(min(max(width, REC_STRIDE * 2), max_width))
 

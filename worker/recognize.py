@@ -43,6 +43,7 @@ def recognize_lines(
     pad_slack: float,
     allowed: Sequence[np.ndarray | None] | None = None,
     tail_pad: int = 0,
+    width_scale: float = 1.0,
 ) -> list[tuple[str, float]]:
     """Recognise BGR line crops; returns one ``(text, confidence)`` per crop, in input order.
 
@@ -51,9 +52,10 @@ def recognize_lines(
     ``tail_pad`` px of blank (zero) input follow every line and are decoded with it: the
     recogniser needs right context to emit the last characters, so without it line ends are
     clipped when the line runs alone and read when a wider batch-mate pads it.
+    ``width_scale`` scales each line's width at the model's height (see ``rec_width``).
     """
     height = model.spec.rec_height
-    widths = [rec_width(crop.shape, height, max_width) for crop in crops]
+    widths = [rec_width(crop.shape, height, max_width, width_scale) for crop in crops]
     tail = -(-tail_pad // REC_STRIDE) * REC_STRIDE
     slots = [width + tail for width in widths]
     results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
