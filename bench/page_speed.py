@@ -1,6 +1,6 @@
 """Pages/s of batchocr's pipeline vs RapidOCR 3.10's full pipeline, interleaved, medians.
 
-    .venv/bin/python -m bench.page_speed [--rounds 3] [--threads 2]
+    .venv/bin/python -m bench.page_speed [--rounds 3] [--threads 2] [--model V ...] [--width-scale S ...]
 
 One process holds both (same cores, same ONNX Runtime, 2 intra-op threads each); every round
 times each system over every page set, alternating which goes first. batchocr runs pages in
@@ -47,10 +47,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", action="append", help="our model version(s) to time (default: the default; "
                         "versions from OCR_MODEL_DIR work too)")
+    parser.add_argument("--width-scale", action="append", type=float, help="recognition width scale(s) to time "
+                        "(OCR_REC_WIDTH_SCALE; default: the model's own)")
     args = parser.parse_args()
     settings = Settings.from_env(intra_op_threads=args.threads)
-    ours = {f"ours:{v}": OcrPipeline(load_model(v, args.threads, True, settings.model_dir), settings)
-            for v in (args.model or [settings.default_model])}
+    models = {v: load_model(v, args.threads, True, settings.model_dir) for v in args.model or [settings.default_model]}
+    scales = args.width_scale or [settings.rec_width_scale]
+    ours = {f"ours:{v}" + (f"@{s:g}" if s else ""): OcrPipeline(model, settings.replace(rec_width_scale=s))
+            for v, model in models.items() for s in scales}
     rapid = RapidOcrPeer(args.threads)
     pages = {name: [path for path, _ in page_items(EVAL / name)] for name in SETS}
     systems = [*((key, time_ours, pipeline) for key, pipeline in ours.items()), ("rapidocr", time_rapid, rapid)]

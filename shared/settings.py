@@ -39,6 +39,9 @@ class Settings:
     # Horizontal scale of line crops at the model's height; 0 = the model's own (ppocrv6-small
     # reads best at 0.85: docs/BENCHMARKS.md).
     rec_width_scale: float = 0.0
+    # Lines with a charset hint that has a word list (lang=en): a word the recogniser rated
+    # nearly as likely as its greedy reading replaces it (worker/lexicon.py).
+    lexicon: bool = True
     # ONNX Runtime threads per session; 0 = cores on this host / workers_per_host.
     intra_op_threads: int = 0
     workers_per_host: int = 1

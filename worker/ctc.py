@@ -1,4 +1,5 @@
-"""Greedy CTC decoding of recognition outputs (pure NumPy)."""
+"""Greedy CTC decoding of recognition outputs (pure NumPy), with an optional English lexicon
+pass for lines that carry the ``en`` hint (``worker.lexicon``)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from worker.lexicon import Lexicon, correct
+
 
 def ctc_greedy_decode(
     probs: np.ndarray,
     lengths: Sequence[int],
     vocab: Sequence[str],
     allowed: Sequence[np.ndarray | None] | None = None,
+    lexicons: Sequence[Lexicon | None] | None = None,
 ) -> list[tuple[str, float]]:
     """Decode softmax outputs into text and a confidence per line.
 
@@ -23,6 +27,8 @@ def ctc_greedy_decode(
         vocab: C strings, ``vocab[0]`` being the blank.
         allowed: per line, None or the sorted class ids it may decode to (a charset hint,
             blank included); the argmax runs over those columns only.
+        lexicons: per line, None or a lexicon whose near-ties with the greedy reading are
+            resolved (only for lines with ``allowed`` columns).
 
     Returns:
         One ``(text, confidence)`` per line; confidence is the mean probability of the kept
@@ -41,5 +47,8 @@ def ctc_greedy_decode(
         keep[1:] &= ids[1:] != ids[:-1]
         chars = ids[keep]
         text = "".join(vocab[i] for i in chars)
+        lexicon = lexicons[row] if lexicons is not None and classes is not None else None
+        if lexicon is not None and chars.size:
+            text = correct(steps, best_col, [vocab[i] for i in classes], lexicon) or text
         out.append((text, float(best[keep].mean()) if chars.size else 0.0))
     return out

@@ -15,6 +15,7 @@ import numpy as np
 
 from shared.settings import Settings
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
+from worker.lexicon import for_lang
 from worker.models import OcrModel
 from worker.recognize import recognize_lines
 
@@ -103,6 +104,7 @@ class OcrPipeline:
             owners.extend((index, np.round(quad).astype(int).tolist()) for quad in quads)
         start = time.perf_counter()
         allowed = [self.model.charset_classes(tasks[index].lang) for index, _ in owners]
+        lexicons = [for_lang(tasks[index].lang) if self.settings.lexicon else None for index, _ in owners]
         texts = recognize_lines(
             self.model,
             crops,
@@ -112,6 +114,7 @@ class OcrPipeline:
             allowed=allowed,
             tail_pad=self.settings.rec_tail_pad if self.model.spec.rec_tail_pad is None else self.model.spec.rec_tail_pad,
             width_scale=self.settings.rec_width_scale or self.model.spec.rec_width_scale,
+            lexicons=lexicons,
         ) if crops else []
         recognition_ms = (time.perf_counter() - start) * 1000
         for (index, box), (text, confidence) in zip(owners, texts):

@@ -1,0 +1,91 @@
+"""The English lexicon pass: CTC scoring of alternatives and when it may replace a reading."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import string
+
+import numpy as np
+import pytest
+
+from worker.lexicon import Lexicon, correct, ctc_log_likelihood, english, tokens
+
+CHARS = ["<blank>", " ", *string.ascii_letters, ".", ",", ")"]
+COLUMN = {ch: c for c, ch in enumerate(CHARS) if c}
+
+
+def steps_for(text: str, ties: dict[int, dict[str, float]] | None = None) -> np.ndarray:
+    """T x C probabilities: each character of ``text`` sure on its own step, then a blank step.
+    ``ties[i]`` spreads character i's step over other characters (probabilities)."""
+    rows = []
+    for i, ch in enumerate(text):
+        row = np.full(len(CHARS), 1e-6)
+        spread = (ties or {}).get(i, {ch: 1.0})
+        for alt, p in spread.items():
+            row[COLUMN[alt] if alt else 0] = p
+        rows.append(row / row.sum())
+        blank = np.full(len(CHARS), 1e-6)
+        blank[0] = 1.0
+        rows.append(blank / blank.sum())
+    return np.array(rows)
+
+
+def run(probs: np.ndarray, lexicon: Lexicon) -> str | None:
+    return correct(probs, probs.argmax(axis=1), CHARS, lexicon)
+
+
+def test_ctc_log_likelihood_sums_every_alignment():
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(3), size=5)
+
+    def collapse(path):
+        kept = [c for i, c in enumerate(path) if c and (i == 0 or path[i - 1] != c)]
+        return kept
+
+    for labels in ([1], [1, 2], [1, 1], [2, 1, 2]):
+        total = sum(math.prod(probs[t, c] for t, c in enumerate(path))
+                    for path in itertools.product(range(3), repeat=5) if collapse(path) == labels)
+        assert ctc_log_likelihood(np.log(probs), labels) == pytest.approx(math.log(total))
+
+
+def test_tokens_carry_the_steps_between_spaces():
+    probs = steps_for("ab cd")
+    found = tokens(probs.argmax(axis=1), COLUMN[" "], CHARS)
+    assert [(t.text, t.start, t.end) for t in found] == [("ab", 0, 4), ("cd", 5, 10)]
+
+
+def test_a_near_tie_resolves_to_the_english_word():
+    lexicon = Lexicon({"unit": 10, "quaternions": 5})
+    # "rn" read as "m": step 6 is nearly as likely an "r" followed by "n".
+    text = "unit quatemions)."
+    probs = steps_for(text, {10: {"m": 0.55, "r": 0.45}})
+    probs = np.insert(probs, 21, steps_for("n")[0] * 0.5 + steps_for("m")[0] * 0.5, axis=0)
+    assert run(probs, lexicon) == "unit quaternions)."
+
+
+def test_a_confident_reading_is_never_overruled():
+    lexicon = Lexicon({"piano": 10, "the": 100})
+    assert run(steps_for("the Piraux"), lexicon) is None
+    # unsure, but the word the dictionary knows is far less likely to the recogniser
+    assert run(steps_for("the Piraux", {7: {"a": 0.8, "n": 0.02, "u": 0.18}}), lexicon) is None
+
+
+def test_a_full_stop_before_a_lowercase_word_may_be_a_comma():
+    lexicon = Lexicon({"diagnosis": 10, "drug": 10, "e": 1})
+    unsure = steps_for("diagnosis. drug", {9: {".": 0.6, ",": 0.4}})
+    assert run(unsure, lexicon) == "diagnosis, drug"
+    assert run(steps_for("diagnosis. drug", {9: {".": 0.97, ",": 0.03}}), lexicon) is None
+    assert run(steps_for("diagnosis. Drug", {9: {".": 0.6, ",": 0.4}}), lexicon) is None
+
+
+def test_irregular_case_of_a_known_word_is_repaired():
+    lexicon = Lexicon({"kuhn": 1})
+    probs = steps_for("KuHN", {1: {"u": 0.55, "U": 0.45}})
+    assert run(probs, lexicon) == "KUHN"
+
+
+def test_english_list_is_the_packaged_one():
+    words = english()
+    assert "quaternions" in words and "Hungarian" in words and "quatemions" not in words
+    assert "quaternions" in words.near("quatemions")
