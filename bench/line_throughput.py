@@ -63,7 +63,8 @@ def run_model_only(model, settings: Settings, images: list[bytes], cap: int) -> 
     batches = []
     for begin in range(0, len(crops), cap):
         group = crops[begin : begin + cap]
-        widths = [rec_width(c.shape, height, max_width) for c in group]
+        scale = settings.rec_width_scale or model.spec.rec_width_scale
+        widths = [rec_width(c.shape, height, max_width, scale) for c in group]
         for chunk in plan_chunks(widths, settings.rec_chunk_width, settings.rec_pad_slack):
             tensors = [rec_normalize(group[i], height, widths[i]) for i in chunk]
             batches.append(pad_stack(tensors, max(widths[i] for i in chunk)))

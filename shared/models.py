@@ -18,7 +18,7 @@ import functools
 import importlib.util
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,12 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any], base_dir: str = "") -> ModelSpec:
         refs = {k: FileRef(**data[k]) if data.get(k) else None for k in ("det", "rec", "vocab", "vocab_from_metadata_of")}
-        plain = {k: v for k, v in data.items() if k not in refs}
-        return cls(**plain, **refs, base_dir=base_dir)  # type: ignore[arg-type]
+        # Keys a newer release wrote are skipped, so a rolling deploy does not break the registry.
+        known = {f.name for f in fields(cls)} - set(refs) - {"base_dir"}
+        spec = cls(**{k: v for k, v in data.items() if k in known}, **refs, base_dir=base_dir)  # type: ignore[arg-type]
+        if not 0.25 <= spec.rec_width_scale <= 2:
+            raise ValueError(f"{spec.name}: rec_width_scale must be 0.25..2")
+        return spec
 
 
 BUILTIN: dict[str, ModelSpec] = {

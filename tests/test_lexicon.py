@@ -11,7 +11,7 @@ import pytest
 
 from worker.lexicon import Lexicon, correct, ctc_log_likelihood, english, tokens
 
-CHARS = ["<blank>", " ", *string.ascii_letters, ".", ",", ")"]
+CHARS = ["<blank>", " ", *string.ascii_letters, *string.digits, ".", ",", ")"]
 COLUMN = {ch: c for c, ch in enumerate(CHARS) if c}
 
 
@@ -31,8 +31,20 @@ def steps_for(text: str, ties: dict[int, dict[str, float]] | None = None) -> np.
     return np.array(rows)
 
 
+def rn_read_as_m(text: str) -> np.ndarray:
+    """Steps for ``text`` whose "m" was nearly "rn": its step leans "m" over "r", and the step
+    after it is an even "m"/"n" split."""
+    index = text.index("m")
+    probs = steps_for(text, {index: {"m": 0.55, "r": 0.45}})
+    return np.insert(probs, 2 * index + 1, steps_for("n")[0] * 0.5 + steps_for("m")[0] * 0.5, axis=0)
+
+
 def run(probs: np.ndarray, lexicon: Lexicon) -> str | None:
-    return correct(probs, probs.argmax(axis=1), CHARS, lexicon)
+    """The corrected line, or None when the greedy reading stands."""
+    path = probs.argmax(axis=1)
+    greedy = "".join(CHARS[c] for i, c in enumerate(path) if c and (i == 0 or path[i - 1] != c))
+    text = correct(greedy, probs, path, CHARS, lexicon)
+    return None if text == greedy else text
 
 
 def test_ctc_log_likelihood_sums_every_alignment():
@@ -52,16 +64,12 @@ def test_ctc_log_likelihood_sums_every_alignment():
 def test_tokens_carry_the_steps_between_spaces():
     probs = steps_for("ab cd")
     found = tokens(probs.argmax(axis=1), COLUMN[" "], CHARS)
-    assert [(t.text, t.start, t.end) for t in found] == [("ab", 0, 4), ("cd", 5, 10)]
+    assert [(t.text, t.start, t.end, t.offset) for t in found] == [("ab", 0, 4, 0), ("cd", 5, 10, 3)]
 
 
 def test_a_near_tie_resolves_to_the_english_word():
     lexicon = Lexicon({"unit": 10, "quaternions": 5})
-    # "rn" read as "m": step 6 is nearly as likely an "r" followed by "n".
-    text = "unit quatemions)."
-    probs = steps_for(text, {10: {"m": 0.55, "r": 0.45}})
-    probs = np.insert(probs, 21, steps_for("n")[0] * 0.5 + steps_for("m")[0] * 0.5, axis=0)
-    assert run(probs, lexicon) == "unit quaternions)."
+    assert run(rn_read_as_m("unit quatemions)."), lexicon) == "unit quaternions)."
 
 
 def test_a_confident_reading_is_never_overruled():
@@ -77,6 +85,24 @@ def test_a_full_stop_before_a_lowercase_word_may_be_a_comma():
     assert run(unsure, lexicon) == "diagnosis, drug"
     assert run(steps_for("diagnosis. drug", {9: {".": 0.97, ",": 0.03}}), lexicon) is None
     assert run(steps_for("diagnosis. Drug", {9: {".": 0.6, ",": 0.4}}), lexicon) is None
+
+
+def test_names_codes_and_mixed_case_words_stay_as_read():
+    lexicon = Lexicon({"smith": 10, "bad": 10, "ph": 5, "paid": 5, "mr": 5, "sdn": 1})
+    # fairly sure readings with a dictionary word one letter away, at odds above 1/10
+    assert run(steps_for("Mr Smyth paid", {4: {"y": 0.85, "i": 0.15}}), lexicon) is None
+    assert run(steps_for("SDN BHD", {5: {"H": 0.85, "A": 0.15}}), lexicon) is None
+    assert run(steps_for("pH paid", {0: {"p": 0.85, "P": 0.15}}), lexicon) is None
+
+
+def test_abbreviations_keep_their_full_stop():
+    lexicon = Lexicon({"et": 10, "al": 10, "reported": 10})
+    assert run(steps_for("et al. reported", {5: {".": 0.6, ",": 0.4}}), lexicon) is None
+
+
+def test_the_line_keeps_its_spacing():
+    lexicon = Lexicon({"total": 10, "quaternions": 5})
+    assert run(rn_read_as_m(" Total  12.00 quatemions"), lexicon) == " Total  12.00 quaternions"
 
 
 def test_irregular_case_of_a_known_word_is_repaired():

@@ -97,3 +97,12 @@ def test_tall_crops_are_turned_to_read_along_the_long_side():
     image = np.zeros((300, 100, 3), np.uint8)
     quad = np.array([[10, 10], [40, 10], [40, 200], [10, 200]], np.float32)
     assert crop_quad(image, quad).shape[:2] == (30, 190)
+
+
+def test_manifest_entries_skip_unknown_keys_and_check_the_width_scale():
+    from shared.models import BUILTIN, ModelSpec
+
+    entry = {**BUILTIN["ppocrv6-small"].to_dict(), "name": "x", "written_by_a_newer_release": 1}
+    assert ModelSpec.from_dict(entry).rec_width_scale == 0.85
+    with pytest.raises(ValueError, match="rec_width_scale"):
+        ModelSpec.from_dict({**entry, "rec_width_scale": 0})

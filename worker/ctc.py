@@ -49,6 +49,6 @@ def ctc_greedy_decode(
         text = "".join(vocab[i] for i in chars)
         lexicon = lexicons[row] if lexicons is not None and classes is not None else None
         if lexicon is not None and chars.size:
-            text = correct(steps, best_col, [vocab[i] for i in classes], lexicon) or text
+            text = correct(text, steps, best_col, [vocab[i] for i in classes], lexicon)
         out.append((text, float(best[keep].mean()) if chars.size else 0.0))
     return out

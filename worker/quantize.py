@@ -38,24 +38,25 @@ class LineReader:
     """Calibration data for static quantization: real line crops, preprocessed as in serving
     (one line per batch, its own width): ``{input: [1, 3, 48, W] float32}``."""
 
-    def __init__(self, input_name: str, paths: list[Path], height: int) -> None:
+    def __init__(self, input_name: str, paths: list[Path], height: int, width_scale: float) -> None:
         self.input_name = input_name
         self.paths = iter(paths)
         self.height = height
+        self.width_scale = width_scale
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         path = next(self.paths, None)
         if path is None:
             return None
         image = _read(path)
-        width = rec_width(image.shape, self.height, 4096)
+        width = rec_width(image.shape, self.height, 4096, self.width_scale)
         return {self.input_name: rec_normalize(image, self.height, width)[None]}
 
     def rewind(self) -> None:  # pragma: no cover - the API asks for it; one pass is enough
         pass
 
 
-def quantize(source: Path, target: Path, method: str, calib: list[Path], height: int) -> None:
+def quantize(source: Path, target: Path, method: str, calib: list[Path], height: int, width_scale: float = 1.0) -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, \
         quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -70,7 +71,7 @@ def quantize(source: Path, target: Path, method: str, calib: list[Path], height:
         import onnxruntime as ort
 
         name = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-        reader = LineReader(name, calib, height)
+        reader = LineReader(name, calib, height, width_scale)
         CalibrationDataReader.register(LineReader)
         quantize_static(str(prepared), str(target), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
              for p, _ in line_items(Path(data))[: args.calib_lines]]
     if args.method == "static" and not calib:
         parser.error("--method static needs --calib")
-    quantize(base.path(base.rec), folder / "rec.onnx", args.method, calib, base.rec_height)
+    quantize(base.path(base.rec), folder / "rec.onnx", args.method, calib, base.rec_height, base.rec_width_scale)
     spec = replace(base, name=name, rec=FileRef(f"{name}/rec.onnx"), status="experimental", base_dir="",
                    vocab_from_metadata_of=base.vocab_from_metadata_of or (base.rec if base.vocab is None else None),
                    description=f"{args.base}, recogniser INT8 ({args.method})")
