@@ -62,6 +62,10 @@ class OcrPipeline:
             box_thresh=settings.det_box_thresh,
             unclip_ratio=settings.det_unclip_ratio,
         )
+        # Recognition knobs a model may fix for itself; the deployment's settings otherwise.
+        spec = model.spec
+        self.tail_pad = settings.rec_tail_pad if spec.rec_tail_pad is None else spec.rec_tail_pad
+        self.width_scale = settings.rec_width_scale or spec.rec_width_scale
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         """Text boxes of one page in reading order: K x 4 x 2 float32 image coordinates."""
@@ -112,8 +116,8 @@ class OcrPipeline:
             budget=self.settings.rec_chunk_width,
             pad_slack=self.settings.rec_pad_slack,
             allowed=allowed,
-            tail_pad=self.settings.rec_tail_pad if self.model.spec.rec_tail_pad is None else self.model.spec.rec_tail_pad,
-            width_scale=self.settings.rec_width_scale or self.model.spec.rec_width_scale,
+            tail_pad=self.tail_pad,
+            width_scale=self.width_scale,
             lexicons=lexicons,
         ) if crops else []
         recognition_ms = (time.perf_counter() - start) * 1000
