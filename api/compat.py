@@ -20,7 +20,6 @@ from shared.errors import BadOptionError, ServiceBusyError
 
 bp = Blueprint("compat", __name__)
 bp.before_request(authenticate)
-TERMINAL = ("finished", "failed", "canceled", "stopped")
 
 
 @bp.post("/api/v1/ocr")
@@ -48,14 +47,14 @@ def _run_sync():
     options = jobs.JobOptions.parse(body, settings)
     job = jobs.submit(connection, settings, image, options, owner=g.owner).job
     deadline = time.monotonic() + settings.sync_timeout_s
-    while time.monotonic() < deadline and job.get_status(refresh=True).value not in TERMINAL:
+    while time.monotonic() < deadline and job.get_status(refresh=True).value not in jobs.TERMINAL:
         time.sleep(0.02)
     view = jobs.describe(job, current_app.extensions["batchocr.objects"])
     cost = round(time.perf_counter() - started, 3)
     if view["status"] == "finished":
         lines = [line["text"] for line in view["result"]["lines"]]
         return jsonify({"status": "success", "text": lines, "time_cost": cost, "id": job.id})
-    if view["status"] in TERMINAL:
+    if view["status"] in jobs.TERMINAL:
         return jsonify({"status": "error", "error": view["error"], "time_cost": cost, "id": job.id}), 422
     return jsonify({"status": "timeout", "id": job.id, "time_cost": cost,
                     "error": {"kind": "timeout", "message": f"not done within {settings.sync_timeout_s} s; "

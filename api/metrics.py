@@ -28,15 +28,16 @@ class QueueCollector:
 
     def collect(self):
         queue = jobs.get_queue(self.connection, self.settings)
+        queued = self.connection.llen(queue.key)
         by_status = GaugeMetricFamily("batchocr_jobs", "Jobs by rq status", labels=["queue", "status"])
-        by_status.add_metric([queue.name, "queued"], self.connection.llen(queue.key))
+        by_status.add_metric([queue.name, "queued"], queued)
         registries = {"started": queue.started_job_registry, "finished": queue.finished_job_registry,
                       "failed": queue.failed_job_registry, "scheduled": queue.scheduled_job_registry}
         for status, registry in registries.items():  # ZCARD: no rq cleanup triggered by a scrape
             by_status.add_metric([queue.name, status], self.connection.zcard(registry.key))
         yield by_status
         depth = GaugeMetricFamily("batchocr_queue_depth", "Jobs waiting in the queue", labels=["queue"])
-        depth.add_metric([queue.name], self.connection.llen(queue.key))
+        depth.add_metric([queue.name], queued)
         yield depth
         yield GaugeMetricFamily("batchocr_workers", "Workers registered with rq",
                                 value=Worker.count(connection=self.connection))

@@ -27,6 +27,7 @@ from shared import jobs
 from shared.redis_server import RedisServer
 from shared.settings import Settings
 from worker.__main__ import build_worker, load_pipelines
+from worker.pipeline import OcrPipeline
 from worker.preprocess import pad_stack, rec_normalize, rec_width
 from worker.recognize import plan_chunks
 
@@ -55,16 +56,16 @@ def run_system(connection: Redis, settings: Settings, pipelines, images: list[by
     return seconds, [v["result"]["text"] for v in views]
 
 
-def run_model_only(model, settings: Settings, images: list[bytes], cap: int) -> float:
+def run_model_only(pipeline: OcrPipeline, images: list[bytes], cap: int) -> float:
     """Seconds in session.run alone, for the same groups of ``cap`` lines and the same
     width-sorted chunks (``plan_chunks``) the worker forms; decoding and resizing are untimed."""
+    model, settings = pipeline.model, pipeline.settings
     height, max_width = model.spec.rec_height, settings.rec_max_width
     crops = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in images]
     batches = []
     for begin in range(0, len(crops), cap):
         group = crops[begin : begin + cap]
-        scale = settings.rec_width_scale or model.spec.rec_width_scale
-        widths = [rec_width(c.shape, height, max_width, scale) for c in group]
+        widths = [rec_width(c.shape, height, max_width, pipeline.width_scale) for c in group]
         for chunk in plan_chunks(widths, settings.rec_chunk_width, settings.rec_pad_slack):
             tensors = [rec_normalize(group[i], height, widths[i]) for i in chunk]
             batches.append(pad_stack(tensors, max(widths[i] for i in chunk)))
@@ -85,7 +86,7 @@ def main() -> None:
     with RedisServer() as server:
         settings = Settings(redis_url=server.url, intra_op_threads=args.threads, queue_name="bench")
         pipelines = load_pipelines(settings)
-        model = pipelines[settings.default_model].model
+        pipeline = pipelines[settings.default_model]
         connection = Redis.from_url(server.url)
         times: dict[str, list[float]] = {"system_1": [], "system_8": [], "model_1": [], "model_8": []}
         texts = {}
@@ -93,7 +94,7 @@ def main() -> None:
             for cap in (1, 8):
                 seconds, texts[cap] = run_system(connection, settings, pipelines, images, cap)
                 times[f"system_{cap}"].append(seconds)
-                times[f"model_{cap}"].append(run_model_only(model, settings, images, cap))
+                times[f"model_{cap}"].append(run_model_only(pipeline, images, cap))
             print(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     report = {

@@ -51,7 +51,7 @@ def main() -> None:
                         "(OCR_REC_WIDTH_SCALE; default: the model's own)")
     args = parser.parse_args()
     settings = Settings.from_env(intra_op_threads=args.threads)
-    models = {v: load_model(v, args.threads, True, settings.model_dir) for v in args.model or [settings.default_model]}
+    models = {v: load_model(v, settings.threads, settings.ort_mem_arena, settings.model_dir) for v in args.model or [settings.default_model]}
     scales = args.width_scale or [settings.rec_width_scale]
     ours = {f"ours:{v}" + (f"@{s:g}" if s else ""): OcrPipeline(model, settings.replace(rec_width_scale=s))
             for v, model in models.items() for s in scales}

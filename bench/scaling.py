@@ -21,7 +21,6 @@ from redis import Redis
 from shared import jobs
 from shared.cpu import available_cpus
 from shared.launcher import Topology
-from shared.settings import Settings
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 
@@ -30,7 +29,7 @@ def run(workers: int, pages: list[bytes]) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_") and k != "REDIS_URL"}
     with Topology(workers=workers, env=env, log_level="WARNING", restart_workers=False) as topology:
         redis = Redis.from_url(topology.settings.redis_url)
-        settings = Settings.from_env(topology.env)
+        settings = topology.settings
         options = jobs.JobOptions.parse({"mode": "page"}, settings)
         queue = jobs.get_queue(redis, settings)
         start = time.perf_counter()

@@ -24,7 +24,6 @@ from rq.serializers import JSONSerializer
 
 from shared import jobs
 from shared.launcher import Topology
-from shared.settings import Settings
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "uw3_lines"
 
@@ -46,7 +45,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_") and k != "REDIS_URL"}
     with Topology(workers=args.workers, env=env, log_level="WARNING", restart_workers=False) as topology:
         redis = Redis.from_url(topology.settings.redis_url)
-        settings = Settings.from_env(topology.env)
+        settings = topology.settings
         queue = jobs.get_queue(redis, settings)
         options = jobs.JobOptions.parse({"mode": "line"}, settings)
         pids = [p.pid for p in topology.workers_by_slot.values()]

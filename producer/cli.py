@@ -18,6 +18,7 @@ from pathlib import Path
 
 from producer.formats import FORMATS
 from producer.outputs import write_atomic
+from producer.pages import DEFAULT_DPI
 from producer.run import BulkRun, RunConfig, Stats
 from producer.transport import HttpTransport, RedisTransport
 from shared.auth import key_id
@@ -43,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lang", default="", help="charset hint, e.g. 'en'")
     parser.add_argument("--model", default="", help="model name (default: the deployment's)")
     parser.add_argument("--result-store", choices=("redis", "s3"), default="", help="override the deployment's")
-    parser.add_argument("--dpi", type=float, default=300.0, help="PDF render DPI; also assumed for images without one")
+    parser.add_argument("--dpi", type=float, default=DEFAULT_DPI, help="PDF render DPI; also assumed for images without one")
     parser.add_argument("--max-in-flight", type=int, default=32, help="jobs submitted but not finished (backpressure)")
     parser.add_argument("--retry-failed", action="store_true", help="resubmit pages whose jobs failed before")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

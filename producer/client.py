@@ -10,8 +10,7 @@ import urllib.request
 from typing import Any
 
 from shared.errors import BatchOcrError
-
-TERMINAL = ("finished", "failed", "canceled", "stopped")
+from shared.jobs import TERMINAL
 
 
 class ApiError(BatchOcrError):

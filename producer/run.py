@@ -16,13 +16,13 @@ from typing import Any
 
 from producer import outputs
 from producer.formats.layout import PageOutput
-from producer.pages import iter_pages, page_count
+from producer.pages import DEFAULT_DPI, iter_pages, page_count
 from producer.sources import Document, discover
 from producer.transport import MISSING, PageRejected, Transport
+from shared.jobs import TERMINAL
 from shared.s3 import ObjectStore
 
 logger = logging.getLogger(__name__)
-TERMINAL = ("finished", "failed", "canceled", "stopped")
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class RunConfig:
     out: Path
     formats: list[str]
     options: dict[str, str]
-    dpi: float = 300.0
+    dpi: float = DEFAULT_DPI
     max_in_flight: int = 32
     retry_failed: bool = False
     poll_s: float = 0.25

@@ -63,12 +63,12 @@ def discover(source: str, objects: ObjectStore | None = None) -> Iterator[Docume
         for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES):
             yield Document(safe_name(file.relative_to(path).as_posix()), str(file))
     elif path.is_file():
-        yield from _from_manifest(path, objects)
+        yield from _from_manifest(path)
     else:
         raise BadOptionError(f"source {source!r} is neither a directory, a manifest file nor an s3:// prefix")
 
 
-def _from_manifest(manifest: Path, objects: ObjectStore | None) -> Iterator[Document]:
+def _from_manifest(manifest: Path) -> Iterator[Document]:
     for number, raw in enumerate(manifest.read_text("utf-8").splitlines(), 1):
         entry = raw.strip()
         if not entry or entry.startswith("#"):

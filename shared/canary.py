@@ -14,15 +14,14 @@ import random
 from redis import Redis
 
 from shared.errors import BadOptionError
-from shared.keys import PREFIX
+from shared.keys import CANARY
 from shared.models import load_registry
 from shared.settings import Settings
 
-KEY = f"{PREFIX}:canary"
 
 
 def split(connection: Redis) -> dict[str, float]:
-    return {k.decode(): float(v) for k, v in connection.hgetall(KEY).items()}
+    return {k.decode(): float(v) for k, v in connection.hgetall(CANARY).items()}
 
 
 def choose(connection: Redis, settings: Settings, rng: random.Random | None = None) -> str:
@@ -45,11 +44,11 @@ def set_canary(connection: Redis, settings: Settings, version: str, percent: flo
         raise BadOptionError("the canary share must be within (0, 100] percent")
     weights = {settings.default_model: 100.0 - percent, version: percent}
     with connection.pipeline() as pipe:
-        pipe.delete(KEY)
-        pipe.hset(KEY, mapping={k: v for k, v in weights.items() if v > 0})
+        pipe.delete(CANARY)
+        pipe.hset(CANARY, mapping={k: v for k, v in weights.items() if v > 0})
         pipe.execute()
     return weights
 
 
 def rollback(connection: Redis) -> None:
-    connection.delete(KEY)
+    connection.delete(CANARY)

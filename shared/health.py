@@ -19,9 +19,9 @@ from rq import Worker
 from shared.settings import Settings
 
 
-def api_ok(url: str) -> bool:
+def api_ok(url: str, timeout: float = 3) -> bool:
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=3) as response:
+        with urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=timeout) as response:
             return json.load(response).get("status") == "ok"
     except (OSError, ValueError):
         return False

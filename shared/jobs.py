@@ -30,6 +30,8 @@ from shared.settings import Settings
 
 JOB_FUNC = "worker.tasks.ocr_job"
 MODES = ("page", "line")
+# rq statuses after which a job changes no more.
+TERMINAL = ("finished", "failed", "canceled", "stopped")
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,16 @@ def submit(
     return Submission(job, created=True)
 
 
-def _check_uuid(job_id: str) -> None:
+def _is_canonical_uuid(job_id: object) -> bool:
     try:
-        if str(uuid.UUID(job_id)) == job_id:
-            return
+        return str(uuid.UUID(job_id)) == job_id  # type: ignore[arg-type]
     except (ValueError, TypeError, AttributeError):
-        pass
-    raise BadOptionError(f"job_id must be a UUID in canonical form; got {str(job_id)[:64]!r}")
+        return False
+
+
+def _check_uuid(job_id: str) -> None:
+    if not _is_canonical_uuid(job_id):
+        raise BadOptionError(f"job_id must be a UUID in canonical form; got {str(job_id)[:64]!r}")
 
 
 def _existing(connection: Redis, job_id: str, retry_failed: bool, owner: str) -> Job | None:
@@ -173,9 +178,9 @@ def fetch(connection: Redis, job_id: str, owner: str | None = None) -> Job:
     not revealed.
     """
     missing = JobNotFoundError(f"no job with id {job_id!r} (unknown or expired)", job_id=job_id)
+    if not _is_canonical_uuid(job_id):
+        raise missing
     try:
-        if str(uuid.UUID(job_id)) != job_id:
-            raise missing
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
         if job.func_name != JOB_FUNC:
             raise missing

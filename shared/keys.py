@@ -10,12 +10,13 @@ def image_key(job_id: str) -> str:
     return f"{PREFIX}:image:{job_id}"
 
 
-
-
 def lease_key(job_id: str) -> str:
     """A running job's lease: set by the worker holding it, renewed while it runs (TTL = lease)."""
     return f"{PREFIX}:lease:{job_id}"
 
+
+# Hash version -> weight: the canary split for jobs that name no model version (shared.canary).
+CANARY = f"{PREFIX}:canary"
 
 # Hash job id -> how many workers died holding that job (suspects run alone; N = poison).
 CRASHES = f"{PREFIX}:crashes"

@@ -10,7 +10,6 @@ worker that dies (a crash, the OOM killer, SIGKILL) is started again, as compose
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -18,13 +17,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 from redis import Redis
 from rq import Worker
 
 from shared import logs
 from shared.errors import ConfigError
+from shared.health import api_ok
 from shared.redis_server import RedisServer, free_port
 from shared.settings import Settings
 
@@ -119,7 +118,7 @@ class Topology:
                 dead = [p.args for p in self.processes if p.poll() is not None]
                 if dead:
                     raise ConfigError(f"process exited during start-up: {dead}")
-                if _healthy(self.api_url) and Worker.count(connection=connection) >= self.workers:
+                if api_ok(self.api_url, timeout=1) and Worker.count(connection=connection) >= self.workers:
                     return
                 time.sleep(0.2)
         raise ConfigError(f"topology not ready after {timeout:.0f} s")
@@ -147,14 +146,6 @@ class Topology:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
-            return json.load(response).get("status") == "ok"
-    except OSError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ a job can never make a worker fetch an arbitrary object, let alone an arbitrary 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +20,6 @@ from shared.errors import (
     StorageError,
 )
 from shared.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 SCHEME = "s3://"
 

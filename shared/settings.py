@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 
 from shared.cpu import available_cpus
 from shared.errors import ConfigError
-from shared.models import load_registry
+from shared.models import DEFAULT, load_registry
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULT_STORES = ("redis", "s3")
@@ -59,7 +59,7 @@ class Settings:
     lease_s: int = 30
     max_crashes: int = 3
     # Models and their post-processing.
-    default_model: str = "ppocrv6-small"
+    default_model: str = DEFAULT
     # Extra model versions (manifest.json, e.g. INT8 ones); how many a worker keeps loaded.
     model_dir: str = ""
     max_loaded_models: int = 2

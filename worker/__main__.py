@@ -16,7 +16,6 @@ from shared.jobs import get_queue
 from shared.settings import Settings
 from worker.batching import BatchWorker
 from worker.metrics import WorkerMetrics
-from worker.models import load_model
 from worker.pipeline import OcrPipeline
 from worker.registry import Pipelines
 
@@ -26,8 +25,7 @@ logger = logging.getLogger(__name__)
 def load_pipelines(settings: Settings) -> dict[str, OcrPipeline]:
     """The default model, loaded at start so the first batch does not wait; other versions
     load on first use (``worker.registry.Pipelines``)."""
-    model = load_model(settings.default_model, settings.threads, settings.ort_mem_arena, settings.model_dir)
-    return {settings.default_model: OcrPipeline(model, settings)}
+    return {settings.default_model: OcrPipeline.load(settings.default_model, settings)}
 
 
 def build_worker(

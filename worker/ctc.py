@@ -35,6 +35,7 @@ def ctc_greedy_decode(
         characters (0.0 for an empty line).
     """
     out: list[tuple[str, float]] = []
+    characters: dict[int, list[str]] = {}  # per allowed-column set: each column's character
     for row in range(probs.shape[0]):
         steps = probs[row, : int(lengths[row])]
         classes = allowed[row] if allowed is not None else None
@@ -49,6 +50,8 @@ def ctc_greedy_decode(
         text = "".join(vocab[i] for i in chars)
         lexicon = lexicons[row] if lexicons is not None and classes is not None else None
         if lexicon is not None and chars.size:
-            text = correct(text, steps, best_col, [vocab[i] for i in classes], lexicon)
+            if id(classes) not in characters:
+                characters[id(classes)] = [vocab[i] for i in classes]
+            text = correct(text, steps, best_col, characters[id(classes)], lexicon)
         out.append((text, float(best[keep].mean()) if chars.size else 0.0))
     return out

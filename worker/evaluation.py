@@ -25,7 +25,6 @@ import numpy as np
 from shared.charsets import LANGS
 from shared.errors import ConfigError
 from shared.settings import Settings
-from worker.models import load_model
 from worker.pipeline import OcrPipeline, PageTask
 from worker.scoring import ErrorCount, in_reading_order, normalize, on_labelled_text, quads
 
@@ -128,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     run = evaluate_lines if mode == "line" else evaluate_pages
     results = {}
     for version in versions:
-        model = load_model(version, settings.threads, settings.ort_mem_arena, settings.model_dir)
-        scores = run(OcrPipeline(model, settings), items, max(1, args.batch), args.ignore_case, args.lang)
+        scores = run(OcrPipeline.load(version, settings), items, max(1, args.batch), args.ignore_case, args.lang)
         results[version] = {"set": args.data.name, "mode": mode, "model": version, **scores}
         print(_summary(results[version]))
     if args.json:

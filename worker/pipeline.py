@@ -16,7 +16,7 @@ import numpy as np
 from shared.settings import Settings
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.lexicon import for_lang
-from worker.models import OcrModel
+from worker.models import OcrModel, load_model
 from worker.recognize import recognize_lines
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,11 @@ class OcrPipeline:
         self.tail_pad = settings.rec_tail_pad if spec.rec_tail_pad is None else spec.rec_tail_pad
         self.width_scale = settings.rec_width_scale or spec.rec_width_scale
 
+    @classmethod
+    def load(cls, version: str, settings: Settings) -> OcrPipeline:
+        """Build model ``version``'s sessions with the settings' threads, arena and model dir."""
+        return cls(load_model(version, settings.threads, settings.ort_mem_arena, settings.model_dir), settings)
+
     def detect(self, image: np.ndarray) -> np.ndarray:
         """Text boxes of one page in reading order: K x 4 x 2 float32 image coordinates."""
         tensor, sx, sy = det_preprocess(image, self.det_params.max_side, self.det_params.min_side)
@@ -107,8 +112,9 @@ class OcrPipeline:
             crops.extend(task_crops)
             owners.extend((index, np.round(quad).astype(int).tolist()) for quad in quads)
         start = time.perf_counter()
-        allowed = [self.model.charset_classes(tasks[index].lang) for index, _ in owners]
-        lexicons = [for_lang(tasks[index].lang) if self.settings.lexicon else None for index, _ in owners]
+        hints = [(self.model.charset_classes(t.lang), for_lang(t.lang) if self.settings.lexicon else None) for t in tasks]
+        allowed = [hints[index][0] for index, _ in owners]
+        lexicons = [hints[index][1] for index, _ in owners]
         texts = recognize_lines(
             self.model,
             crops,

@@ -29,7 +29,6 @@ from shared import logs
 from shared.models import FileRef, load_registry, register, unregister
 from shared.settings import Settings
 from worker.evaluation import _read, evaluate_lines, line_items
-from worker.models import load_model
 from worker.pipeline import OcrPipeline
 from worker.preprocess import rec_normalize, rec_width
 
@@ -92,8 +91,7 @@ def _to_opset(source: Path, target: Path, opset: int) -> None:
 def gate(settings: Settings, names: tuple[str, str], sets: list[Path], lines: int) -> dict[str, dict]:
     """CER and lines/s of both versions on every set (first ``lines`` of each, same order)."""
     figures: dict[str, dict] = {}
-    pipelines = {n: OcrPipeline(load_model(n, settings.threads, settings.ort_mem_arena, settings.model_dir), settings)
-                 for n in names}
+    pipelines = {n: OcrPipeline.load(n, settings) for n in names}
     for data in sets:
         items = line_items(data)[:lines]
         for name in names:

@@ -7,7 +7,6 @@ import logging
 from collections import OrderedDict
 
 from shared.settings import Settings
-from worker.models import load_model
 from worker.pipeline import OcrPipeline
 
 logger = logging.getLogger(__name__)
@@ -25,8 +24,7 @@ class Pipelines:
         if version in self._loaded:
             self._loaded.move_to_end(version)
             return self._loaded[version]
-        s = self.settings
-        pipeline = OcrPipeline(load_model(version, s.threads, s.ort_mem_arena, s.model_dir), s)
+        pipeline = OcrPipeline.load(version, self.settings)
         self._loaded[version] = pipeline
         while len(self._loaded) > self.limit:
             evicted, _ = self._loaded.popitem(last=False)
@@ -35,6 +33,3 @@ class Pipelines:
 
     def loaded(self) -> list[str]:
         return list(self._loaded)
-
-    def __getitem__(self, version: str) -> OcrPipeline:
-        return self.get(version)

@@ -17,13 +17,12 @@ from shared import results
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 from worker.jobs import error_document, load_jobs, result_document
-from worker.models import load_model
 from worker.pipeline import OcrPipeline
 
 
 @functools.lru_cache(maxsize=4)
 def _pipeline(model: str, settings: Settings) -> OcrPipeline:
-    return OcrPipeline(load_model(model, settings.threads, settings.ort_mem_arena, settings.model_dir), settings)
+    return OcrPipeline.load(model, settings)
 
 
 def ocr_job(**_: Any) -> dict[str, Any]:
