@@ -36,11 +36,14 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> None:
-    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2, explain=None) -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds, with
+    ``explain()`` (the state that was found) in the message when given."""
     import time
 
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        if time.monotonic() >= deadline:
+            found = f"; found: {explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{found}")
         time.sleep(interval)

@@ -46,6 +46,19 @@ def submit_pages(client: ApiClient, count: int) -> list[str]:
     return [client.submit(data, mode="page")["id"] for _, data in receipts()[:count]]
 
 
+def unfinished(redis: Redis, settings: Settings, ids: list[str]) -> str:
+    """Where the jobs that did not finish are: status, and whether in a queue, the intermediate
+    queue or the started registry (a failed wait says this instead of only 'timed out')."""
+    queue = jobs.get_queue(redis, settings)
+    queued = {i.decode() for i in redis.lrange(queue.key, 0, -1)}
+    limbo = {i.decode() for i in redis.lrange(queue.intermediate_queue.key, 0, -1)}
+    started = {m.decode().split(":")[0] for m in redis.zrange(queue.started_job_registry.key, 0, -1)}
+    left = [job for job in fetch(redis, ids) if job.get_status() != JobStatus.FINISHED]
+    return f"{len(left)} not finished: " + ", ".join(
+        f"{job.id[:8]} {job.get_status().value} queued={job.id in queued} limbo={job.id in limbo} "
+        f"started={job.id in started} {job.meta.get('error', '')}" for job in left[:10])
+
+
 def test_a_killed_workers_batch_is_retried_elsewhere_within_60_s():
     with Topology(workers=2, env=clean_env(), log_level="WARNING", restart_workers=False) as topology:
         redis = Redis.from_url(topology.settings.redis_url)
@@ -165,7 +178,8 @@ def test_a_thousand_jobs_with_a_worker_killed_midway_lose_nothing():
         finished = lambda: len(jobs.get_queue(redis, settings).finished_job_registry)  # noqa: E731
         wait_until(lambda: finished() >= 300, 300, "300 jobs", 0.5)
         topology.workers_by_slot[1].kill()
-        wait_until(lambda: finished() >= 1000, 600, "all 1,000 jobs", 1.0)
+        wait_until(lambda: finished() >= 1000, 360, "all 1,000 jobs", 1.0,
+                   explain=lambda: unfinished(redis, settings, ids))
         done = fetch(redis, ids)
         assert [job.get_status().value for job in done].count("finished") == 1000
         assert all(len(job.results()) == 1 for job in done), "no duplicated results"

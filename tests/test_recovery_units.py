@@ -60,6 +60,24 @@ def test_a_suspect_runs_alone_and_reports_its_attempts(client, redis, make_worke
     assert not is_suspect(redis, suspect)
 
 
+def test_a_worker_killed_between_rqs_two_preparation_steps_loses_no_job(client, redis, make_worker, settings):
+    """rq registers the execution (started registry) and then sets the status STARTED, in two
+    round trips. A worker SIGKILLed between them left a QUEUED job in the started registry and
+    in no queue: the reaper must still queue it again."""
+    job_id = submit(client)
+    worker = make_worker()
+    job, queue = worker.dequeue_job_and_maintain_ttl(1)
+    worker._hold(job, time.monotonic() + 60)
+    worker.prepare_execution(job)  # ...and the worker dies here
+    redis.delete(keys.lease_key(job_id))
+    assert job.get_status() == JobStatus.QUEUED and redis.llen(queue.key) == 0
+    assert Reaper(redis, settings, [queue]).run_once() == [job_id]
+    assert redis.lrange(queue.key, 0, -1) == [job_id.encode()] and redis.llen(queue.intermediate_queue.key) == 0
+    assert redis.zcard(queue.started_job_registry.key) == 0
+    make_worker().work(burst=True)
+    assert client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "finished"
+
+
 def test_a_job_stuck_in_the_intermediate_queue_comes_back(client, redis, settings):
     job_id = submit(client)
     queue = jobs.get_queue(redis, settings)

@@ -42,6 +42,12 @@ _RELEASE = "for _, key in ipairs(KEYS) do if redis.call('get', key) == ARGV[1] t
            "redis.call('del', key) end end return 0"
 
 
+# A started-registry entry without a lease is a dead worker's job while its status is still
+# STARTED, or still QUEUED: the worker died between rq's two preparation steps (the execution is
+# registered, then the status is set), which would otherwise leave the job in no queue at all.
+_ABANDONABLE = (JobStatus.STARTED, JobStatus.QUEUED)
+
+
 def renew_leases(connection: Redis, job_ids: list[str], owner: str, seconds: int) -> None:
     if job_ids:
         connection.eval(_RENEW, len(job_ids), *[keys.lease_key(i) for i in job_ids], owner, seconds)
@@ -117,8 +123,8 @@ class Reaper:
             if job is None:
                 self.connection.zrem(queue.started_job_registry.key, member)
                 continue
-            if job.get_status(refresh=False) != JobStatus.STARTED:
-                continue
+            if job.get_status(refresh=False) not in _ABANDONABLE:
+                continue  # an outcome is recorded: a leftover entry, not a dead worker's job
             crashes = int(self.connection.hincrby(keys.CRASHES, job_id, 1))
             if crashes >= self.settings.max_crashes:
                 fail_poison(job, queue, crashes)
