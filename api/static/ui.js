@@ -104,6 +104,7 @@ async function submit(file) {
       return;
     }
     if (view.status === "failed") { setStatus(node, `failed: ${view.error.message}`, "failed"); return; }
+    if (view.status === "canceled" || view.status === "stopped") { setStatus(node, view.status, "failed"); return; }
     setStatus(node, view.status + "…");
     await new Promise((resolve) => setTimeout(resolve, 400));
   }
