@@ -3,7 +3,8 @@
     bash bench/setup_peers.sh            # once: installs the peers
     .venv/bin/python -m bench.accuracy [--systems ours,rapidocr,tesseract] [--sets ...]
 
-On the English-only sets batchocr runs twice: as is, and with the job option ``lang=en`` (a
+batchocr runs as a job that gives no hint (``lang=auto``, the default), with ``lang=all``
+(every line read as it is: what auto changes), and on the English-only sets with ``lang=en`` (a
 user's charset hint; the peers have no such option). Each (set, system) runs in its own
 process, one after another on the same cores, so peak RSS is per system. Prints a Markdown table (CER, gt-region CER for pages, items/s) and writes
 ``artifacts/accuracy.json``.
@@ -32,8 +33,8 @@ def run(system: str, name: str, threads: int) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         if system.startswith("ours"):
             command = [sys.executable, "-m", "worker.evaluation", "--data", str(EVAL / name), "--json", out.name]
-            if system == "ours+lang=en":
-                command += ["--lang", "en"]
+            if system.startswith("ours+lang="):
+                command += ["--lang", system.removeprefix("ours+lang=")]
         else:
             command = [sys.executable, "-m", "bench.peer_eval", "--system", system, "--data", str(EVAL / name),
                        "--lang", lang, "--threads", str(threads), "--json", out.name]
@@ -54,8 +55,9 @@ def main() -> None:
     rows = []
     for name in args.sets.split(","):
         systems = args.systems.split(",")
-        if SETS[name][2] and "ours" in systems:
-            systems.insert(systems.index("ours") + 1, "ours+lang=en")  # the job option a user would set
+        if "ours" in systems:  # the job options a user would set
+            hints = ["ours+lang=all", *(["ours+lang=en"] if SETS[name][2] else [])]
+            systems[systems.index("ours") + 1 : systems.index("ours") + 1] = hints
         for system in systems:
             rows.append(run(system, name, args.threads))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)

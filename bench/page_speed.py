@@ -1,6 +1,7 @@
 """Pages/s of batchocr's pipeline vs RapidOCR 3.10's full pipeline, interleaved, medians.
 
     .venv/bin/python -m bench.page_speed [--rounds 3] [--threads 2] [--model V ...] [--width-scale S ...]
+        [--lang L ...]
 
 One process holds both (same cores, same ONNX Runtime, 2 intra-op threads each); every round
 times each system over every page set, alternating which goes first. batchocr runs pages in
@@ -20,6 +21,7 @@ import cv2
 from bench.peer_eval import RapidOcrPeer
 from shared.settings import Settings
 from worker.evaluation import page_items
+from worker.lexicon import english
 from worker.models import load_model
 from worker.pipeline import OcrPipeline, PageTask
 
@@ -27,10 +29,11 @@ EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 SETS = ("sroie_receipts", "omnidocbench_pages")
 
 
-def time_ours(pipeline: OcrPipeline, paths: list[Path]) -> float:
+def time_ours(engine: tuple[OcrPipeline, str], paths: list[Path]) -> float:
+    pipeline, lang = engine
     start = time.perf_counter()
     for begin in range(0, len(paths), 8):
-        pipeline.run([PageTask(cv2.imread(str(p)), "page") for p in paths[begin : begin + 8]])
+        pipeline.run([PageTask(cv2.imread(str(p)), "page", lang) for p in paths[begin : begin + 8]])
     return time.perf_counter() - start
 
 
@@ -49,15 +52,19 @@ def main() -> None:
                         "versions from OCR_MODEL_DIR work too)")
     parser.add_argument("--width-scale", action="append", type=float, help="recognition width scale(s) to time "
                         "(OCR_REC_WIDTH_SCALE; default: the model's own)")
+    parser.add_argument("--lang", action="append", help="charset hint(s) to time, as the job option 'lang' "
+                        "(default: OCR_DEFAULT_LANG, what a job that gives none gets)")
     args = parser.parse_args()
     settings = Settings.from_env(intra_op_threads=args.threads)
     models = {v: load_model(v, settings.threads, settings.ort_mem_arena, settings.model_dir) for v in args.model or [settings.default_model]}
     scales = args.width_scale or [settings.rec_width_scale]
-    ours = {f"ours:{v}" + (f"@{s:g}" if s else ""): OcrPipeline(model, settings.replace(rec_width_scale=s))
-            for v, model in models.items() for s in scales}
+    langs = args.lang or [settings.default_lang]
+    ours = {f"ours:{v}" + (f"@{s:g}" if s else "") + f"+{lang}": (OcrPipeline(model, settings.replace(rec_width_scale=s)), lang)
+            for v, model in models.items() for s in scales for lang in langs}
+    english()  # the word list lang=en/auto use: loaded once per worker process, not timed
     rapid = RapidOcrPeer(args.threads)
     pages = {name: [path for path, _ in page_items(EVAL / name)] for name in SETS}
-    systems = [*((key, time_ours, pipeline) for key, pipeline in ours.items()), ("rapidocr", time_rapid, rapid)]
+    systems = [*((key, time_ours, engine) for key, engine in ours.items()), ("rapidocr", time_rapid, rapid)]
     times: dict[str, list[float]] = {f"{s}/{n}": [] for n in SETS for s, _, _ in systems}
     for round_no in range(args.rounds):
         for name in SETS:

@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        help="submit straight to Redis (URL, or $REDIS_URL / OCR_REDIS_URL if omitted)")
     parser.add_argument("--api-key-file", type=Path, help="file holding the API key (default: $BATCHOCR_API_KEY)")
     parser.add_argument("--mode", choices=("page", "line"), default="page")
-    parser.add_argument("--lang", default="", help="charset hint, e.g. 'en'")
+    parser.add_argument("--lang", default="", help="charset hint: auto, all or en (default: the deployment's OCR_DEFAULT_LANG)")
     parser.add_argument("--model", default="", help="model name (default: the deployment's)")
     parser.add_argument("--result-store", choices=("redis", "s3"), default="", help="override the deployment's")
     parser.add_argument("--dpi", type=float, default=DEFAULT_DPI, help="PDF render DPI; also assumed for images without one")

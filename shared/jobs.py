@@ -37,7 +37,8 @@ TERMINAL = ("finished", "failed", "canceled", "stopped")
 @dataclass(frozen=True)
 class JobOptions:
     """Per-job options. ``mode``: 'page' (detect, then recognise every line) or 'line';
-    ``lang``: a charset hint, '' (everything the model reads) or 'en' (printable ASCII only);
+    ``lang``: a charset hint (``shared.charsets``): 'auto', 'all' or 'en' ('' = the
+    deployment's ``OCR_DEFAULT_LANG``);
     ``result_store``: 'redis' or 's3' ('' = the deployment's ``OCR_RESULT_STORE``);
     ``model``: a version ('' = chosen at submit time by the canary split, else the default)."""
 
@@ -57,9 +58,9 @@ class JobOptions:
         model = str(raw.get("model") or "")
         if model:
             check_model(model, settings)
-        lang = str(raw.get("lang") or "")
+        lang = str(raw.get("lang") or settings.default_lang)
         if lang not in LANGS:
-            raise BadOptionError(f"lang must be one of {', '.join(l for l in LANGS if l)} (or empty); got {lang!r}")
+            raise BadOptionError(f"lang must be one of {', '.join(LANGS)} (or empty); got {lang!r}")
         store = results.store_name(settings, str(raw.get("result_store") or ""))
         return cls(mode=mode, model=model, lang=lang, result_store=store)
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from shared.charsets import DEFAULT as CHARSET_DEFAULT, LANGS
 from shared.cpu import available_cpus
 from shared.errors import ConfigError
 from shared.models import DEFAULT, load_registry
@@ -39,9 +40,11 @@ class Settings:
     # Horizontal scale of line crops at the model's height; 0 = the model's own (ppocrv6-small
     # reads best at 0.85: docs/BENCHMARKS.md).
     rec_width_scale: float = 0.0
-    # Lines with a charset hint that has a word list (lang=en): a word the recogniser rated
-    # nearly as likely as its greedy reading replaces it (worker/lexicon.py).
+    # Lines read as English (lang=en, or found English by lang=auto): a word the recogniser
+    # rated nearly as likely as its greedy reading replaces it (worker/lexicon.py).
     lexicon: bool = True
+    # Charset hint of jobs that give none (shared/charsets.py): auto, all or en.
+    default_lang: str = CHARSET_DEFAULT
     # ONNX Runtime threads per session; 0 = cores on this host / workers_per_host.
     intra_op_threads: int = 0
     workers_per_host: int = 1
@@ -128,6 +131,7 @@ class Settings:
         _check(0 <= self.metrics_port <= 65535, "OCR_METRICS_PORT must be 0..65535")
         _check(1 <= self.sync_timeout_s <= 600, "OCR_SYNC_TIMEOUT_S must be 1..600")
         _check(self.log_format in ("text", "json"), "OCR_LOG_FORMAT must be text or json")
+        _check(self.default_lang in LANGS, f"OCR_DEFAULT_LANG must be one of {', '.join(LANGS)}")
         _check(self.result_store in RESULT_STORES, f"OCR_RESULT_STORE must be one of {', '.join(RESULT_STORES)}")
         _check(self.result_store != "s3" or bool(self.s3_bucket), "OCR_RESULT_STORE=s3 needs OCR_S3_BUCKET")
         _check(self.s3_presign_ttl_s > 0, "OCR_S3_PRESIGN_TTL_S must be > 0")

@@ -25,7 +25,7 @@ def test_multipart_submit_returns_202_with_links(client, redis, settings):
     assert body["status"] == "queued" and body["links"]["self"] == f"/v1/jobs/{body['id']}"
     assert get_queue(redis, settings).job_ids == [body["id"]]
     view = client.get(body["links"]["self"]).get_json()
-    assert view["status"] == "queued" and view["options"] == {"mode": "line", "model": "ppocrv6-small", "lang": "", "result_store": "redis"}
+    assert view["status"] == "queued" and view["options"] == {"mode": "line", "model": "ppocrv6-small", "lang": "auto", "result_store": "redis"}
 
 
 def test_json_base64_submit(client):

@@ -9,6 +9,7 @@ import string
 import numpy as np
 import pytest
 
+from worker.language import reads_as_english
 from worker.lexicon import Lexicon, correct, ctc_log_likelihood, english, tokens
 
 CHARS = ["<blank>", " ", *string.ascii_letters, *string.digits, ".", ",", ")"]
@@ -129,3 +130,17 @@ def test_real_lines_read_with_their_commas(pipelines):
     pipeline = OcrPipeline(pipelines["ppocrv6-small"].model, Settings(intra_op_threads=2))
     texts = [r.text for r in pipeline.run([PageTask(_read(path), "line", "en") for path, _ in items])]
     assert texts == [label for _, label in items]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("When we use graph contraction to construct a pyramid, two", True),
+    ("signed to generate a straight line if the driving noise", True),
+    ("TOTAL 京 12.00", False),  # any CJK character: read as it is
+    ("Die Anlage wird in der Stadt gebaut und bald eröffnet", False),
+    ("Le système de gestion des documents est prêt", False),
+    ("Jalan Taman Sri Kuala Lumpur", False),
+    ("Müller café déjà vu", False),
+    ("12.50", False),  # no words: nothing to decide on
+])
+def test_auto_reads_a_line_as_english_only_when_it_has_no_cjk_and_mostly_english_words(line, expected):
+    assert reads_as_english(line, english()) is expected

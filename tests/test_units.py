@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from shared.settings import Settings
-from worker.ctc import ctc_greedy_decode
+from worker.ctc import Hint, ctc_greedy_decode
+from worker.lexicon import Lexicon
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.preprocess import rec_width
 from worker.recognize import plan_chunks
@@ -28,7 +29,14 @@ def test_ctc_collapses_repeats_drops_blanks_and_ignores_padding_steps():
 def test_ctc_charset_restricts_the_argmax_per_line():
     probs = np.stack([one_hot([2, 2, 1]), one_hot([2, 2, 1])])
     only_a = np.array([0, 1])
-    assert [text for text, _ in ctc_greedy_decode(probs, [3, 3], VOCAB, [only_a, None])] == ["a", "ba"]
+    hints = [Hint(only_a), Hint()]
+    assert [text for text, _ in ctc_greedy_decode(probs, [3, 3], VOCAB, hints)] == ["a", "ba"]
+
+
+def test_ctc_auto_hint_restricts_only_the_lines_that_read_as_english():
+    probs = np.stack([one_hot([1, 2, 0]), one_hot([2, 2, 1])])  # read over every class: "ab", "ba"
+    auto = Hint(np.array([0, 1]), None, Lexicon({"ab": 1}))  # English here: the word "ab"
+    assert [text for text, _ in ctc_greedy_decode(probs, [3, 3], VOCAB, [auto, auto])] == ["a", "ba"]
 
 
 def test_ctc_empty_line_has_zero_confidence():

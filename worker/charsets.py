@@ -13,8 +13,9 @@ from shared.charsets import CHARSETS
 
 
 def allowed_classes(vocab: Sequence[str], lang: str) -> np.ndarray | None:
-    """Sorted ids of the classes ``lang`` allows ('' = all: returns None); always the blank (0)."""
-    if not lang:
+    """Sorted ids of the classes ``lang`` allows ('' or 'all': None, every class); always the
+    blank (0). For 'auto' these are the classes a line found to be English is decoded with."""
+    if lang in ("", "all"):
         return None
     charset = CHARSETS[lang]
     return np.array([0, *(i for i, token in enumerate(vocab) if i and token in charset)], dtype=np.int64)

@@ -1,21 +1,41 @@
-"""Greedy CTC decoding of recognition outputs (pure NumPy), with an optional English lexicon
-pass for lines that carry the ``en`` hint (``worker.lexicon``)."""
+"""Greedy CTC decoding of recognition outputs (pure NumPy), with each line's charset hint: a
+class mask, an English lexicon pass (``worker.lexicon``), and for ``lang=auto`` the choice,
+per line, between the unrestricted reading and the English one (``worker.language``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from worker.language import reads_as_english
 from worker.lexicon import Lexicon, correct
+
+
+@dataclass(frozen=True)
+class Hint:
+    """How one line is decoded.
+
+    ``classes``: None (every class) or the sorted class ids the line may decode to, blank
+    included. ``lexicon``: resolves near-ties in the words of a line decoded over ``classes``.
+    ``detect``: None, or the word list that decides whether the line is English: the line is
+    decoded over every class first, and over ``classes`` (with ``lexicon``) only if it is.
+    """
+
+    classes: np.ndarray | None = None
+    lexicon: Lexicon | None = None
+    detect: Lexicon | None = None
+
+
+NO_HINT = Hint()
 
 
 def ctc_greedy_decode(
     probs: np.ndarray,
     lengths: Sequence[int],
     vocab: Sequence[str],
-    allowed: Sequence[np.ndarray | None] | None = None,
-    lexicons: Sequence[Lexicon | None] | None = None,
+    hints: Sequence[Hint] | None = None,
 ) -> list[tuple[str, float]]:
     """Decode softmax outputs into text and a confidence per line.
 
@@ -25,33 +45,40 @@ def ctc_greedy_decode(
             length are padding from wider batch-mates and are ignored, so a line decodes the
             same whether it ran alone or in a batch.
         vocab: C strings, ``vocab[0]`` being the blank.
-        allowed: per line, None or the sorted class ids it may decode to (a charset hint,
-            blank included); the argmax runs over those columns only.
-        lexicons: per line, None or a lexicon whose near-ties with the greedy reading are
-            resolved (only for lines with ``allowed`` columns).
+        hints: per line, how to decode it (default: every class, no lexicon).
 
     Returns:
         One ``(text, confidence)`` per line; confidence is the mean probability of the kept
         characters (0.0 for an empty line).
     """
-    out: list[tuple[str, float]] = []
     characters: dict[int, list[str]] = {}  # per allowed-column set: each column's character
+    out = []
     for row in range(probs.shape[0]):
         steps = probs[row, : int(lengths[row])]
-        classes = allowed[row] if allowed is not None else None
-        if classes is not None:
-            steps = steps[:, classes]
-        best_col = steps.argmax(axis=1)
-        best = steps[np.arange(len(best_col)), best_col]
-        ids = classes[best_col] if classes is not None else best_col
-        keep = ids != 0
-        keep[1:] &= ids[1:] != ids[:-1]
-        chars = ids[keep]
-        text = "".join(vocab[i] for i in chars)
-        lexicon = lexicons[row] if lexicons is not None and classes is not None else None
-        if lexicon is not None and chars.size:
-            if id(classes) not in characters:
-                characters[id(classes)] = [vocab[i] for i in classes]
-            text = correct(text, steps, best_col, characters[id(classes)], lexicon)
-        out.append((text, float(best[keep].mean()) if chars.size else 0.0))
+        hint = hints[row] if hints is not None else NO_HINT
+        if hint.detect is not None:
+            read = _decode(steps, None, vocab, None, characters)
+            if not reads_as_english(read[0], hint.detect):
+                out.append(read)
+                continue
+        out.append(_decode(steps, hint.classes, vocab, hint.lexicon, characters))
     return out
+
+
+def _decode(steps: np.ndarray, classes: np.ndarray | None, vocab: Sequence[str], lexicon: Lexicon | None,
+            characters: dict[int, list[str]]) -> tuple[str, float]:
+    """One line's T x C steps, argmax over ``classes`` (None: all), then the lexicon pass."""
+    if classes is not None:
+        steps = steps[:, classes]
+    best_col = steps.argmax(axis=1)
+    best = steps[np.arange(len(best_col)), best_col]
+    ids = classes[best_col] if classes is not None else best_col
+    keep = ids != 0
+    keep[1:] &= ids[1:] != ids[:-1]
+    chars = ids[keep]
+    text = "".join(vocab[i] for i in chars)
+    if lexicon is not None and classes is not None and chars.size:
+        if id(classes) not in characters:
+            characters[id(classes)] = [vocab[i] for i in classes]
+        text = correct(text, steps, best_col, characters[id(classes)], lexicon)
+    return text, float(best[keep].mean()) if chars.size else 0.0

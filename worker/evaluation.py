@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="only the first N items")
     parser.add_argument("--model", action="append", help="model version (default: OCR_DEFAULT_MODEL); "
                         "give it twice for an A/B report: both versions on the same images, side by side")
-    parser.add_argument("--lang", default="", choices=LANGS, help="charset hint, as the job option 'lang'")
+    parser.add_argument("--lang", choices=LANGS, help="charset hint, as the job option 'lang' "
+                        "(default: OCR_DEFAULT_LANG, as for a job that gives none)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     mode = args.mode or detect_mode(args.data)
@@ -125,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     items = items[: args.limit] if args.limit else items
     versions = args.model or [settings.default_model]
     run = evaluate_lines if mode == "line" else evaluate_pages
+    lang = args.lang or settings.default_lang
     results = {}
     for version in versions:
-        scores = run(OcrPipeline.load(version, settings), items, max(1, args.batch), args.ignore_case, args.lang)
-        results[version] = {"set": args.data.name, "mode": mode, "model": version, **scores}
+        scores = run(OcrPipeline.load(version, settings), items, max(1, args.batch), args.ignore_case, lang)
+        results[version] = {"set": args.data.name, "mode": mode, "model": version, "lang": lang, **scores}
         print(_summary(results[version]))
     if args.json:
         single = len(versions) == 1

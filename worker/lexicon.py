@@ -108,11 +108,6 @@ def english() -> Lexicon:
         return _english()
 
 
-def for_lang(lang: str) -> Lexicon | None:
-    """The lexicon of a charset hint ('en': English), or None (no hint, or none for it)."""
-    return english() if lang == "en" else None
-
-
 def ctc_log_likelihood(logp: np.ndarray, labels: Sequence[int]) -> float:
     """log P(labels | steps) summed over all CTC alignments.
 

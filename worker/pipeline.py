@@ -15,7 +15,8 @@ import numpy as np
 
 from shared.settings import Settings
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
-from worker.lexicon import for_lang
+from worker.ctc import Hint
+from worker.lexicon import english
 from worker.models import OcrModel, load_model
 from worker.recognize import recognize_lines
 
@@ -25,7 +26,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class PageTask:
     """One job's decoded image. ``mode`` is 'line' (the image is one line) or 'page';
-    ``lang`` is a charset hint ('' = the model's whole vocabulary, 'en' = Latin only)."""
+    ``lang`` is a charset hint (``shared.charsets``: '' or 'all' = the model's whole
+    vocabulary, 'en' = printable ASCII, 'auto' = English lines found and read as such)."""
 
     image: np.ndarray
     mode: str
@@ -72,6 +74,13 @@ class OcrPipeline:
         """Build model ``version``'s sessions with the settings' threads, arena and model dir."""
         return cls(load_model(version, settings.threads, settings.ort_mem_arena, settings.model_dir), settings)
 
+    def hint(self, lang: str) -> Hint:
+        """How the lines of a job with charset hint ``lang`` are decoded (``worker.ctc``)."""
+        if lang not in ("en", "auto"):
+            return Hint()
+        lexicon = english() if self.settings.lexicon else None
+        return Hint(self.model.charset_classes(lang), lexicon, english() if lang == "auto" else None)
+
     def detect(self, image: np.ndarray) -> np.ndarray:
         """Text boxes of one page in reading order: K x 4 x 2 float32 image coordinates."""
         tensor, sx, sy = det_preprocess(image, self.det_params.max_side, self.det_params.min_side)
@@ -112,19 +121,16 @@ class OcrPipeline:
             crops.extend(task_crops)
             owners.extend((index, np.round(quad).astype(int).tolist()) for quad in quads)
         start = time.perf_counter()
-        hints = [(self.model.charset_classes(t.lang), for_lang(t.lang) if self.settings.lexicon else None) for t in tasks]
-        allowed = [hints[index][0] for index, _ in owners]
-        lexicons = [hints[index][1] for index, _ in owners]
+        hints = [self.hint(task.lang) for task in tasks]
         texts = recognize_lines(
             self.model,
             crops,
             max_width=self.settings.rec_max_width,
             budget=self.settings.rec_chunk_width,
             pad_slack=self.settings.rec_pad_slack,
-            allowed=allowed,
+            hints=[hints[index] for index, _ in owners],
             tail_pad=self.tail_pad,
             width_scale=self.width_scale,
-            lexicons=lexicons,
         ) if crops else []
         recognition_ms = (time.perf_counter() - start) * 1000
         for (index, box), (text, confidence) in zip(owners, texts):

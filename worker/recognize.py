@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from worker.ctc import ctc_greedy_decode
-from worker.lexicon import Lexicon
+from worker.ctc import Hint, ctc_greedy_decode
 from worker.models import OcrModel
 from worker.preprocess import REC_STRIDE, pad_stack, rec_normalize, rec_width
 
@@ -42,20 +41,18 @@ def recognize_lines(
     max_width: int,
     budget: int,
     pad_slack: float,
-    allowed: Sequence[np.ndarray | None] | None = None,
+    hints: Sequence[Hint] | None = None,
     tail_pad: int = 0,
     width_scale: float = 1.0,
-    lexicons: Sequence[Lexicon | None] | None = None,
 ) -> list[tuple[str, float]]:
     """Recognise BGR line crops; returns one ``(text, confidence)`` per crop, in input order.
 
-    ``allowed`` (optional, one per crop: class ids or None) restricts each line's decoding to a
-    character set.
+    ``hints`` (optional, one per crop) say how each line is decoded: a character set, a
+    lexicon, English detection (``worker.ctc.Hint``).
     ``tail_pad`` px of blank (zero) input follow every line and are decoded with it: the
     recogniser needs right context to emit the last characters, so without it line ends are
     clipped when the line runs alone and read when a wider batch-mate pads it.
     ``width_scale`` scales each line's width at the model's height (see ``rec_width``).
-    ``lexicons`` (optional, one per crop) resolve near-ties in a line's words (``ctc``).
     """
     height = model.spec.rec_height
     widths = [rec_width(crop.shape, height, max_width, width_scale) for crop in crops]
@@ -66,8 +63,7 @@ def recognize_lines(
         tensors = [rec_normalize(crops[i], height, widths[i]) for i in chunk]
         probs = model.rec(pad_stack(tensors, max(slots[i] for i in chunk)))
         steps = [slots[i] // REC_STRIDE for i in chunk]
-        chunk_allowed = [allowed[i] for i in chunk] if allowed is not None else None
-        chunk_lexicons = [lexicons[i] for i in chunk] if lexicons is not None else None
-        for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_allowed, chunk_lexicons)):
+        chunk_hints = [hints[i] for i in chunk] if hints is not None else None
+        for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_hints)):
             results[i] = decoded
     return results
