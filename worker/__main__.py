@@ -15,6 +15,7 @@ from shared import logs
 from shared.jobs import get_queue
 from shared.settings import Settings
 from worker.batching import BatchWorker
+from worker.lexicon import english
 from worker.metrics import WorkerMetrics
 from worker.pipeline import OcrPipeline
 from worker.registry import Pipelines
@@ -24,7 +25,10 @@ logger = logging.getLogger(__name__)
 
 def load_pipelines(settings: Settings) -> dict[str, OcrPipeline]:
     """The default model, loaded at start so the first batch does not wait; other versions
-    load on first use (``worker.registry.Pipelines``)."""
+    load on first use (``worker.registry.Pipelines``). The English word list too, unless jobs
+    read everything as it is by default (``OCR_DEFAULT_LANG=all``)."""
+    if settings.default_lang != "all":
+        english()
     return {settings.default_model: OcrPipeline.load(settings.default_model, settings)}
 
 
