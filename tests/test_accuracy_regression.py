@@ -11,7 +11,7 @@ from tests.helpers import eval_dir
 from worker.evaluation import evaluate_lines, evaluate_pages, line_items, page_items
 from worker.pipeline import OcrPipeline
 
-# (set, every n-th item, charset hint, measured CER on 2026-11-23 (width scale 0.85), threshold);
+# (set, every n-th item, charset hint, measured CER on 2026-11-23 (width scale 0.85, detection long side 1600), threshold);
 # 'auto' is what a job that gives no hint gets.
 LINE_GATES = [
     ("uw3_lines", 5, "en", 0.0000, 0.010),
@@ -19,10 +19,10 @@ LINE_GATES = [
     ("omnidocbench_zh_lines", 5, "auto", 0.0272, 0.040),
 ]
 PAGE_GATES = [
-    ("sroie_receipts", 6, "en", 0.0426, 0.055),
+    ("sroie_receipts", 6, "en", 0.0430, 0.055),
 ]
 OMNIDOC_PAGES = (5, 8)  # a textbook page and a slide: the labels of the others cover less text
-OMNIDOC_MEASURED, OMNIDOC_MAX = 0.1236, 0.150  # lang=auto
+OMNIDOC_MEASURED, OMNIDOC_MAX = 0.1243, 0.150  # lang=auto
 
 
 @pytest.fixture(scope="module")
