@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 
 from bench.peer_eval import RapidOcrPeer
+from shared.charsets import LANGS
 from shared.settings import Settings
 from worker.evaluation import page_items
 from worker.lexicon import english
@@ -52,7 +53,7 @@ def main() -> None:
                         "versions from OCR_MODEL_DIR work too)")
     parser.add_argument("--width-scale", action="append", type=float, help="recognition width scale(s) to time "
                         "(OCR_REC_WIDTH_SCALE; default: the model's own)")
-    parser.add_argument("--lang", action="append", help="charset hint(s) to time, as the job option 'lang' "
+    parser.add_argument("--lang", action="append", choices=LANGS, help="charset hint(s) to time, as the job option 'lang' "
                         "(default: OCR_DEFAULT_LANG, what a job that gives none gets)")
     parser.add_argument("--det-max-side", action="append", type=int, help="detection input limit(s) to time "
                         "(OCR_DET_MAX_SIDE; default: the deployment's)")

@@ -78,6 +78,21 @@ def test_a_worker_killed_between_rqs_two_preparation_steps_loses_no_job(client, 
     assert client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "finished"
 
 
+def test_a_job_whose_rq_execution_records_expired_is_queued_again_once(client, redis, make_worker, settings):
+    """rq finds a job's started-registry entries through execution records that expire; the
+    reaper must still remove the entry, or every later pass would queue the job again."""
+    job_id = submit(client)
+    worker = make_worker()
+    job, queue = worker.dequeue_job_and_maintain_ttl(1)
+    worker._hold(job, time.monotonic() + 60)
+    worker.prepare_execution(job)
+    redis.delete(keys.lease_key(job_id), *redis.keys(f"rq:execution*{job_id}*"))
+    reaper = Reaper(redis, settings, [queue])
+    assert reaper.run_once() == [job_id]
+    assert reaper.run_once() == [] and redis.zcard(queue.started_job_registry.key) == 0
+    assert redis.lrange(queue.key, 0, -1) == [job_id.encode()]
+
+
 def test_a_job_stuck_in_the_intermediate_queue_comes_back(client, redis, settings):
     job_id = submit(client)
     queue = jobs.get_queue(redis, settings)

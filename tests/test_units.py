@@ -114,3 +114,15 @@ def test_manifest_entries_skip_unknown_keys_and_check_the_width_scale():
     assert ModelSpec.from_dict(entry).rec_width_scale == 0.85
     with pytest.raises(ValueError, match="rec_width_scale"):
         ModelSpec.from_dict({**entry, "rec_width_scale": 0})
+
+
+def test_an_empty_hint_is_the_deployments_default_and_an_unknown_one_is_refused(pipelines, settings):
+    from shared.errors import BadOptionError
+    from worker.pipeline import OcrPipeline
+
+    model = pipelines["ppocrv6-small"].model
+    assert OcrPipeline(model, settings.replace(default_lang="all")).hint("") == Hint()
+    auto = OcrPipeline(model, settings).hint("")
+    assert auto.detect is not None and auto.classes is not None and settings.default_lang == "auto"
+    with pytest.raises(BadOptionError):
+        OcrPipeline(model, settings).hint("klingon")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from shared.charsets import LANGS
+from shared.errors import BadOptionError
 from shared.settings import Settings
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.ctc import Hint
@@ -26,8 +28,9 @@ logger = logging.getLogger(__name__)
 @dataclass
 class PageTask:
     """One job's decoded image. ``mode`` is 'line' (the image is one line) or 'page';
-    ``lang`` is a charset hint (``shared.charsets``: '' or 'all' = the model's whole
-    vocabulary, 'en' = printable ASCII, 'auto' = English lines found and read as such)."""
+    ``lang`` is a charset hint (``shared.charsets``: 'all' = the model's whole vocabulary,
+    'en' = printable ASCII, 'auto' = English lines found and read as such, '' = the
+    deployment's ``OCR_DEFAULT_LANG``)."""
 
     image: np.ndarray
     mode: str
@@ -75,8 +78,12 @@ class OcrPipeline:
         return cls(load_model(version, settings.threads, settings.ort_mem_arena, settings.model_dir), settings)
 
     def hint(self, lang: str) -> Hint:
-        """How the lines of a job with charset hint ``lang`` are decoded (``worker.ctc``)."""
-        if lang not in ("en", "auto"):
+        """How the lines of a job with charset hint ``lang`` are decoded (``worker.ctc``);
+        '' is the deployment's ``OCR_DEFAULT_LANG``, as for a job."""
+        lang = lang or self.settings.default_lang
+        if lang not in LANGS:
+            raise BadOptionError(f"lang must be one of {', '.join(LANGS)}; got {lang!r}")
+        if lang == "all":
             return Hint()
         lexicon = english() if self.settings.lexicon else None
         return Hint(self.model.charset_classes(lang), lexicon, english() if lang == "auto" else None)

@@ -63,9 +63,18 @@ def is_suspect(connection: Redis, job_id: str) -> bool:
 
 
 def requeue(job: Job, queue: Queue, *, reason: str) -> None:
-    """Put a started (or stuck) job back at the front of its queue, status queued."""
+    """Put a started (or stuck) job back at the front of its queue, status queued.
+
+    The job's started-registry entries are removed by name as well: rq's ``remove_executions``
+    finds them through execution records that expire, and an entry left behind would make the
+    reaper queue the job again on every pass."""
+    registry = queue.started_job_registry
+    entries = [m for m in queue.connection.zrange(registry.key, 0, -1)
+               if parse_composite_key(m.decode())[0] == job.id]
     with queue.connection.pipeline() as pipe:
-        queue.started_job_registry.remove_executions(job, pipeline=pipe)
+        registry.remove_executions(job, pipeline=pipe)
+        if entries:
+            pipe.zrem(registry.key, *entries)
         pipe.lrem(queue.intermediate_queue.key, 0, job.id)
         pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id), keys.lease_key(job.id))
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
