@@ -1,4 +1,5 @@
-"""English word correction for lines decoded with the ``en`` hint, scored by the recogniser.
+"""English word correction for lines read as English (the ``en`` hint, or lines ``auto`` finds
+English), scored by the recogniser.
 
 Greedy CTC takes the likeliest class at every step. Where that spells a lowercase token that
 is not English ("quatemions", "ff"), a known word in mostly-capital irregular case ("KuHN"), or
