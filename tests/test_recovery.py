@@ -16,6 +16,7 @@ from PIL import Image, PngImagePlugin
 from redis import Redis
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
+from rq.utils import parse_composite_key
 
 from producer.client import ApiClient
 from shared import jobs
@@ -52,7 +53,7 @@ def unfinished(redis: Redis, settings: Settings, ids: list[str]) -> str:
     queue = jobs.get_queue(redis, settings)
     queued = {i.decode() for i in redis.lrange(queue.key, 0, -1)}
     limbo = {i.decode() for i in redis.lrange(queue.intermediate_queue.key, 0, -1)}
-    started = {m.decode().split(":")[0] for m in redis.zrange(queue.started_job_registry.key, 0, -1)}
+    started = {parse_composite_key(m.decode())[0] for m in redis.zrange(queue.started_job_registry.key, 0, -1)}
     left = [job for job in fetch(redis, ids) if job.get_status() != JobStatus.FINISHED]
     return f"{len(left)} not finished: " + ", ".join(
         f"{job.id[:8]} {job.get_status().value} queued={job.id in queued} limbo={job.id in limbo} "

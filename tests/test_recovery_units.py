@@ -30,6 +30,17 @@ def start_as_a_worker_would(make_worker, job_id: str, redis):
     return queue
 
 
+def die_between_preparation_steps(make_worker, redis):
+    """Dequeue, take the lease, register rq's execution, then 'die' before the status is set
+    STARTED; the lease is left to lapse."""
+    worker = make_worker()
+    job, queue = worker.dequeue_job_and_maintain_ttl(1)
+    worker._hold(job, time.monotonic() + 60)
+    worker.prepare_execution(job)
+    redis.delete(keys.lease_key(job.id))
+    return job, queue
+
+
 def test_a_started_job_without_a_lease_is_queued_again_then_failed_as_poison(client, redis, make_worker, settings):
     job_id = submit(client)
     other = submit(client)
@@ -65,11 +76,7 @@ def test_a_worker_killed_between_rqs_two_preparation_steps_loses_no_job(client, 
     round trips. A worker SIGKILLed between them left a QUEUED job in the started registry and
     in no queue: the reaper must still queue it again."""
     job_id = submit(client)
-    worker = make_worker()
-    job, queue = worker.dequeue_job_and_maintain_ttl(1)
-    worker._hold(job, time.monotonic() + 60)
-    worker.prepare_execution(job)  # ...and the worker dies here
-    redis.delete(keys.lease_key(job_id))
+    job, queue = die_between_preparation_steps(make_worker, redis)
     assert job.get_status() == JobStatus.QUEUED and redis.llen(queue.key) == 0
     assert Reaper(redis, settings, [queue]).run_once() == [job_id]
     assert redis.lrange(queue.key, 0, -1) == [job_id.encode()] and redis.llen(queue.intermediate_queue.key) == 0
@@ -82,11 +89,8 @@ def test_a_job_whose_rq_execution_records_expired_is_queued_again_once(client, r
     """rq finds a job's started-registry entries through execution records that expire; the
     reaper must still remove the entry, or every later pass would queue the job again."""
     job_id = submit(client)
-    worker = make_worker()
-    job, queue = worker.dequeue_job_and_maintain_ttl(1)
-    worker._hold(job, time.monotonic() + 60)
-    worker.prepare_execution(job)
-    redis.delete(keys.lease_key(job_id), *redis.keys(f"rq:execution*{job_id}*"))
+    _, queue = die_between_preparation_steps(make_worker, redis)
+    redis.delete(*redis.keys(f"rq:execution*{job_id}*"))
     reaper = Reaper(redis, settings, [queue])
     assert reaper.run_once() == [job_id]
     assert reaper.run_once() == [] and redis.zcard(queue.started_job_registry.key) == 0

@@ -85,8 +85,9 @@ class OcrPipeline:
             raise BadOptionError(f"lang must be one of {', '.join(LANGS)}; got {lang!r}")
         if lang == "all":
             return Hint()
-        lexicon = english() if self.settings.lexicon else None
-        return Hint(self.model.charset_classes(lang), lexicon, english() if lang == "auto" else None)
+        words = english()
+        return Hint(self.model.charset_classes(lang), words if self.settings.lexicon else None,
+                    words if lang == "auto" else None)
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         """Text boxes of one page in reading order: K x 4 x 2 float32 image coordinates."""

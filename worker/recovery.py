@@ -62,19 +62,20 @@ def is_suspect(connection: Redis, job_id: str) -> bool:
     return bool(connection.hexists(keys.CRASHES, job_id))
 
 
-def requeue(job: Job, queue: Queue, *, reason: str) -> None:
-    """Put a started (or stuck) job back at the front of its queue, status queued.
+def started_entries(queue: Queue, job_id: str) -> list[bytes]:
+    """The job's members of the started registry (``<job id>:<execution id>``), found by name:
+    rq's ``remove_executions`` finds them through execution records that expire, and an entry
+    left behind would make the reaper act on the job again on every pass."""
+    return [m for m in queue.connection.zrange(queue.started_job_registry.key, 0, -1)
+            if parse_composite_key(m.decode())[0] == job_id]
 
-    The job's started-registry entries are removed by name as well: rq's ``remove_executions``
-    finds them through execution records that expire, and an entry left behind would make the
-    reaper queue the job again on every pass."""
-    registry = queue.started_job_registry
-    entries = [m for m in queue.connection.zrange(registry.key, 0, -1)
-               if parse_composite_key(m.decode())[0] == job.id]
+
+def requeue(job: Job, queue: Queue, *, reason: str) -> None:
+    """Put a started (or stuck) job back at the front of its queue, status queued."""
+    entries = started_entries(queue, job.id)
     with queue.connection.pipeline() as pipe:
-        registry.remove_executions(job, pipeline=pipe)
         if entries:
-            pipe.zrem(registry.key, *entries)
+            pipe.zrem(queue.started_job_registry.key, *entries)
         pipe.lrem(queue.intermediate_queue.key, 0, job.id)
         pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id), keys.lease_key(job.id))
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
@@ -87,8 +88,10 @@ def fail_poison(job: Job, queue: Queue, crashes: int) -> None:
     """Fail a job that keeps killing workers, with a reason; it is not retried again."""
     job.meta["error"] = {"kind": "poison", "message": f"this job took down {crashes} workers; it is not retried"}
     job.save_meta()
+    entries = started_entries(queue, job.id)
     with queue.connection.pipeline() as pipe:
-        queue.started_job_registry.remove_executions(job, pipeline=pipe)
+        if entries:
+            pipe.zrem(queue.started_job_registry.key, *entries)
         job.set_status(JobStatus.FAILED, pipeline=pipe)
         queue.failed_job_registry.add(job, ttl=job.failure_ttl, exc_string="poison: worker crashes", pipeline=pipe)
         pipe.delete(keys.lease_key(job.id), *[k for k in [(job.kwargs or {}).get("image_key")] if k])
