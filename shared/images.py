@@ -32,14 +32,20 @@ _REFUSED: tuple[tuple[bytes, str], ...] = (
 )
 
 
+# EXIF orientation tag (0x0112): 1 = upright; 2-8 = how the stored pixels must be turned.
+ORIENTATION_TAG = 0x0112
+
+
 @dataclass(frozen=True)
 class ImageInfo:
-    """What the header says: format name, size in pixels, and whether it has transparency."""
+    """What the header says: format name, stored size in pixels, whether it has transparency,
+    and its EXIF orientation (1-8, 1 = upright or untagged)."""
 
     format: str
     width: int
     height: int
     has_alpha: bool = False
+    orientation: int = 1
 
 
 def sniff_format(data: bytes) -> str:
@@ -73,6 +79,7 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
                 width, height = img.size
                 frames = int(getattr(img, "n_frames", 1) or 1) if fmt == "tiff" else 1
                 alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
+                orientation = _orientation(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(f"image declares too many pixels; the limit is {max_pixels}") from None
     except Exception as exc:  # Pillow raises many types for broken headers
@@ -84,4 +91,17 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     if frames > 1:
         raise UnsupportedImageError(
             f"a multi-page TIFF ({frames} pages) is a document: submit one page per job (batchocr-submit does)")
-    return ImageInfo(fmt, width, height, alpha)
+    return ImageInfo(fmt, width, height, alpha, orientation)
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation read from what precedes the pixel data (EXIF, a PNG's raw profile,
+    XMP, a TIFF's tag). ``Image.Image.getexif`` is called past the PNG plugin's override, which
+    decodes the whole image to look for an eXIf chunk after the pixels: nothing here may decode
+    pixels before the size limits are checked. A broken EXIF block is no reason to refuse an
+    image: it reads as upright."""
+    try:
+        value = Image.Image.getexif(img).get(ORIENTATION_TAG, 1)
+    except Exception:  # Pillow raises many types for malformed EXIF
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1

@@ -7,6 +7,7 @@ height, scale to [-1, 1] with ``(x / 255 - 0.5) / 0.5``, pad on the right with z
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -22,19 +23,45 @@ REC_STRIDE = 8
 def decode_image(data: bytes, settings: Settings) -> np.ndarray:
     """Decode bytes to an H x W x 3 uint8 BGR array, after header checks on size limits.
 
-    EXIF orientation is applied; grey, 16-bit and alpha images come out as 8-bit BGR.
+    Grey, 16-bit, palette, CMYK and alpha images come out as 8-bit BGR (alpha composited on
+    white), turned upright by their EXIF orientation. The orientation is read with the header
+    and applied here for every format, because OpenCV applies it only on some of its paths
+    (never with ``IMREAD_UNCHANGED``, which alpha needs); its TIFF decoder is the exception
+    that always applies the TIFF Orientation tag itself, so TIFFs are not turned twice.
 
     Raises:
         ImageTooLargeError, UnsupportedImageError, ImageDecodeError: with a reason.
     """
     info = inspect_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED if info.has_alpha else cv2.IMREAD_COLOR)
+    flags = cv2.IMREAD_UNCHANGED if info.has_alpha else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    image = cv2.imdecode(buffer, flags)
     if image is None or image.size == 0:
         raise ImageDecodeError("the image data is corrupt or truncated and could not be decoded")
     if info.has_alpha:
         image = _on_white(image)
+    if info.format != "tiff":
+        image = orient(image, info.orientation)
     return image
+
+
+# How stored pixels are turned upright, per EXIF orientation (1, upright, is left as it is).
+_UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # turned 180 degrees
+    4: lambda a: a[::-1],  # mirrored top-bottom
+    5: lambda a: a.swapaxes(0, 1),  # transposed
+    6: lambda a: np.rot90(a, -1),  # needs 90 degrees clockwise
+    7: lambda a: np.rot90(a, -1)[::-1],  # transversed
+    8: lambda a: np.rot90(a, 1),  # needs 90 degrees counter-clockwise
+}
+
+
+def orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels (H x W or H x W x C, any dtype) upright by EXIF ``orientation`` 1-8,
+    as viewers show them; returns a contiguous array."""
+    turn = _UPRIGHT.get(orientation)
+    return image if turn is None else np.ascontiguousarray(turn(image))
 
 
 def _on_white(image: np.ndarray) -> np.ndarray:
