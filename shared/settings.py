@@ -2,7 +2,8 @@
 
 Parsing is strict: a malformed number or boolean raises :class:`ConfigError` naming the
 variable, instead of silently falling back to a default. Build it once in an entry point
-(``Settings.from_env()``) and pass it explicitly.
+(``Settings.from_env()``) and pass it explicitly. An empty variable is never an error
+(see :class:`Settings`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,21 @@ from shared.models import DEFAULT, load_registry
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULT_STORES = ("redis", "s3")
+# Field metadata of a setting whose empty variable means "none" rather than its default.
+EMPTY_IS_NONE = {"empty": ""}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """All knobs of a batchocr deployment. Env name = ``OCR_`` + upper-cased field name."""
+    """All knobs of a batchocr deployment. Env name = ``OCR_`` + upper-cased field name.
+
+    An empty (or blank) variable follows one rule for every setting: it is the setting's
+    "none" value where it has one (no rate limit, no S3 prefix: fields marked
+    ``EMPTY_IS_NONE``; and the settings that are empty by default, such as no keys, no input
+    buckets, boto3's own credentials), and otherwise the same as an unset variable: the
+    default. Never an error, because compose files pass ``${VAR:-}`` for what the host leaves
+    unset.
+    """
 
     redis_url: str = DEFAULT_REDIS_URL
     queue_name: str = "ocr"
@@ -92,13 +103,14 @@ class Settings:
     api_keys: str = field(default="", repr=False)
     api_keys_file: str = ""
     # Per-key rate limits (flask-limiter syntax, Redis-backed); empty = no limit.
-    rate_limit_submit: str = "100/second"
-    rate_limit_read: str = "600/second"
+    rate_limit_submit: str = field(default="100/second", metadata=EMPTY_IS_NONE)
+    rate_limit_read: str = field(default="600/second", metadata=EMPTY_IS_NONE)
     # Where results go: "redis" (rq's result, result_ttl_s) or "s3" (one JSON object per job).
     result_store: str = "redis"
     # S3 (or any S3-protocol server). Empty credentials = boto3's standard chain (env, profile, role).
     s3_bucket: str = ""
-    s3_prefix: str = "batchocr/results/"
+    # Key prefix of result objects; empty = none (results at the bucket's root).
+    s3_prefix: str = field(default="batchocr/results/", metadata=EMPTY_IS_NONE)
     s3_endpoint_url: str = ""
     s3_region: str = ""
     s3_access_key_id: str = ""
@@ -156,14 +168,19 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read ``OCR_<FIELD>`` variables (``REDIS_URL`` also works for the Redis URL)."""
+        """Read ``OCR_<FIELD>`` variables (``REDIS_URL`` also works for the Redis URL); an
+        empty one is the setting's "none" value where it has one, else unset (the default)."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        if env.get("REDIS_URL"):
+        if env.get("REDIS_URL", "").strip():
             values["redis_url"] = env["REDIS_URL"]
         for f in fields(cls):
             raw = env.get("OCR_" + f.name.upper())
-            if raw is None or raw == "":
+            if raw is None:
+                continue
+            if not raw.strip():
+                if "empty" in f.metadata:
+                    values[f.name] = f.metadata["empty"]
                 continue
             values[f.name] = _parse(f.name, raw, type(f.default))
         values.update(overrides)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from shared.errors import ConfigError
@@ -50,3 +52,20 @@ def test_s3_results_need_a_bucket():
 def test_a_batch_may_not_wait_longer_than_half_a_lease():
     with pytest.raises(ConfigError, match="OCR_MAX_WAIT_MS"):
         Settings.from_env({"OCR_LEASE_S": "2", "OCR_MAX_WAIT_MS": "1500"})
+
+
+def test_an_empty_variable_is_the_settings_none_value_where_it_has_one():
+    """The README: OCR_RATE_LIMIT_SUBMIT="" is no limit (compose passes ${VAR:-} as "")."""
+    s = Settings.from_env({"OCR_RATE_LIMIT_SUBMIT": "", "OCR_RATE_LIMIT_READ": " ", "OCR_S3_PREFIX": ""})
+    assert (s.rate_limit_submit, s.rate_limit_read, s.s3_prefix) == ("", "", "")
+
+
+def test_an_empty_variable_is_the_default_where_there_is_no_none_value():
+    s = Settings.from_env({"OCR_MAX_BATCH": "", "OCR_LEXICON": " ", "OCR_QUEUE_NAME": "", "OCR_LOG_FORMAT": "",
+                           "OCR_DEFAULT_LANG": "", "OCR_API_PORT": "", "REDIS_URL": "", "OCR_REDIS_URL": ""})
+    assert s == Settings()
+
+
+def test_every_variable_empty_at_once_is_no_error():
+    everything = {"OCR_" + f.name.upper(): "" for f in fields(Settings)}
+    assert Settings.from_env(everything) == Settings(rate_limit_submit="", rate_limit_read="", s3_prefix="")
