@@ -13,10 +13,10 @@ import time
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from api.routes import decode_base64
+from api.routes import decode_base64, json_object
 from api.security import authenticate
 from shared import jobs
-from shared.errors import BadOptionError, ServiceBusyError
+from shared.errors import BadJsonError, ServiceBusyError
 
 bp = Blueprint("compat", __name__)
 bp.before_request(authenticate)
@@ -40,9 +40,10 @@ def _run_sync():
     started = time.perf_counter()
     settings = current_app.extensions["batchocr.settings"]
     connection = current_app.extensions["batchocr.redis"]
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadOptionError('send JSON: {"image_base64": "..."}')
+    if not request.is_json:
+        raise BadJsonError(f"send a JSON body (Content-Type: application/json, not {request.mimetype or 'none'}): "
+                           '{"image_base64": "..."}')
+    body = json_object()
     image = decode_base64(body.pop("image_base64", None))
     options = jobs.JobOptions.parse(body, settings)
     job = jobs.submit(connection, settings, image, options, owner=g.owner).job

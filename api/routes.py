@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from api.security import authenticate
 from shared import jobs, models
-from shared.errors import BadBase64Error, BadOptionError, MissingImageError
+from shared.errors import BadBase64Error, BadJsonError, BadOptionError, MissingImageError
 from shared.s3 import S3Uri
 
 bp = Blueprint("v1", __name__)
@@ -36,9 +37,7 @@ def _read_submission() -> tuple[bytes | S3Uri, dict[str, Any]]:
     """The image (bytes from multipart ``file`` or JSON ``image_base64``, or an ``image_uri``)
     and the remaining fields."""
     if request.is_json:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise BadOptionError("the JSON body must be an object")
+        body = json_object()
     else:
         body = dict(request.form.items())
     if body.get("image_uri"):
@@ -52,6 +51,30 @@ def _read_submission() -> tuple[bytes | S3Uri, dict[str, Any]]:
     if not data:
         raise MissingImageError("the uploaded file is empty")
     return data, body
+
+
+def json_object() -> dict[str, Any]:
+    """The request body parsed as a JSON object, or a BadJsonError that says what is wrong
+    with it (empty, where the syntax breaks, not UTF-8, not an object)."""
+    data = request.get_data(cache=True)
+    if not data.strip():
+        raise BadJsonError('the request body is empty: send a JSON object such as {"image_base64": "..."}')
+    try:
+        body = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise BadJsonError(f"the body is not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise BadJsonError("the body is not valid JSON: it is not UTF-8 text") from None
+    except RecursionError:
+        raise BadJsonError("the body is not valid JSON: it is nested too deeply") from None
+    if not isinstance(body, dict):
+        raise BadJsonError(f"the JSON body must be an object, not {_json_type(body)}")
+    return body
+
+
+def _json_type(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), "null")
 
 
 def decode_base64(encoded: object) -> bytes:

@@ -4,6 +4,7 @@
     ├── ConfigError            a setting is missing or malformed
     ├── InputError             the client sent something we cannot accept (HTTP 4xx)
     │   ├── MissingImageError      no file / no image_base64          (400)
+    │   ├── BadJsonError           the body is empty, not JSON, or not an object (400)
     │   ├── BadBase64Error         image_base64 does not decode       (400)
     │   ├── BadOptionError         an option has a bad value           (400)
     │   ├── UnsupportedImageError  bytes are not an image we can read  (415)
@@ -53,6 +54,10 @@ class InputError(BatchOcrError):
 
 class MissingImageError(InputError):
     kind = "missing_image"
+
+
+class BadJsonError(InputError):
+    kind = "bad_json"
 
 
 class BadBase64Error(InputError):

@@ -42,7 +42,7 @@ def test_json_base64_submit(client):
         ({"json": {}}, 400, "missing_image"),
         ({"json": {"image_base64": "!!not base64!!"}}, 400, "bad_base64"),
         ({"json": {"image_base64": 12}}, 400, "bad_base64"),
-        ({"json": ["a list"]}, 400, "bad_option"),
+        ({"json": ["a list"]}, 400, "bad_json"),
         ({"data": {"file": (io.BytesIO(b"hello, I am text"), "x.png")}}, 415, "unsupported_image"),
         ({"data": {"file": (io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\0" * 20), "x.png")}}, 422, "undecodable_image"),
         ({"data": {"file": (io.BytesIO(SAMPLE), "a.png"), "mode": "word"}}, 400, "bad_option"),
@@ -57,6 +57,32 @@ def test_bad_input_gets_a_clear_4xx_and_enqueues_nothing(client, redis, settings
     assert error_kind(response) == kind
     assert response.get_json()["error"]["message"]
     assert get_queue(redis, settings).count == 0
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/api/v1/ocr"])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"image_base64": ', "not valid JSON at line 1 column 18: Expecting value"),
+        (b'{"mode": "line",\n "image_base64": "iVBO" "x"}', "not valid JSON at line 2 column 25: Expecting ',' delimiter"),
+        (b"", "the request body is empty"),
+        (b" \n", "the request body is empty"),
+        (b'{"image_base64": "\xff"}', "not UTF-8"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b"[1, 2]", "must be an object, not an array"),
+        (b"null", "must be an object, not null"),
+    ],
+)
+def test_a_bad_json_body_is_400_saying_what_is_wrong(client, redis, settings, path, body, reason):
+    response = client.post(path, data=body, content_type="application/json")
+    assert (response.status_code, error_kind(response)) == (400, "bad_json"), response.get_json()
+    assert reason in response.get_json()["error"]["message"]
+    assert get_queue(redis, settings).count == 0
+
+
+def test_the_sync_endpoint_asks_for_json(client):
+    response = client.post("/api/v1/ocr", data=b"image_base64=abc", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and "Content-Type: application/json" in response.get_json()["error"]["message"]
 
 
 def test_over_the_byte_limit_is_413(settings, redis):
