@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from api.security import authenticate
 from shared import jobs, models
 from shared.errors import BadBase64Error, BadJsonError, BadOptionError, MissingImageError
+from shared.images import check_media_type
 from shared.s3 import S3Uri
 
 bp = Blueprint("v1", __name__)
@@ -78,14 +79,36 @@ def _json_type(value: object) -> str:
 
 
 def decode_base64(encoded: object) -> bytes:
+    """The image of a JSON ``image_base64``: plain base64, or a ``data:`` URL (what browsers
+    and many clients send), whose declared media type must match the image's magic bytes."""
     if not encoded:
         raise MissingImageError("send an image as multipart field 'file', JSON 'image_base64' or 'image_uri'")
     if not isinstance(encoded, str):
         raise BadBase64Error("image_base64 must be a string")
+    media_type = ""
+    if encoded[:5].lower() == "data:":
+        media_type, encoded = _split_data_url(encoded)
     try:
-        return base64.b64decode(encoded, validate=True)
+        data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise BadBase64Error("image_base64 is not valid base64") from None
+    if not data:
+        raise MissingImageError("image_base64 holds no data (a data URL with nothing after its comma?)")
+    if media_type:
+        check_media_type(media_type, data)
+    return data
+
+
+def _split_data_url(url: str) -> tuple[str, str]:
+    """``data:[<media type>][;param=value]*;base64,<data>`` -> (lower-cased media type, data).
+    A URL that names no media type ("data:;base64,...") leaves the check to the magic bytes."""
+    header, comma, payload = url.partition(",")
+    if not comma:
+        raise BadBase64Error("image_base64 is a data URL without the comma that starts its data")
+    params = header[5:].split(";")
+    if len(params) < 2 or params[-1].strip().lower() != "base64":
+        raise BadBase64Error("image_base64 is a data URL that is not base64-encoded (no ';base64,')")
+    return params[0].strip().lower(), payload
 
 
 def _flag(value: object) -> bool:

@@ -25,6 +25,20 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
+# Media types (as data URLs declare them) of the formats we read; aliases clients send too.
+MEDIA_TYPES: dict[str, str] = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/pjpeg": "jpeg",
+    "image/tiff": "tiff",
+    "image/bmp": "bmp",
+    "image/x-bmp": "bmp",
+    "image/x-ms-bmp": "bmp",
+    "image/webp": "webp",
+}
+
+
 # Formats we refuse, with what to do instead.
 _REFUSED: tuple[tuple[bytes, str], ...] = (
     (b"%PDF", "a PDF is a document, not an image: render its pages first (batchocr-submit does)"),
@@ -59,6 +73,23 @@ def sniff_format(data: bytes) -> str:
         if data.startswith(magic):
             raise UnsupportedImageError(reason)
     raise UnsupportedImageError("not a supported image (expected PNG, JPEG, TIFF, BMP or WebP bytes)")
+
+
+def check_media_type(media_type: str, data: bytes) -> None:
+    """Check that bytes declared as ``media_type`` (lower case) are what it says.
+
+    Raises:
+        UnsupportedImageError: the type is not an image, or not one we read, or the magic
+            bytes are another format (or none).
+    """
+    declared = MEDIA_TYPES.get(media_type)
+    if declared is None:
+        if media_type.startswith("image/"):
+            raise UnsupportedImageError(f"{media_type} is not supported (expected PNG, JPEG, TIFF, BMP or WebP)")
+        raise UnsupportedImageError(f"the data is declared as {media_type}, which is not an image")
+    found = sniff_format(data)
+    if found != declared:
+        raise UnsupportedImageError(f"the data is declared as {media_type} but its bytes are a {found.upper()} image")
 
 
 def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:

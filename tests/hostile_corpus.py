@@ -121,6 +121,8 @@ def rejected_cases() -> list[Case]:
         Case("PNG cut inside its header", as_json(png[:20]), "rejected", 422, "undecodable_image"),
         Case("invalid base64", {"json": {"image_base64": "!!not base64!!", "mode": "line"}}, "rejected", 400, "bad_base64"),
         Case("base64 not a string", {"json": {"image_base64": 12345}}, "rejected", 400, "bad_base64"),
+        Case("data URL declaring another type", {"json": {"image_base64": "data:image/webp;base64,"
+                                                           + base64.b64encode(png).decode()}}, "rejected", 415, "unsupported_image"),
         Case("oversized base64", as_json(b"\x89PNG\r\n\x1a\n" + b"\0" * (3 << 20)), "rejected", 413, "image_too_large"),
         Case("oversized upload", as_file(b"\x89PNG\r\n\x1a\n" + b"\0" * (3 << 20)), "rejected", 413, "image_too_large"),
         Case("JSON array body", {"json": [1, 2, 3]}, "rejected", 400, "bad_json"),
@@ -155,6 +157,8 @@ def accepted_cases() -> list[Case]:
         Case("text on transparent background", as_json(on_transparent()), "finished", text=LINE_TEXT),
         Case("EXIF-rotated JPEG", as_json(exif_rotated()), "finished", text=LINE_TEXT),
         Case("BMP", as_json(encode(line_image(), "BMP")), "finished", text=LINE_TEXT),
+        Case("data URL", {"json": {"image_base64": "data:image/png;base64," + base64.b64encode(png).decode(),
+                                   "mode": "line"}}, "finished", text=LINE_TEXT),
         Case("WebP", as_json(encode(line_image(), "WEBP", quality=95)), "finished", text=LINE_TEXT),
         Case("file name climbing out", as_file(png, "../../../etc/passwd"), "finished", text=LINE_TEXT),
         Case("odd unicode file name", as_file(png, "ｓｃａｎ ✓ 扫描 " + "x" * 300 + ".png"), "finished", text=LINE_TEXT),

@@ -85,6 +85,39 @@ def test_the_sync_endpoint_asks_for_json(client):
     assert response.status_code == 400 and "Content-Type: application/json" in response.get_json()["error"]["message"]
 
 
+@pytest.mark.parametrize("prefix", ["data:image/png;base64,", "DATA:Image/PNG;name=scan.png;BASE64,", "data:;base64,"])
+def test_a_data_url_is_accepted_and_its_image_stored_as_sent(client, redis, settings, prefix):
+    response = client.post("/v1/jobs", json={"image_base64": prefix + base64.b64encode(SAMPLE).decode()})
+    assert response.status_code == 202, response.get_json()
+    (job,) = get_queue(redis, settings).jobs
+    assert redis.get(job.kwargs["image_key"]) == SAMPLE
+
+
+@pytest.mark.parametrize(
+    ("prefix", "status", "kind", "reason"),
+    [
+        ("data:image/jpeg;base64,", 415, "unsupported_image", "declared as image/jpeg but its bytes are a PNG image"),
+        ("data:text/plain;base64,", 415, "unsupported_image", "text/plain, which is not an image"),
+        ("data:image/gif;base64,", 415, "unsupported_image", "image/gif is not supported"),
+        ("data:image/png,", 400, "bad_base64", "not base64-encoded"),
+        ("data:image/png;base64", 400, "bad_base64", "without the comma"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/jobs", "/api/v1/ocr"])
+def test_a_data_url_that_does_not_match_its_image_is_refused(client, redis, settings, path, prefix, status, kind, reason):
+    response = client.post(path, json={"image_base64": prefix + base64.b64encode(SAMPLE).decode()})
+    assert (response.status_code, error_kind(response)) == (status, kind), response.get_json()
+    assert reason in response.get_json()["error"]["message"]
+    assert get_queue(redis, settings).count == 0
+
+
+def test_the_sync_endpoint_takes_a_data_url(settings, redis):
+    client = create_app(settings.replace(sync_timeout_s=1), connection=redis).test_client()
+    response = client.post("/api/v1/ocr", json={"image_base64": "data:image/png;base64," + base64.b64encode(SAMPLE).decode()})
+    assert response.status_code == 504, "queued (no worker runs here), not refused"
+    assert redis.get(get_queue(redis, settings).jobs[0].kwargs["image_key"]) == SAMPLE
+
+
 def test_over_the_byte_limit_is_413(settings, redis):
     client = create_app(settings.replace(max_image_bytes=1000, rec_max_width=64, rec_chunk_width=64),
                         connection=redis).test_client()
