@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     logs.configure(args.log_level, settings.log_format)
     options = {
-        "bind": f"{settings.api_host}:{settings.api_port}",
+        "bind": settings.api_bind,
         "workers": settings.api_workers,
         "threads": settings.api_threads,
         "worker_class": "gthread",

@@ -1,6 +1,8 @@
 """``batchocr-health api|worker``: container health checks (exit 0 = healthy).
 
-``api``: ``GET /healthz`` on the local API answers ok (which pings Redis). ``worker``: Redis
+``api``: ``GET /healthz`` on the local API answers ok (which pings Redis); the API is looked
+for where ``batchocr-api`` binds with the same settings (``OCR_API_HOST``, ``OCR_API_PORT`` and
+their defaults; loopback for a wildcard host). ``worker``: Redis
 answers and an rq worker of this host (its hostname) is registered, i.e. the worker process
 has loaded its models and is in its loop.
 """
@@ -38,14 +40,17 @@ def worker_ok(settings: Settings, hostname: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchocr-health", description=__doc__.split("\n\n")[0])
     parser.add_argument("role", choices=("api", "worker"))
-    parser.add_argument("--url", help="API base URL (default: http://127.0.0.1:$OCR_API_PORT)")
+    parser.add_argument("--url", help="API base URL (default: where the API binds, from OCR_API_HOST and "
+                        "OCR_API_PORT)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.role == "api":
-        healthy = api_ok(args.url or f"http://127.0.0.1:{settings.api_port}")
+        url = args.url or settings.api_local_url
+        healthy, problem = api_ok(url), f"{url.rstrip('/')}/healthz did not answer ok"
     else:
-        healthy = worker_ok(settings, socket.gethostname())
-    print("ok" if healthy else "unhealthy", file=sys.stderr)
+        host = socket.gethostname()
+        healthy, problem = worker_ok(settings, host), f"no worker of host {host} is registered in Redis"
+    print("ok" if healthy else f"unhealthy: {problem}", file=sys.stderr)
     return 0 if healthy else 1
 
 

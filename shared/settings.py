@@ -159,6 +159,18 @@ class Settings:
         return frozenset(b.strip() for b in self.s3_input_buckets.split(",") if b.strip())
 
     @property
+    def api_bind(self) -> str:
+        """The address the API server binds: ``host:port``, an IPv6 host in brackets."""
+        return _host_port(self.api_host, self.api_port)
+
+    @property
+    def api_local_url(self) -> str:
+        """Where a process on the API's own host reaches it (health checks): the bound address,
+        or loopback when the API binds every interface (0.0.0.0, ::)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.api_host, self.api_host)
+        return f"http://{_host_port(host, self.api_port)}"
+
+    @property
     def threads(self) -> int:
         """Intra-op threads for each ONNX session in a worker process: the CPUs this process may
         use (affinity, capped by its cgroup quota) shared among ``workers_per_host``."""
@@ -207,6 +219,10 @@ def _parse(name: str, raw: str, kind: type) -> object:
     except ValueError:
         raise ConfigError(f"{env_name}={raw!r} is not a valid {kind.__name__}") from None
     return raw
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _check(ok: bool, message: str) -> None:

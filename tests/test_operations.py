@@ -9,14 +9,17 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import generate_latest
+from werkzeug.serving import make_server
 
 from shared.cpu import available_cpus, cgroup_quota
+from shared.redis_server import free_port
 from shared.settings import Settings
 from tests.helpers import ROOT, clean_env
 
@@ -67,6 +70,29 @@ def test_the_dockerfile_copies_what_exists_and_has_both_targets():
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, flags=re.M):
         assert (ROOT / source).exists(), source
     assert "AS runtime" in text and "AS dashboard" in text and "USER ocr" in text
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "0.0.0.0"])
+def test_the_api_health_check_looks_where_the_api_binds(app, host):
+    """``batchocr-health api`` finds the API at its OCR_API_HOST and OCR_API_PORT (a loopback
+    address other than 127.0.0.1 here; the wildcard on loopback), and says where it looked."""
+    port = free_port()
+    server = make_server(host, port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = clean_env(OCR_API_HOST=host, OCR_API_PORT=str(port))
+    try:
+        check = health_check(env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (check.returncode, check.stderr.strip()) == (0, "ok")
+    down = health_check(env)
+    assert down.returncode == 1 and f":{port}/healthz did not answer ok" in down.stderr
+
+
+def health_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "shared.health", "api"], env=env, capture_output=True, text=True,
+                          timeout=60)
 
 
 @pytest.mark.parametrize("files, quota", [

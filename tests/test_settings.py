@@ -69,3 +69,16 @@ def test_an_empty_variable_is_the_default_where_there_is_no_none_value():
 def test_every_variable_empty_at_once_is_no_error():
     everything = {"OCR_" + f.name.upper(): "" for f in fields(Settings)}
     assert Settings.from_env(everything) == Settings(rate_limit_submit="", rate_limit_read="", s3_prefix="")
+
+
+@pytest.mark.parametrize(("host", "bind", "url"), [
+    ("127.0.0.1", "127.0.0.1:8000", "http://127.0.0.1:8000"),
+    ("0.0.0.0", "0.0.0.0:8000", "http://127.0.0.1:8000"),
+    ("10.1.2.3", "10.1.2.3:8000", "http://10.1.2.3:8000"),
+    ("::", "[::]:8000", "http://[::1]:8000"),
+    ("::1", "[::1]:8000", "http://[::1]:8000"),
+])
+def test_the_health_check_url_follows_what_the_api_binds(host, bind, url):
+    settings = Settings.from_env({"OCR_API_HOST": host})
+    assert (settings.api_bind, settings.api_local_url) == (bind, url)
+    assert Settings.from_env({}).api_local_url == "http://127.0.0.1:8000", "the API's own defaults"
