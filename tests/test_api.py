@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import pytest
 
@@ -147,6 +148,16 @@ def test_an_id_with_a_suffix_does_not_reach_the_job(client):
 
 def test_healthz(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_the_web_ui_has_an_icon_so_nothing_it_loads_is_a_404(client):
+    page = client.get("/").get_data(as_text=True)
+    links = re.findall(r'<link rel="(?:icon|stylesheet)" href="([^"]+)"', page) + re.findall(r'<script src="([^"]+)"', page)
+    assert "static/favicon.svg" in links
+    for path in ["/favicon.ico"] + ["/" + link for link in links]:
+        assert client.get(path).status_code == 200, path
+    icon = client.get("/favicon.ico")
+    assert icon.mimetype == "image/svg+xml" and icon.get_data().startswith(b"<svg")
 
 
 def test_redis_down_is_503_not_500(settings):
