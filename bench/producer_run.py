@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from shared.launcher import Topology
+from worker.evaluation import page_images
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 SETS = ("sroie_receipts", "omnidocbench_pages")
@@ -55,7 +56,7 @@ def main() -> None:
     times: dict[tuple[str, str], list[float]] = {}
     for round_ in range(args.rounds):
         for name in SETS:
-            pages = sorted((EVAL / name / "pages").glob("*.jpg"))
+            pages = page_images(EVAL / name / "pages")
             order = list(CONFIGS.items())
             for label, (workers, per_host) in order if round_ % 2 == 0 else order[::-1]:
                 seconds, _ = one_run(pages, workers, per_host, args.formats)
@@ -64,7 +65,7 @@ def main() -> None:
     print(f"\n{platform.node()} {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, formats {args.formats}")
     print("| set | configuration | pages | median s | pages/s |\n|---|---|---|---|---|")
     for (name, label), values in times.items():
-        count = len(list((EVAL / name / "pages").glob("*.jpg")))
+        count = len(page_images(EVAL / name / "pages"))
         median = statistics.median(values)
         print(f"| {name} | {label} | {count} | {median:.1f} | {count / median:.3f} |")
 

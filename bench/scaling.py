@@ -21,6 +21,7 @@ from redis import Redis
 from shared import jobs
 from shared.cpu import available_cpus
 from shared.launcher import Topology
+from worker.evaluation import page_images
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--set", default="sroie_receipts")
     args = parser.parse_args()
-    pages = [p.read_bytes() for p in sorted((EVAL / args.set / "pages").glob("*.jpg"))] * args.copies
+    pages = [p.read_bytes() for p in page_images(EVAL / args.set / "pages")] * args.copies
     counts = [int(n) for n in args.workers.split(",")]
     results = {n: run(n, pages) for n in counts}
     base = len(pages) / results[counts[0]]

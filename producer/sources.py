@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from shared import images
 from shared.errors import BadOptionError
 from shared.s3 import SCHEME, ObjectStore, S3Uri
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
+# Single-page images; a TIFF may hold many pages, so it is read page by page.
+IMAGE_SUFFIXES = set(images.IMAGE_SUFFIXES) - TIFF_SUFFIXES
 PDF_SUFFIXES = {".pdf"}
 SUFFIXES = IMAGE_SUFFIXES | TIFF_SUFFIXES | PDF_SUFFIXES
 

@@ -25,6 +25,9 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
+# File name suffixes of the formats above (lower case), for folders of scans.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+
 # Media types (as data URLs declare them) of the formats we read; aliases clients send too.
 MEDIA_TYPES: dict[str, str] = {
     "image/png": "png",

@@ -24,8 +24,12 @@ def eval_lines(name: str, count: int, start: int = 0) -> list[tuple[bytes, str]]
 
 
 def eval_page(name: str, page_id: str) -> tuple[bytes, list[dict]]:
+    """(image bytes, labels) of page ``page_id`` of a page set, whatever its image type."""
+    from worker.evaluation import page_images
+
     root = eval_dir(name) / "pages"
-    return (root / f"{page_id}.jpg").read_bytes(), json.loads((root / f"{page_id}.json").read_text("utf-8"))
+    (image,) = [path for path in page_images(root) if path.stem == page_id]
+    return image.read_bytes(), json.loads((root / f"{page_id}.json").read_text("utf-8"))
 
 
 def clean_env(**extra: str) -> dict[str, str]:

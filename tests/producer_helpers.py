@@ -12,11 +12,11 @@ from lxml import etree
 from PIL import Image
 
 from tests.helpers import eval_dir
+from worker.evaluation import page_images
 
 
 def receipts() -> list[tuple[str, bytes]]:
-    pages = eval_dir("sroie_receipts") / "pages"
-    return [(p.stem, p.read_bytes()) for p in sorted(pages.glob("*.jpg"))]
+    return [(p.stem, p.read_bytes()) for p in page_images(eval_dir("sroie_receipts") / "pages")]
 
 
 def reencode(data: bytes, quality: int) -> bytes:

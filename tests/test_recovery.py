@@ -143,8 +143,9 @@ def test_a_second_sigterm_exits_now_and_hands_the_batch_back():
 def _big_pages(count: int) -> list[bytes]:
     """Dense pages (several seconds each), so the second signal lands inside the batch."""
     from tests.helpers import eval_dir
+    from worker.evaluation import page_images
 
-    return [p.read_bytes() for p in sorted((eval_dir("omnidocbench_pages") / "pages").glob("*.jpg"))[:count]]
+    return [p.read_bytes() for p in page_images(eval_dir("omnidocbench_pages") / "pages")[:count]]
 
 
 def test_jobs_queued_before_a_redis_restart_complete_after_it():

@@ -4,10 +4,11 @@
     batchocr-eval --data ../shared/eval/sroie_receipts --ignore-case --json sroie.json
 
 A folder is either a line set (``labels.tsv``: ``image path<TAB>text``) or a page set
-(``pages/<id>.jpg`` + ``pages/<id>.json``, a list of ``{"box": [x1, y1, ..., x4, y4], "text"}``
-with optional ``"ignore": true``). Images are read in groups of ``--batch`` through the same
-pipeline the worker runs (all lines of a group recognised together). Settings come from the
-``OCR_*`` environment, as in a worker.
+(``pages/<id>.<png|jpg|jpeg|tif|tiff|bmp|webp>`` + ``pages/<id>.json``, a list of
+``{"box": [x1, y1, ..., x4, y4], "text"}`` with optional ``"ignore": true``). Images are decoded
+as the worker decodes them and read in groups of ``--batch`` through the same pipeline (all
+lines of a group recognised together). Settings come from the ``OCR_*`` environment, as in a
+worker. A folder with nothing to score is refused (exit status 2), never scored as perfect.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from shared.charsets import LANGS
-from shared.errors import ConfigError
+from shared.errors import BatchOcrError, ConfigError
+from shared.images import IMAGE_SUFFIXES
 from shared.settings import Settings
 from worker.pipeline import OcrPipeline, PageTask
+from worker.preprocess import decode_image
 from worker.scoring import ErrorCount, in_reading_order, normalize, on_labelled_text, quads
 
 
@@ -38,24 +40,48 @@ def detect_mode(data: Path) -> str:
 
 
 def line_items(data: Path) -> list[tuple[Path, str]]:
+    if not (data / "labels.tsv").is_file():
+        raise ConfigError(f"{data} has no labels.tsv: not a line set")
     rows = [row.split("\t", 1) for row in (data / "labels.tsv").read_text("utf-8").splitlines() if row]
     return [(data / path, label) for path, label in rows]
 
 
+def page_images(pages: Path) -> list[Path]:
+    """The scans in a page set's ``pages/`` folder, sorted: every file of a type the worker
+    reads (``shared.images.IMAGE_SUFFIXES``, in any case)."""
+    if not pages.is_dir():
+        raise ConfigError(f"{pages} is not a folder: not a page set")
+    return sorted(p for p in pages.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def page_items(data: Path) -> list[tuple[Path, list[dict]]]:
     items = []
-    for image in sorted((data / "pages").glob("*.jpg")):
-        labels = json.loads(image.with_suffix(".json").read_text("utf-8"))
-        kept = [dict(item, text=item["text"].removeprefix("\\t")) for item in labels if not item.get("ignore")]
+    for image in page_images(data / "pages"):
+        labels = image.with_suffix(".json")
+        if not labels.is_file():
+            raise ConfigError(f"{image} has no labels beside it ({labels.name})")
+        kept = [dict(item, text=item["text"].removeprefix("\\t"))
+                for item in json.loads(labels.read_text("utf-8")) if not item.get("ignore")]
         items.append((image, kept))
     return items
 
 
-def _read(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ConfigError(f"cannot read image {path}")
-    return image
+def scored_items(data: Path, mode: str) -> list:
+    """The line or page items of ``data``; ConfigError when there is nothing to score."""
+    items = line_items(data) if mode == "line" else page_items(data)
+    if not items:
+        found = "no labelled lines in labels.tsv" if mode == "line" else \
+            f"no page images ({', '.join(sorted(IMAGE_SUFFIXES))}) in pages/"
+        raise ConfigError(f"{data} has nothing to score: {found}")
+    return items
+
+
+def _read(path: Path, settings: Settings) -> np.ndarray:
+    """An image decoded as the worker decodes job images (limits, alpha, EXIF orientation)."""
+    try:
+        return decode_image(path.read_bytes(), settings)
+    except (OSError, BatchOcrError) as exc:
+        raise ConfigError(f"cannot read image {path}: {getattr(exc, 'message', exc)}") from None
 
 
 def _batches(items: list, size: int):
@@ -67,7 +93,7 @@ def evaluate_lines(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, 
     count, exact = ErrorCount(), 0
     start = time.perf_counter()
     for group in _batches(items, batch):
-        results = pipeline.run([PageTask(_read(path), "line", lang) for path, _ in group])
+        results = pipeline.run([PageTask(_read(path, pipeline.settings), "line", lang) for path, _ in group])
         for (_, label), result in zip(group, results):
             text = result.text if not isinstance(result, BaseException) else ""
             exact += normalize(text, ignore_case) == normalize(label, ignore_case)
@@ -80,7 +106,7 @@ def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, 
     full, region = ErrorCount(), ErrorCount()
     start = time.perf_counter()
     for group in _batches(items, batch):
-        images = [_read(path) for path, _ in group]
+        images = [_read(path, pipeline.settings) for path, _ in group]
         results = pipeline.run([PageTask(image, "page", lang) for image in images])
         for (_, labels), image, result in zip(group, images, results):
             lines = [] if isinstance(result, BaseException) else result.lines
@@ -121,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: OCR_DEFAULT_LANG, as for a job that gives none)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    mode = args.mode or detect_mode(args.data)
-    items = line_items(args.data) if mode == "line" else page_items(args.data)
+    try:
+        mode = args.mode or detect_mode(args.data)
+        items = scored_items(args.data, mode)
+    except ConfigError as exc:
+        parser.error(exc.message)
     items = items[: args.limit] if args.limit else items
     versions = args.model or [settings.default_model]
     run = evaluate_lines if mode == "line" else evaluate_pages
