@@ -35,7 +35,7 @@ def die_between_preparation_steps(make_worker, redis):
     STARTED; the lease is left to lapse."""
     worker = make_worker()
     job, queue = worker.dequeue_job_and_maintain_ttl(1)
-    worker._hold(job, time.monotonic() + 60)
+    worker.leases.hold(redis, job.id, time.monotonic() + 60)
     worker.prepare_execution(job)
     redis.delete(keys.lease_key(job.id))
     return job, queue
@@ -109,7 +109,7 @@ def test_a_job_stuck_in_the_intermediate_queue_comes_back(client, redis, setting
 
 
 def test_leases_are_renewed_and_released_only_by_their_owner(redis):
-    from worker.recovery import release_leases, renew_leases
+    from worker.leases import release_leases, renew_leases
 
     redis.set(keys.lease_key("j1"), "worker-b", ex=5)
     renew_leases(redis, ["j1"], "worker-a", 100)

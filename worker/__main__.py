@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
+import os
 import time
 
-import redis
 from redis import Redis
 from rq.serializers import JSONSerializer
 
@@ -17,6 +16,7 @@ from shared.settings import Settings
 from worker.batching import BatchWorker
 from worker.lexicon import english
 from worker.metrics import WorkerMetrics
+from worker.outage import UNREACHABLE, Outage
 from worker.pipeline import OcrPipeline
 from worker.registry import Pipelines
 
@@ -38,6 +38,7 @@ def build_worker(
     name: str | None = None,
     pipelines: Pipelines | dict[str, OcrPipeline] | None = None,
     metrics: WorkerMetrics | None = None,
+    outage: Outage | None = None,
 ) -> BatchWorker:
     """A BatchWorker on the settings' queue (``pipelines``: loaded models to start with; by
     default the default model, loaded now)."""
@@ -50,36 +51,43 @@ def build_worker(
         settings=settings,
         pipelines=pipelines,
         metrics=metrics,
+        outage=outage,
         name=name,
     )
 
 
 def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> int:
-    """Run a worker until it is asked to stop. rq's loop quits on most Redis errors (a restart,
-    a failover): then wait with backoff, reconnect and go on with a fresh registration, keeping
-    the loaded models. Jobs of a batch interrupted that way are recovered by their leases."""
+    """Run a worker until it is asked to stop. An outage in any phase is waited out where it is
+    met (``worker.outage``); one that ends rq's loop anyway (registering, rq's own bookkeeping)
+    is waited out here, and the worker starts again under a fresh registration, keeping the
+    loaded models. Nothing here exits on a Redis error."""
     pipelines = Pipelines(settings, load_pipelines(settings))
     metrics = WorkerMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    delay, generation = 1.0, 0
+    outage = Outage(f"worker {name or os.getpid()}")
+    generation = 0
     while True:
         connection = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_keepalive=True)
         worker_name = name if generation == 0 or name is None else f"{name}.{generation}"
-        worker = build_worker(settings, connection, worker_name, pipelines=pipelines, metrics=metrics)
+        worker = None
         try:
+            worker = build_worker(settings, connection, worker_name, pipelines=pipelines, metrics=metrics,
+                                  outage=outage)
             worker.work(burst=burst, logging_level=log_level)
-        except redis.exceptions.RedisError as exc:
-            logger.warning("worker %s: Redis error (%s)", worker_name, exc)
-        if burst or worker.shutdown_requested:
+        except UNREACHABLE as exc:
+            if worker is None or not (burst or worker.shutdown_requested):
+                outage.wait(connection, exc, stop=lambda: worker is not None and worker.shutdown_requested)
+        except ValueError as exc:  # rq: the name is still registered (its last teardown met an outage)
+            if "active worker named" not in str(exc):
+                raise
+            generation += 1
+            connection.close()
+            continue
+        if worker is not None and (burst or worker.shutdown_requested):
             return 0
-        generation += 1
-        logger.warning("worker loop ended; reconnecting to Redis in %.0f s", delay)
-        time.sleep(delay)
-        delay = min(delay * 2, 30.0)
-        with contextlib.suppress(redis.exceptions.RedisError):
-            if connection.ping():
-                delay = 1.0
+        time.sleep(outage.backoff.next())  # rq's loop ended for a reason it logged: do not spin
+        connection.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,24 +15,25 @@ batch again within ``OCR_LEASE_S`` plus a few seconds, and suspects of a crash r
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 
-import redis
 from rq import Queue
 from rq.job import Job
 from rq.utils import now
-from rq.worker import SimpleWorker, WorkerStatus
+from rq.worker import WorkerStatus
 
-from shared import keys, results
+from shared import results
 from shared.errors import JobTimeoutError
+from shared.jobs import TERMINAL
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 from worker.jobs import LoadedJob, error_document, load_jobs, result_document
 from worker.metrics import WorkerMetrics
 from worker import recovery
+from worker.outage import UNREACHABLE, Outage, OutageTolerantWorker
 from worker.registry import Pipelines
+from worker.leases import Leases
 from worker.recovery import Guardian
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class BatchTimeout(BaseException):
     per-task fallback (``except Exception``) does not swallow it and run the batch again."""
 
 
-class BatchWorker(SimpleWorker):
+class BatchWorker(OutageTolerantWorker):
     """An rq worker that runs up to ``settings.max_batch`` OCR jobs per model call.
 
     Args:
@@ -51,20 +52,19 @@ class BatchWorker(SimpleWorker):
     """
 
     def __init__(self, queues, *, settings: Settings, pipelines: Pipelines,
-                 metrics: WorkerMetrics | None = None, **kwargs) -> None:
-        super().__init__(queues, **kwargs)
+                 metrics: WorkerMetrics | None = None, outage: Outage | None = None, **kwargs) -> None:
+        super().__init__(queues, outage=outage, **kwargs)
         self.settings = settings
         self.pipelines = pipelines
         self.metrics = metrics or WorkerMetrics()
         self.objects = ObjectStore(settings)
         self.batches_run = 0
-        self._held: dict[str, float] = {}  # job id -> renew its lease until (monotonic)
-        self._held_lock = threading.Lock()
+        self.leases = Leases(self.name, settings.lease_s)
         self.shutdown_requested = False
 
     def work(self, *args, **kwargs) -> bool:
         """rq's work loop, with the guardian thread (leases, reaper) running beside it."""
-        guardian = Guardian(self.settings, [q.name for q in self.queues], self.held_jobs, self.name, self.metrics)
+        guardian = Guardian(self.settings, [q.name for q in self.queues], self.leases, self.metrics, self.outage)
         guardian.start()
         try:
             return super().work(*args, **kwargs)
@@ -77,53 +77,43 @@ class BatchWorker(SimpleWorker):
         self.shutdown_requested = True
         super().request_stop(signum, frame)
 
-    def held_jobs(self) -> list[str]:
-        """Jobs whose leases to renew: those in hand, until their batch's deadline (the job
-        timeout per model group + 60 s: a native call that never returns must not hold its
-        jobs forever)."""
-        now = time.monotonic()
-        with self._held_lock:
-            return [job_id for job_id, until in self._held.items() if now < until]
-
     def execute_job(self, job: Job, queue: Queue) -> None:
-        # BUSY first: a SIGTERM while gathering then waits for this batch instead of abandoning it.
-        self.set_state(WorkerStatus.BUSY)
         batch = [(job, queue)]
-        if recovery.is_suspect(self.connection, job.id):
-            logger.warning("job %s was held by a worker that died: running it alone", job.id)
-        else:
-            batch += self._gather(self.settings.max_batch - 1, self.settings.max_wait_ms / 1000)
+        try:
+            # BUSY first: a SIGTERM while gathering then waits for this batch instead of abandoning it.
+            self.set_state(WorkerStatus.BUSY)
+            if recovery.is_suspect(self.connection, job.id):
+                logger.warning("job %s was held by a worker that died: running it alone", job.id)
+            else:
+                self._gather(batch, self.settings.max_batch, self.settings.max_wait_ms / 1000)
+        except UNREACHABLE as exc:
+            self.outage.wait(self.connection, exc)
+            self._hand_back(batch, "Redis was unreachable while its batch was gathered")
+            return
         self._run_batch(batch)
-        self.set_state(WorkerStatus.IDLE)
+        self._quietly(lambda: self.set_state(WorkerStatus.IDLE))
 
-    def _gather(self, room: int, max_wait: float) -> list[tuple[Job, Queue]]:
-        """Take up to ``room`` more jobs that are queued or arrive within ``max_wait`` s.
+    def _gather(self, batch: list[tuple[Job, Queue]], size: int, max_wait: float) -> None:
+        """Add jobs to ``batch`` up to ``size``, those queued or arriving within ``max_wait`` s.
 
         Redis checks blocking-command timeouts only every 100 ms, which would stretch a 20 ms
-        ``max_wait`` fivefold, so waiting polls every 2 ms. A Redis error closes the batch with
-        the jobs already taken.
+        ``max_wait`` fivefold, so waiting polls every 2 ms. In an outage ``batch`` holds every
+        job taken so far, for the caller to hand back.
         """
-        taken: list[tuple[Job, Queue]] = []
         deadline = time.monotonic() + max_wait
-        while len(taken) < room and not self._stop_requested:
-            try:
-                result = Queue.dequeue_any(self._ordered_queues, None, connection=self.connection,
-                                           job_class=self.job_class, serializer=self.serializer)
-            except redis.exceptions.RedisError:
-                logger.warning("Redis error while gathering a batch; running %d jobs", len(taken) + 1,
-                               exc_info=True)
-                break
+        while len(batch) < size and not self._stop_requested:
+            result = Queue.dequeue_any(self._ordered_queues, None, connection=self.connection,
+                                       job_class=self.job_class, serializer=self.serializer)
             if result is not None:
                 if recovery.is_suspect(self.connection, result[0].id):
                     self._put_back(*result)
                     break
-                taken.append(result)
+                batch.append(result)
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             time.sleep(min(remaining, 0.002))
-        return taken
 
     def _put_back(self, job: Job, queue: Queue) -> None:
         """Return a suspect taken while gathering to the front of its queue: it runs alone."""
@@ -135,27 +125,25 @@ class BatchWorker(SimpleWorker):
     def _run_batch(self, batch: list[tuple[Job, Queue]]) -> None:
         batch_id = uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        prepared, executions, failed = self._prepare(batch, self._deadline(batch))
-        outcomes: list[dict | BaseException] = []
+        prepared: list[tuple[Job, Queue]] = []
         try:
-            if prepared:
-                loaded = load_jobs(self.connection, [job for job, _ in prepared], self.settings, self.objects)
-                outcomes = self._ocr(loaded, batch_id)
-        except redis.exceptions.RedisError:  # a Redis blip is not the jobs' fault: queue them again
-            logger.warning("batch %s: Redis error before OCR; handing its jobs back", batch_id, exc_info=True)
-            self._hand_back(prepared)
+            prepared, executions, failed = self._prepare(batch, self._deadline(batch))
+            loaded = load_jobs(self.connection, [job for job, _ in prepared], self.settings, self.objects)
+            outcomes = self._ocr(loaded, batch_id) if loaded else []
+        except UNREACHABLE as exc:  # an outage before any result: not the jobs' fault, queue them again
+            self.outage.wait(self.connection, exc)
+            self._hand_back(batch, "Redis was unreachable while its batch started")
             return
         except Exception as exc:  # anything else: fail the batch's jobs with the reason, keep the worker
             logger.exception("batch %s could not run", batch_id)
             outcomes = [exc] * len(prepared)
         except (SystemExit, KeyboardInterrupt):  # a second SIGTERM: hand the batch back, then exit
-            self._hand_back(prepared)
+            self._hand_back(batch, "its worker was stopped mid-batch", wait=False)
             raise
-        recorded = [self._finalize(job, queue, executions[job.id], outcome)
-                    for (job, queue), outcome in zip(prepared, outcomes)]
+        recorded = self._record(prepared, executions, outcomes)
         done = [job for (job, _), ok in zip(prepared, recorded) if ok]
         self._release(done)
-        self._unhold([job for (job, _), ok in zip(prepared, recorded) if not ok])
+        self.leases.unhold([job.id for (job, _), ok in zip(prepared, recorded) if not ok])
         self._delete_images(done)
         self.batches_run += 1
         self.metrics.batch_size.observe(len(batch))
@@ -174,12 +162,14 @@ class BatchWorker(SimpleWorker):
         prepared, executions, failed = [], {}, 0
         for job, queue in batch:
             try:
-                self._hold(job, deadline)
+                self.leases.hold(self.connection, job.id, deadline)
                 executions[job.id] = self.prepare_execution(job)
                 self.connection.delete(queue.intermediate_queue.get_first_seen_key(job.id))
                 self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
                 job.started_at = now()
                 prepared.append((job, queue))
+            except UNREACHABLE:
+                raise
             except Exception as exc:
                 failed += 1
                 logger.exception("job %s could not be started", job.id)
@@ -220,42 +210,60 @@ class BatchWorker(SimpleWorker):
         store = (item.job.kwargs or {}).get("result_store") or self.settings.result_store
         return results.save(self.objects, self.settings, store, item.job.id, document)
 
-    def _hold(self, job: Job, deadline: float) -> None:
-        """Take the job's lease (owned by this worker's name) before rq marks it started, so the
-        reaper never sees it unleased."""
-        with self._held_lock:
-            self._held[job.id] = deadline
-        self.connection.set(keys.lease_key(job.id), self.name, ex=self.settings.lease_s)
-
-    def _unhold(self, jobs: list[Job]) -> None:
-        """Stop renewing: the leases lapse and the reaper queues the jobs again."""
-        with self._held_lock:
-            for job in jobs:
-                self._held.pop(job.id, None)
-
     def _release(self, jobs: list[Job]) -> None:
-        """Drop this worker's leases and the crash counts of jobs whose outcome is recorded."""
-        self._unhold(jobs)
-        if jobs:
-            try:
-                recovery.release_leases(self.connection, [job.id for job in jobs], self.name)
-                self.connection.hdel(keys.CRASHES, *[job.id for job in jobs])
-            except Exception:  # leases lapse on their own; the reaper skips finished jobs
-                logger.warning("could not release leases", exc_info=True)
+        try:
+            self.leases.release(self.connection, [job.id for job in jobs])
+        except UNREACHABLE as exc:  # leases lapse on their own; the reaper skips finished jobs
+            self.outage.failed(exc)
+        except Exception:
+            logger.warning("could not release leases", exc_info=True)
 
-    def _hand_back(self, prepared: list[tuple[Job, Queue]]) -> None:
-        """Cold shutdown mid-batch: queue the batch's jobs again at once (not a crash)."""
-        for job, queue in prepared:
+    def _hand_back(self, batch: list[tuple[Job, Queue]], reason: str, wait: bool = True) -> None:
+        """Queue the batch's jobs again at once, at the front: not a crash. With ``wait``, each
+        waits out an outage first (a cold shutdown does not wait: leases then lapse)."""
+        for job, queue in batch:
             try:
-                recovery.requeue(job, queue, reason="its worker was stopped mid-batch")
+                if wait:
+                    self.outage.retry(self.connection, lambda: recovery.requeue(job, queue, reason=reason))
+                else:
+                    recovery.requeue(job, queue, reason=reason)
             except Exception:
                 logger.exception("could not queue job %s again; its lease will lapse", job.id)
-        with self._held_lock:
-            self._held.clear()
+        self.leases.unhold([job.id for job, _ in batch])
+
+    def _record(self, prepared: list[tuple[Job, Queue]], executions: dict, outcomes: list) -> list[bool]:
+        """Record each outcome through rq, waiting out an outage. A job queued again meanwhile
+        (this worker was cut off for longer than its lease, and the job may run elsewhere) is
+        left alone: its outcome here is dropped, so a job ends with one result."""
+        ids = [job.id for job, _ in prepared]
+        ours = set(self.outage.retry(self.connection, lambda: self.leases.renew(self.connection, ids)))
+        return [self._record_one(job, queue, executions[job.id], outcome) if job.id in ours else self._lost(job)
+                for (job, queue), outcome in zip(prepared, outcomes)]
+
+    def _record_one(self, job: Job, queue: Queue, execution, outcome) -> bool:
+        tries = 0
+
+        def step() -> bool:
+            nonlocal tries
+            tries += 1
+            if tries > 1:  # after an outage: the first try may have gone through, or the job moved on
+                if job.get_status(refresh=True) in TERMINAL:
+                    return True
+                if not self.leases.renew(self.connection, [job.id]):
+                    return self._lost(job)
+            return self._finalize(job, queue, execution, outcome)
+
+        return self.outage.retry(self.connection, step)
+
+    def _lost(self, job: Job) -> bool:
+        logger.warning("job %s was queued again while this worker was cut off from Redis; its outcome here "
+                       "is dropped", job.id, extra={"job_id": job.id})
+        return False
 
     def _finalize(self, job: Job, queue: Queue, execution, outcome: dict | BaseException) -> bool:
         """Record success or failure through rq's own handlers (registries, result, callbacks);
-        False if that could not be done (the job's lease then lapses and the reaper acts)."""
+        False if that could not be done (the job's lease then lapses and the reaper acts). An
+        outage is raised, for the caller to wait out."""
         try:
             if isinstance(outcome, BaseException):
                 job.meta["error"] = error_document(outcome)
@@ -271,6 +279,8 @@ class BatchWorker(SimpleWorker):
             else:
                 self._finalize_success(job, queue, execution, outcome)
             return True
+        except UNREACHABLE:
+            raise
         except Exception:
             logger.exception("could not record the outcome of job %s; its lease will lapse", job.id)
             return False
@@ -280,5 +290,7 @@ class BatchWorker(SimpleWorker):
             image_keys = [key for key in ((job.kwargs or {}).get("image_key") for job in jobs) if key]
             if image_keys:
                 self.connection.delete(*image_keys)
-        except Exception:  # they expire on their own (image_ttl_s)
+        except UNREACHABLE as exc:  # they expire on their own (image_ttl_s)
+            self.outage.failed(exc)
+        except Exception:
             logger.warning("could not delete the batch's image keys", exc_info=True)

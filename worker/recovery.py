@@ -26,36 +26,22 @@ from collections.abc import Callable, Iterable
 from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 from rq.utils import parse_composite_key
 
 from shared import keys
 from shared.settings import Settings
 from worker.metrics import WorkerMetrics
+from worker.leases import RELEASE, Leases
+from worker.outage import UNREACHABLE, Outage
 
 logger = logging.getLogger(__name__)
-
-
-# Leases and the reaper's lock belong to whoever set them: renew or delete only your own.
-_RENEW = "for _, key in ipairs(KEYS) do if redis.call('get', key) == ARGV[1] then " \
-         "redis.call('expire', key, ARGV[2]) end end return 0"
-_RELEASE = "for _, key in ipairs(KEYS) do if redis.call('get', key) == ARGV[1] then " \
-           "redis.call('del', key) end end return 0"
 
 
 # A started-registry entry without a lease is a dead worker's job while its status is still
 # STARTED, or still QUEUED: the worker died between rq's two preparation steps (the execution is
 # registered, then the status is set), which would otherwise leave the job in no queue at all.
 _ABANDONABLE = (JobStatus.STARTED, JobStatus.QUEUED)
-
-
-def renew_leases(connection: Redis, job_ids: list[str], owner: str, seconds: int) -> None:
-    if job_ids:
-        connection.eval(_RENEW, len(job_ids), *[keys.lease_key(i) for i in job_ids], owner, seconds)
-
-
-def release_leases(connection: Redis, job_ids: list[str], owner: str) -> None:
-    if job_ids:
-        connection.eval(_RELEASE, len(job_ids), *[keys.lease_key(i) for i in job_ids], owner)
 
 
 def is_suspect(connection: Redis, job_id: str) -> bool:
@@ -79,6 +65,7 @@ def requeue(job: Job, queue: Queue, *, reason: str) -> None:
         pipe.lrem(queue.intermediate_queue.key, 0, job.id)
         pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id), keys.lease_key(job.id))
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
+        pipe.lrem(queue.key, 0, job.id)  # repeatable: a retry after a lost reply queues it once
         queue.push_job_id(job.id, pipeline=pipe, at_front=True)
         pipe.execute()
     logger.warning("job %s queued again: %s", job.id, reason, extra={"job_id": job.id})
@@ -122,7 +109,7 @@ class Reaper:
             try:
                 acted += self._reap_started(queue) + self._reap_limbo(queue)
             finally:
-                self.connection.eval(_RELEASE, 1, lock, self.token)
+                self.connection.eval(RELEASE, 1, lock, self.token)
         return acted
 
     def _reap_started(self, queue: Queue) -> list[str]:
@@ -176,37 +163,54 @@ class Guardian(threading.Thread):
 
     It has its own Redis connection, so a main thread busy in ONNX Runtime (which releases the
     GIL) or blocked on Redis does not stop leases from being renewed.
+
+    Leases keep ticking while Redis is unreachable, so after an outage every lease may have
+    lapsed although its worker is alive. Live workers take theirs back on their first pass once
+    Redis answers; so the reaper only acts once this thread has watched Redis continuously (no
+    failed pass, no stalled one) for a whole lease period. An outage is never counted as a crash.
     """
 
-    def __init__(self, settings: Settings, queues: Iterable[str], held: Callable[[], list[str]], owner: str,
-                 metrics: WorkerMetrics | None = None) -> None:
+    def __init__(self, settings: Settings, queues: Iterable[str], leases: Leases,
+                 metrics: WorkerMetrics | None = None, outage: Outage | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(name="batchocr-guardian", daemon=True)
         self.settings = settings
-        self.owner = owner
-        self.metrics = metrics
-        self.held = held
+        self.leases = leases
+        self.outage = outage or Outage(f"guardian of {leases.owner}")
+        self.clock = clock
+        self.interval = max(settings.lease_s / 3.0, 0.5)
         self.connection = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
-        self.queue_names = list(queues)
+        self.reaper = Reaper(self.connection, settings,
+                             [Queue(n, connection=self.connection, serializer=JSONSerializer) for n in queues],
+                             metrics)
+        self.watching_since: float | None = None
+        self._last_pass: float | None = None
         self._stop = threading.Event()
 
     def run(self) -> None:
-        from rq.serializers import JSONSerializer
+        while not self._stop.wait(self.interval):
+            self.step()
 
-        reaper = Reaper(self.connection, self.settings,
-                        [Queue(n, connection=self.connection, serializer=JSONSerializer) for n in self.queue_names],
-                        self.metrics)
-        interval = max(self.settings.lease_s / 3.0, 0.5)
-        while not self._stop.wait(interval):
-            try:
-                self.renew(self.held())
-                reaper.run_once()
-            except Exception as exc:  # Redis down: keep trying; the leases simply lapse meanwhile
-                logger.warning("guardian: %s: %s", type(exc).__name__, exc)
-
-    def renew(self, job_ids: list[str]) -> None:
-        """Extend this worker's own leases; a lease that lapsed (its job queued again and
-        perhaps taken by another worker) is not taken back."""
-        renew_leases(self.connection, job_ids, self.owner, self.settings.lease_s)
+    def step(self) -> list[str]:
+        """One pass: renew, then reap if Redis has been watched long enough; returns the ids reaped."""
+        now = self.clock()
+        try:
+            held = self.leases.held()
+            self.leases.renew(self.connection, held) if held else self.connection.ping()
+            stalled = self._last_pass is None or now - self._last_pass > 1.5 * self.interval
+            if self.watching_since is None or stalled:
+                self.watching_since = now
+            self._last_pass = now
+            self.outage.ended()
+            if now - self.watching_since < self.settings.lease_s:
+                return []
+            return self.reaper.run_once()
+        except UNREACHABLE as exc:  # leases lapse meanwhile; live owners take them back after
+            self.watching_since = None
+            self.outage.failed(exc)
+        except Exception as exc:
+            logger.warning("guardian: %s: %s", type(exc).__name__, exc)
+        return []
 
     def stop(self) -> None:
         self._stop.set()

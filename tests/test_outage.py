@@ -1,0 +1,169 @@
+"""A worker lives through a Redis outage in every phase of its loop (issue 12).
+
+A real worker process talks to a real Redis (AOF on) through ``tests.faultproxy``, which cuts or
+stalls the connections at a chosen moment: before the worker starts, while it idles in the
+blocking dequeue, while it gathers a batch, mid-inference, while it records a result (the write
+dropped, or applied with its reply lost) and while it cleans up. Each outage outlasts a lease
+(every lease lapses). The test talks to Redis directly. After each: every job has exactly one
+result, none counted a crash (``attempts`` 1), the worker never exited, and it logged the outage
+once when it began and once when it ended.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from shared import jobs
+from shared.redis_server import RedisServer, terminate
+from shared.settings import Settings
+from tests.faultproxy import FaultProxy
+from tests.helpers import ROOT, clean_env, wait_until
+from tests.producer_helpers import receipts
+
+LEASE_S = 4
+OUTAGE_S = 2.5 * LEASE_S
+LINE = (ROOT / "samples" / "lines" / "address.png").read_bytes()
+BEGAN, ENDED = "Redis is unreachable", "Redis is reachable again"
+
+
+@dataclass
+class Rig:
+    server: RedisServer
+    proxy: FaultProxy
+    redis: Redis
+    settings: Settings
+    env: dict[str, str]
+    worker: subprocess.Popen
+    log: Path
+
+    def logged(self, text: str) -> int:
+        return self.log.read_text(errors="replace").count(text)
+
+
+def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen:
+    out = log.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "worker", "--name", name, "--log-level", "INFO"],
+                            env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    log = tmp_path_factory.mktemp("outage") / "worker.log"
+    with RedisServer(appendonly=True) as server, FaultProxy(server.port) as proxy:
+        env = clean_env(OCR_REDIS_URL=proxy.url, OCR_LEASE_S=str(LEASE_S), OCR_QUEUE_NAME="outage",
+                        OCR_WORKERS_PER_HOST="1")
+        worker = start_worker(env, log, "outage-a")
+        redis = Redis.from_url(server.url)
+        settings = Settings.from_env(env).replace(redis_url=server.url)
+        try:
+            rig = Rig(server, proxy, redis, settings, env, worker, log)
+            check_jobs(rig, submit(rig, [LINE]))  # the model is loaded and the worker is idle
+            yield rig
+        finally:
+            terminate(worker, grace=30)
+            redis.close()
+
+
+def submit(rig: Rig, images: list[bytes], mode: str = "line") -> list[str]:
+    options = jobs.JobOptions.parse({"mode": mode}, rig.settings)
+    return [jobs.submit(rig.redis, rig.settings, image, options).job.id for image in images]
+
+
+def check_jobs(rig: Rig, ids: list[str]) -> None:
+    """Every job finishes with exactly one result, run as a first attempt (no crash counted)."""
+    def fetched() -> list[Job]:
+        return [Job.fetch(i, connection=rig.redis, serializer=JSONSerializer) for i in ids]
+
+    wait_until(lambda: all(job.get_status() == "finished" for job in fetched()), 240, "every job to finish", 0.5,
+               explain=lambda: [(job.id[:8], job.get_status().value) for job in fetched()])
+    for job in fetched():
+        assert len(job.results()) == 1, f"job {job.id} has {len(job.results())} results"
+        assert job.return_value()["attempts"] == 1, "an outage was counted as a crash"
+    assert not rig.redis.exists("batchocr:crashes")
+    assert rig.worker.poll() is None, "the worker exited"
+
+
+def outage(rig: Rig, start, arm=None) -> None:
+    """Arm the proxy's trigger and ``start()`` jobs (or cut at once, then start them once Redis
+    is back); hold the outage, restore, and check the jobs and the log."""
+    began, ended = rig.logged(BEGAN), rig.logged(ENDED)
+    if arm is None:
+        rig.proxy.cut()
+    else:
+        trigger = arm(rig.proxy)
+        ids = start()
+        assert trigger.fired.wait(120), "the trigger never fired"
+    time.sleep(OUTAGE_S)
+    assert rig.worker.poll() is None, "the worker exited during the outage"
+    rig.proxy.restore()
+    if arm is None:
+        ids = start()
+    check_jobs(rig, ids)
+    wait_until(lambda: rig.logged(ENDED) > ended, 30, "the end of the outage in the log")
+    assert (rig.logged(BEGAN) - began, rig.logged(ENDED) - ended) == (1, 1), "log the outage once, both ends"
+
+
+def pages(count: int) -> list[bytes]:
+    return [data for _, data in receipts()[:count]]
+
+
+def test_idle_in_the_blocking_dequeue(rig):
+    outage(rig, lambda: submit(rig, [LINE] * 3))
+
+
+def test_gathering_a_batch(rig):
+    outage(rig, lambda: submit(rig, [LINE] * 4), arm=lambda p: p.arm(b"\r\nLMOVE\r\n"))
+
+
+def test_mid_inference(rig):
+    outage(rig, lambda: submit(rig, pages(3), "page"), arm=lambda p: p.arm(b"\r\nMGET\r\n", forward=True, delay=0.5))
+
+
+def test_stalled_mid_inference(rig):
+    outage(rig, lambda: submit(rig, pages(3), "page"),
+           arm=lambda p: p.arm(b"\r\nMGET\r\n", "stall", forward=True, delay=0.5))
+
+
+def test_recording_a_result_that_never_reached_redis(rig):
+    outage(rig, lambda: submit(rig, [LINE] * 3), arm=lambda p: p.arm(b"\r\nXADD\r\n"))
+
+
+def test_recording_a_result_whose_reply_was_lost(rig):
+    outage(rig, lambda: submit(rig, [LINE] * 3), arm=lambda p: p.arm(b"\r\nXADD\r\n", forward=True))
+
+
+def test_cleaning_up_after_a_batch(rig):
+    outage(rig, lambda: submit(rig, [LINE] * 3), arm=lambda p: p.arm(b"HDEL\r\n$16\r\nbatchocr:crashes"))
+
+
+def test_a_real_redis_restart_mid_batch(rig):
+    began = rig.logged(BEGAN)
+    ids = submit(rig, pages(4), "page")
+    wait_until(lambda: rig.redis.zcard(jobs.get_queue(rig.redis, rig.settings).started_job_registry.key) > 0,
+               60, "a started batch", 0.05)
+    rig.server.restart(down_for=OUTAGE_S)
+    check_jobs(rig, ids)
+    assert rig.logged(BEGAN) - began == 1
+
+
+def test_a_worker_started_while_redis_is_down_waits_for_it(rig):
+    rig.proxy.cut()
+    second = start_worker(rig.env, rig.log, "outage-b")
+    try:
+        time.sleep(OUTAGE_S + 10)  # model load, then its first contact with Redis fails
+        assert second.poll() is None, "a worker started during an outage exited"
+        rig.proxy.restore()
+        wait_until(lambda: rig.redis.exists("rq:worker:outage-b"), 60, "the second worker to register")
+        check_jobs(rig, submit(rig, [LINE] * 8))
+    finally:
+        second.terminate()
+        assert second.wait(60) == 0

@@ -1,0 +1,175 @@
+"""Waiting out a Redis outage: capped exponential backoff with jitter, logged once when it
+starts and once when it ends.
+
+A worker meets Redis in every phase of its loop (registering, the blocking dequeue, gathering a
+batch, marking jobs started, recording outcomes, renewing leases). An outage is none of its jobs'
+fault: whichever phase meets it waits here until Redis answers again, then carries on. One
+``Outage`` per process is shared by the main loop and the guardian thread, so an outage is
+reported once however many places notice it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from redis import Redis
+from rq.exceptions import DequeueTimeout
+from rq.worker import SimpleWorker, WorkerStatus
+
+logger = logging.getLogger(__name__)
+
+# What an unreachable, restarting or stalled Redis raises (a busy loading server included).
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+               redis.exceptions.BusyLoadingError)
+
+
+class Backoff:
+    """Delays of ``base * 2**n`` seconds capped at ``cap``, each drawn from its upper half
+    ("equal jitter"), so workers cut off together do not come back in lockstep."""
+
+    def __init__(self, base: float = 0.5, cap: float = 10.0, rng: random.Random | None = None) -> None:
+        self.base, self.cap = base, cap
+        self.rng = rng or random.Random()
+        self.attempt = 0
+
+    def next(self) -> float:
+        ceiling = min(self.cap, self.base * 2 ** self.attempt)
+        self.attempt += 1
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Outage:
+    """This process's view of whether Redis is reachable.
+
+    ``failed`` marks the start of an outage (logged the first time), ``ended`` its end (logged
+    once, with its length); ``wait`` blocks until Redis answers PING, sleeping with backoff.
+    Thread-safe: the worker loop and the guardian report into the same object.
+    """
+
+    def __init__(self, what: str, *, backoff: Backoff | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.what = what
+        self.backoff = backoff or Backoff()
+        self.sleep = sleep
+        self.clock = clock
+        self.since: float | None = None
+        self.count = 0  # outages so far (each start counted once)
+        self._lock = threading.Lock()
+
+    @property
+    def down(self) -> bool:
+        return self.since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.since is not None:
+                return
+            self.since = self.clock()
+            self.count += 1
+        logger.warning("%s: Redis is unreachable (%s: %s); retrying with backoff until it is back",
+                       self.what, type(exc).__name__, exc)
+
+    def ended(self) -> None:
+        with self._lock:
+            if self.since is None:
+                return
+            lasted, self.since = self.clock() - self.since, None
+            self.backoff.reset()
+        logger.warning("%s: Redis is reachable again after %.1f s", self.what, lasted)
+
+    def wait(self, connection: Redis, exc: BaseException, stop: Callable[[], bool] = lambda: False) -> bool:
+        """Block until ``connection`` answers PING (True), or ``stop()`` becomes true (False)."""
+        self.failed(exc)
+        while not stop():
+            self.sleep(self.backoff.next())
+            try:
+                connection.ping()
+            except UNREACHABLE:
+                continue
+            self.ended()
+            return True
+        return False
+
+    def retry(self, connection: Redis, step: Callable[[], object], stop: Callable[[], bool] = lambda: False):
+        """Run ``step`` until it completes without meeting an outage; it must be safe to repeat.
+        Raises the last outage error if ``stop()`` becomes true first."""
+        while True:
+            try:
+                return step()
+            except UNREACHABLE as exc:
+                if not self.wait(connection, exc, stop):
+                    raise
+
+
+class OutageTolerantWorker(SimpleWorker):
+    """rq's ``SimpleWorker`` that waits out an outage where it meets one instead of logging
+    every attempt (rq's dequeue loop and command channel) or ending its loop (a heartbeat)."""
+
+    def __init__(self, queues, *, outage: Outage | None = None, **kwargs) -> None:
+        super().__init__(queues, **kwargs)
+        self.outage = outage or Outage(f"worker {self.name}")
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
+        """rq's blocking dequeue, with a Redis outage waited out here (backoff with jitter, logged
+        once) where rq would log every attempt. ``max_idle_time`` is not supported."""
+        while True:
+            try:
+                self.set_state(WorkerStatus.IDLE)
+                self.heartbeat()
+                if self.should_run_maintenance_tasks:
+                    self.run_maintenance_tasks()
+                result = self.queue_class.dequeue_any(
+                    self._ordered_queues, timeout, connection=self.connection, job_class=self.job_class,
+                    serializer=self.serializer, death_penalty_class=self.death_penalty_class)
+                if result is not None:
+                    self.reorder_queues(reference_queue=result[1])
+                    result[0].redis_server_version = self.get_redis_server_version()
+                return result
+            except DequeueTimeout:
+                continue
+            except UNREACHABLE as exc:
+                if not self.outage.wait(self.connection, exc, stop=lambda: self._stop_requested):
+                    return None
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        """rq's heartbeat; one missed while Redis is unreachable is harmless (its TTL is minutes)."""
+        if pipeline is not None:
+            return super().heartbeat(timeout, pipeline)
+        self._quietly(lambda: super(OutageTolerantWorker, self).heartbeat(timeout))
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """rq's check at the top of its loop, which would end the loop in an outage."""
+        self.outage.retry(self.connection, lambda: super(OutageTolerantWorker, self).check_for_suspension(burst),
+                          stop=lambda: self._stop_requested)
+
+    def run_maintenance_tasks(self) -> None:
+        """rq's registry cleaning: skipped in an outage (it runs again within minutes)."""
+        self._quietly(super().run_maintenance_tasks)
+
+    def _pubsub_exception_handler(self, exc: Exception, pubsub, pubsub_thread) -> None:
+        """rq's command channel thread: an outage is reported once and retried with backoff; an
+        error from its socket being closed under it while rq stops the thread is not raised."""
+        if isinstance(exc, UNREACHABLE):
+            self.outage.failed(exc)
+            time.sleep(self.outage.backoff.cap)
+        elif pubsub_thread.is_alive() and getattr(pubsub_thread, "_running", None) is not None \
+                and pubsub_thread._running.is_set():
+            raise exc
+
+    def _quietly(self, step) -> None:
+        """A step whose failure in an outage is harmless (state, heartbeat, cleanup): report the
+        outage and go on."""
+        try:
+            step()
+        except UNREACHABLE as exc:
+            self.outage.failed(exc)
+
