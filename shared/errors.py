@@ -22,7 +22,8 @@
     └── ModelError             a model file is missing or inconsistent
 
 The API maps the tree to HTTP in one handler (``api/errors.py``); the worker stores
-``kind`` and ``message`` of the error on the failed job so clients get a reason.
+``kind`` and ``message`` of the error on the failed job so clients get a reason, and logs a
+failure that is the input's fault (:func:`is_input_fault`) in one line, without a traceback.
 """
 
 from __future__ import annotations
@@ -130,3 +131,10 @@ class JobTimeoutError(BatchOcrError):
 
 class ModelError(BatchOcrError):
     kind = "model"
+
+
+def is_input_fault(exc: BaseException) -> bool:
+    """Whether a failure is an expected outcome of what a client sent (a bad or missing image
+    or option), not a fault of ours: such failures are logged in one line, never with a
+    traceback."""
+    return isinstance(exc, (InputError, ImageNotFoundError))

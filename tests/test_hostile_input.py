@@ -4,6 +4,7 @@ reason; batch-mates finish; the worker lives on; nothing is decoded before the s
 from __future__ import annotations
 
 import base64
+import logging
 import resource
 import time
 
@@ -11,7 +12,7 @@ import pytest
 
 from api import create_app
 from shared import jobs, keys
-from tests.hostile_corpus import LINE_PATH, LINE_TEXT, accepted_cases, png_header, rejected_cases
+from tests.hostile_corpus import LINE_PATH, LINE_TEXT, accepted_cases, as_json, png_header, rejected_cases
 
 LIMITED = {"max_image_bytes": 2 << 20}
 
@@ -71,3 +72,18 @@ def _enqueue_behind_the_apis_back(redis, settings, image: bytes) -> str:
     job = jobs.get_queue(redis, settings).enqueue_call(
         jobs.JOB_FUNC, kwargs={"image_key": keys.image_key("rogue"), "mode": "page", "submitted_at": time.time()})
     return job.id
+
+
+def test_a_bad_image_fails_its_job_with_one_log_line_and_no_traceback(hostile_client, make_worker, caplog):
+    """A user's corrupt image is an expected outcome: one INFO line with job id and kind; rq's
+    ERROR with a traceback is for our own failures."""
+    png = LINE_PATH.read_bytes()
+    job_id = hostile_client.post("/v1/jobs", **as_json(png[: len(png) * 6 // 10])).get_json()["id"]
+    with caplog.at_level(logging.INFO):
+        make_worker(**LIMITED).work(burst=True)
+    assert hostile_client.get(f"/v1/jobs/{job_id}").get_json()["error"]["kind"] == "undecodable_image"
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+    loud = [r for r in shown if r.levelno >= logging.ERROR or r.exc_info or "Traceback" in r.getMessage()]
+    assert not loud, [r.getMessage()[:200] for r in loud]
+    (line,) = [r for r in caplog.records if job_id in r.getMessage() and "failed" in r.getMessage()]
+    assert line.levelno == logging.INFO and "undecodable_image" in line.getMessage()

@@ -24,7 +24,7 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from shared import results
-from shared.errors import JobTimeoutError
+from shared.errors import JobTimeoutError, is_input_fault
 from shared.jobs import TERMINAL
 from shared.s3 import ObjectStore
 from shared.settings import Settings
@@ -274,8 +274,9 @@ class BatchWorker(OutageTolerantWorker):
                     self._finalize_failure(job, queue, execution, (type(outcome), outcome, outcome.__traceback__))
                 kind = job.meta["error"]["kind"]
                 self.metrics.failed(str((job.kwargs or {}).get("model", "")), kind)
-                logger.info("job %s failed: %s", job.id, job.meta["error"]["message"],
-                            extra={"job_id": job.id, "error_kind": kind})
+                logger.log(logging.INFO if is_input_fault(outcome) else logging.WARNING,
+                           "job %s failed (%s): %s", job.id, kind, job.meta["error"]["message"],
+                           extra={"job_id": job.id, "error_kind": kind})
             else:
                 self._finalize_success(job, queue, execution, outcome)
             return True
@@ -284,6 +285,14 @@ class BatchWorker(OutageTolerantWorker):
         except Exception:
             logger.exception("could not record the outcome of job %s; its lease will lapse", job.id)
             return False
+
+    def handle_exception(self, job: Job, *exc_info) -> None:
+        """rq logs every failed job at ERROR with its traceback, then calls its exception
+        handlers. A failure that is the input's fault (a corrupt image, a bad option) is an
+        expected outcome, already logged in one line by ``_finalize``; only our own failures
+        keep rq's traceback and handlers."""
+        if not is_input_fault(exc_info[1]):
+            super().handle_exception(job, *exc_info)
 
     def _delete_images(self, jobs: list[Job]) -> None:
         try:
