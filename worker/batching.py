@@ -221,12 +221,16 @@ class BatchWorker(OutageTolerantWorker):
     def _hand_back(self, batch: list[tuple[Job, Queue]], reason: str, wait: bool = True) -> None:
         """Queue the batch's jobs again at once, at the front: not a crash. With ``wait``, each
         waits out an outage first (a cold shutdown does not wait: leases then lapse)."""
+        def requeue(job: Job, queue: Queue) -> None:
+            if job.get_status(refresh=True) not in TERMINAL:  # a job failed alone while preparing stays failed
+                recovery.requeue(job, queue, reason=reason)
+
         for job, queue in batch:
             try:
                 if wait:
-                    self.outage.retry(self.connection, lambda: recovery.requeue(job, queue, reason=reason))
+                    self.outage.retry(self.connection, lambda: requeue(job, queue))
                 else:
-                    recovery.requeue(job, queue, reason=reason)
+                    requeue(job, queue)
             except Exception:
                 logger.exception("could not queue job %s again; its lease will lapse", job.id)
         self.leases.unhold([job.id for job, _ in batch])
