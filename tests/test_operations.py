@@ -6,6 +6,8 @@ import base64
 import configparser
 import dataclasses
 import json
+import math
+import os
 import re
 import subprocess
 import sys
@@ -97,18 +99,22 @@ def health_check(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("files, quota", [
     ({"cpu.max": "150000 100000"}, 1.5),
+    ({"cpu.max": "50000 100000"}, 0.5),
+    ({"cpu.max": "100000000 100000"}, 1000.0),
     ({"cpu.max": "max 100000"}, None),
     ({"cpu/cpu.cfs_quota_us": "200000", "cpu/cpu.cfs_period_us": "100000"}, 2.0),
     ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, None),
     ({}, None),
 ])
 def test_cpu_quota_from_cgroup_v1_and_v2(tmp_path, files, quota):
+    """The quota, rounded up, caps this process's cores (0.5: one, where it has two or more);
+    a quota above them (1000) or none leaves them all."""
     for name, content in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(content + "\n")
     assert cgroup_quota(tmp_path) == quota
-    if quota is not None:
-        assert available_cpus(tmp_path) <= max(1, int(-(-quota // 1)))
+    cores = len(os.sched_getaffinity(0))
+    assert available_cpus(tmp_path) == (cores if quota is None else min(cores, math.ceil(quota)))
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
