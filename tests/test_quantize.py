@@ -42,6 +42,12 @@ def test_an_int8_model_within_the_margin_is_registered_and_serves(tmp_path, sett
 
 
 def test_a_model_that_fails_the_gate_is_not_registered(tmp_path):
+    """No margin can be met (a loss must be at most -1): the gate refuses on the loss it
+    measured, and nothing of the candidate is left to serve."""
     code, report = run(tmp_path, "--max-cer-loss", "-1")
-    assert code == 1 and report["cer_loss"]["uw3_lines"] > -1
+    figures = report["figures"]["uw3_lines"]
+    measured = figures["ppocrv6-small-int8-dynamic.candidate"]["cer"] - figures["ppocrv6-small"]["cer"]
+    assert code == 1 and report["cer_loss"] == {"uw3_lines": measured}
+    assert all(f["items"] == 40 for f in figures.values())
     assert "ppocrv6-small-int8-dynamic" not in load_registry(str(tmp_path / "models"))
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["manifest.json"], "no candidate files left"
