@@ -10,11 +10,12 @@ from rq.serializers import JSONSerializer
 from tests.helpers import eval_lines, eval_page
 from worker.scoring import cer
 
-# Measured on these exact items (see docs/BENCHMARKS.md); thresholds keep a little slack so a
-# real accuracy regression fails, not noise.
-UW3_CER_MAX = 0.02
-ZH_CER_MAX = 0.05
-SROIE_CER_MAX = 0.05
+# Measured on these exact items: UW3 0 errors in 288 characters, Chinese 0 in 87, the SROIE
+# receipt 3 in 507 (case-folded). Each limit allows about one character more (two on the
+# receipt), for CPUs whose kernels round differently; a real regression fails.
+UW3_CER_MAX = 0.004
+ZH_CER_MAX = 0.012
+SROIE_CER_MAX = 0.01
 
 
 def submit(client, image: bytes, mode: str) -> str:
