@@ -7,6 +7,7 @@ import threading
 from flask import Flask
 from redis import Redis
 
+from shared import models
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 
@@ -18,6 +19,7 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     from api.routes import bp
 
     settings = settings or Settings.from_env()
+    models.check_default(settings.default_model, settings.model_dir)
     app = Flask(__name__, static_folder=None)
     # base64 inflates by 4/3; leave room for the JSON or multipart envelope.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_image_bytes * 4 // 3 + 64 * 1024

@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from api.routes import decode_base64, json_object
 from api.security import authenticate
 from shared import jobs
+from shared.document import ResultDocument
 from shared.errors import BadJsonError, ServiceBusyError
 
 bp = Blueprint("compat", __name__)
@@ -53,7 +54,7 @@ def _run_sync():
     view = jobs.describe(job, current_app.extensions["batchocr.objects"])
     cost = round(time.perf_counter() - started, 3)
     if view["status"] == "finished":
-        lines = [line["text"] for line in view["result"]["lines"]]
+        lines = [line.text for line in ResultDocument.from_json(view["result"]).lines]
         return jsonify({"status": "success", "text": lines, "time_cost": cost, "id": job.id})
     if view["status"] in jobs.TERMINAL:
         return jsonify({"status": "error", "error": view["error"], "time_cost": cost, "id": job.id}), 422

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from api.security import authenticate
-from shared import jobs, models
+from shared import canary, jobs
 from shared.errors import BadBase64Error, BadJsonError, BadOptionError, MissingImageError
 from shared.images import check_media_type
 from shared.s3 import S3Uri
@@ -156,7 +156,7 @@ def get_job(job_id: str):
 @bp.get("/v1/models")
 def list_models():
     """The registered model versions, whether each is installed here, and the canary split."""
-    return jsonify(models.describe(_redis(), _settings()))
+    return jsonify(canary.describe(_redis(), _settings()))
 
 
 @bp.get("/healthz")

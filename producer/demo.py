@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from producer.client import ApiClient
+from shared.document import ResultDocument
 from shared.launcher import Topology
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -35,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
             view = client.wait(job_id)
             print(f"\n== {path.relative_to(args.samples)}  [{view['status']}]")
             if view["status"] == "finished":
-                result = view["result"]
-                print(result["text"])
-                print(f"   ({len(result['lines'])} lines, batch of {result['batch_size']}, "
-                      f"{result['timings_ms']['total']:.0f} ms)")
+                result = ResultDocument.from_json(view["result"])
+                print(result.text)
+                print(f"   ({len(result.lines)} lines, batch of {result.batch_size}, "
+                      f"{result.timings_ms.total:.0f} ms)")
             else:
                 failed += 1
                 print(f"   error: {view['error']}")

@@ -13,12 +13,12 @@ import random
 
 from redis import Redis
 
+from typing import Any
+
+from shared import models
 from shared.errors import BadOptionError
 from shared.keys import CANARY
-from shared.models import load_registry
 from shared.settings import Settings
-
-
 
 def split(connection: Redis) -> dict[str, float]:
     return {k.decode(): float(v) for k, v in connection.hgetall(CANARY).items()}
@@ -35,11 +35,7 @@ def choose(connection: Redis, settings: Settings, rng: random.Random | None = No
 
 def set_canary(connection: Redis, settings: Settings, version: str, percent: float) -> dict[str, float]:
     """Send ``percent`` of unversioned jobs to ``version``, the rest to the default."""
-    known = load_registry(settings.model_dir)
-    if version not in known:
-        raise BadOptionError(f"unknown model version {version!r}; known: {', '.join(sorted(known))}")
-    if not known[version].installed():
-        raise BadOptionError(f"model version {version!r} is not installed here")
+    models.version(version, settings.model_dir)
     if not 0 < percent <= 100:
         raise BadOptionError("the canary share must be within (0, 100] percent")
     weights = {settings.default_model: 100.0 - percent, version: percent}
@@ -52,3 +48,15 @@ def set_canary(connection: Redis, settings: Settings, version: str, percent: flo
 
 def rollback(connection: Redis) -> None:
     connection.delete(CANARY)
+
+
+def describe(connection: Redis, settings: Settings) -> dict[str, Any]:
+    """The public view of the model versions: each version, the default and the canary split."""
+    versions = models.load_registry(settings.model_dir)
+    return {
+        "default": settings.default_model,
+        "canary": split(connection),
+        "versions": [{"name": spec.name, "status": spec.status, "installed": spec.installed(),
+                      "description": spec.description, "rec_height": spec.rec_height}
+                     for spec in sorted(versions.values(), key=lambda s: s.name)],
+    }

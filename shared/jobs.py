@@ -1,9 +1,10 @@
-"""The job contract: how an OCR job is submitted to rq and how its state is read back.
+"""Submitting an OCR job to rq and reading its state back (the payload's shape is
+``shared.payload``).
 
 A job is a plain rq job serialized with rq's JSON serializer (never pickle). The image bytes do
 not ride in the payload: they sit under ``keys.image_key(job_id)`` with a TTL, or in S3 (an
-allowlisted ``image_uri``), and the job's kwargs carry only that reference and the options. The batching worker (``worker``) never calls the job
-function itself; a plain ``rq worker`` would, and gets the same result one job at a time.
+allowlisted ``image_uri``). The batching worker (``worker``) never calls the job function
+itself; a plain ``rq worker`` would, and gets the same result one job at a time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
@@ -21,60 +22,19 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from shared import canary, keys, results
-from shared.charsets import LANGS
 from shared.errors import BadOptionError, JobIdConflictError, JobNotFoundError, StorageError
 from shared.images import inspect_image
-from shared.models import load_registry
+from shared.payload import MODES, OPTION_NAMES, JobOptions, JobPayload
 from shared.s3 import ObjectStore, S3Uri, check_input_allowed
 from shared.settings import Settings
 
+# Re-exported: callers submit and read jobs through this module.
+__all__ = ["JOB_FUNC", "MODES", "OPTION_NAMES", "TERMINAL", "JobOptions", "JobPayload", "Submission",
+           "describe", "fetch", "get_queue", "submit"]
+
 JOB_FUNC = "worker.tasks.ocr_job"
-MODES = ("page", "line")
 # rq statuses after which a job changes no more.
 TERMINAL = ("finished", "failed", "canceled", "stopped")
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """Per-job options. ``mode``: 'page' (detect, then recognise every line) or 'line';
-    ``lang``: a charset hint (``shared.charsets``): 'auto', 'all' or 'en' ('' = the
-    deployment's ``OCR_DEFAULT_LANG``);
-    ``result_store``: 'redis' or 's3' ('' = the deployment's ``OCR_RESULT_STORE``);
-    ``model``: a version ('' = chosen at submit time by the canary split, else the default)."""
-
-    mode: str = "page"
-    model: str = ""
-    lang: str = ""
-    result_store: str = ""
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any], settings: Settings) -> JobOptions:
-        unknown = set(raw) - set(OPTION_NAMES)
-        if unknown:
-            raise BadOptionError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        mode = str(raw.get("mode") or "page")
-        if mode not in MODES:
-            raise BadOptionError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        model = str(raw.get("model") or "")
-        if model:
-            check_model(model, settings)
-        lang = str(raw.get("lang") or settings.default_lang)
-        if lang not in LANGS:
-            raise BadOptionError(f"lang must be one of {', '.join(LANGS)} (or empty); got {lang!r}")
-        store = results.store_name(settings, str(raw.get("result_store") or ""))
-        return cls(mode=mode, model=model, lang=lang, result_store=store)
-
-
-OPTION_NAMES = ("mode", "model", "lang", "result_store")
-
-
-def check_model(name: str, settings: Settings) -> None:
-    """BadOptionError unless ``name`` is a registered version installed here."""
-    known = load_registry(settings.model_dir)
-    if name not in known:
-        raise BadOptionError(f"unknown model version {name!r}; known: {', '.join(sorted(known))}")
-    if not known[name].installed():
-        raise BadOptionError(f"model version {name!r} is not installed on this deployment")
 
 
 @dataclass(frozen=True)
@@ -110,10 +70,8 @@ def submit(
     """
     if not options.model:
         options = dataclasses.replace(options, model=canary.choose(connection, settings))
-    kwargs: dict[str, Any] = {"submitted_at": time.time(), "owner": owner, **asdict(options)}
     if isinstance(image, S3Uri):
         check_input_allowed(settings, image)
-        kwargs["image_uri"] = str(image)
     else:
         inspect_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     if job_id is None:
@@ -123,26 +81,26 @@ def submit(
         existing = _existing(connection, job_id, retry_failed, owner)
         if existing is not None:
             return Submission(existing, created=False)
-    if not isinstance(image, S3Uri):
-        kwargs["image_key"] = keys.image_key(job_id)
+    payload = JobPayload.build(options, submitted_at=time.time(), owner=owner,
+                               image_uri=str(image) if isinstance(image, S3Uri) else "",
+                               image_key="" if isinstance(image, S3Uri) else keys.image_key(job_id))
+    if payload.image_key:
         # NX: a submitter that loses a race for the same id never replaces the winner's image.
-        connection.set(kwargs["image_key"], image, ex=settings.image_ttl_s, nx=True)
+        connection.set(payload.image_key, image, ex=settings.image_ttl_s, nx=True)
     try:
-        job = get_queue(connection, settings).enqueue_call(
-            JOB_FUNC,
-            kwargs=kwargs,
-            job_id=job_id,
-            timeout=settings.job_timeout_s,
-            result_ttl=settings.result_ttl_s,
-            failure_ttl=settings.result_ttl_s,
-            unique=True,
-        )
+        job = _enqueue(connection, settings, job_id, payload)
     except DuplicateJobError:  # lost a race with another submitter of the same id
         existing = _existing(connection, job_id, False, owner)
         if existing is None:
             raise JobNotFoundError(f"job {job_id} vanished while being submitted; submit again", job_id=job_id) from None
         return Submission(existing, created=False)
     return Submission(job, created=True)
+
+
+def _enqueue(connection: Redis, settings: Settings, job_id: str, payload: JobPayload) -> Job:
+    return get_queue(connection, settings).enqueue_call(
+        JOB_FUNC, kwargs=payload.to_kwargs(), job_id=job_id, timeout=settings.job_timeout_s,
+        result_ttl=settings.result_ttl_s, failure_ttl=settings.result_ttl_s, unique=True)
 
 
 def _is_canonical_uuid(job_id: object) -> bool:
@@ -163,7 +121,7 @@ def _existing(connection: Redis, job_id: str, retry_failed: bool, owner: str) ->
         job = fetch(connection, job_id)
     except JobNotFoundError:
         return None
-    if (job.kwargs or {}).get("owner", "") != owner:
+    if JobPayload.from_job(job).owner != owner:
         raise JobIdConflictError("this job_id is already used by another API key; choose another")
     if retry_failed and job.get_status(refresh=True) == JobStatus.FAILED:
         job.delete()
@@ -185,7 +143,7 @@ def fetch(connection: Redis, job_id: str, owner: str | None = None) -> Job:
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
         if job.func_name != JOB_FUNC:
             raise missing
-        if owner is not None and (job.kwargs or {}).get("owner", "") != owner:
+        if owner is not None and JobPayload.from_job(job).owner != owner:
             raise missing
         return job
     except (ValueError, NoSuchJobError, DeserializationError):
@@ -200,17 +158,17 @@ def describe(job: Job, objects: ObjectStore | None = None, *, inline: bool = Tru
     """
     status = job.get_status(refresh=True)
     status_name = status.value if status is not None else "unknown"
-    kwargs = job.kwargs or {}
+    payload = JobPayload.from_job(job)
     view: dict[str, Any] = {
         "id": job.id,
         "status": status_name,
-        "options": {name: kwargs.get(name, "") for name in OPTION_NAMES},
+        "options": payload.public_options(),
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "result": None,
         "error": None,
     }
-    if kwargs.get("image_uri"):
-        view["image_uri"] = kwargs["image_uri"]
+    if payload.image_uri:
+        view["image_uri"] = payload.image_uri
     if status_name == "finished":
         value = job.return_value()
         if results.is_reference(value):

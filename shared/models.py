@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from shared.errors import ConfigError
+from shared.errors import BadOptionError, ConfigError
 
 
 @dataclass(frozen=True)
@@ -155,15 +155,19 @@ def _rewrite(model_dir: str, change) -> None:
     os.replace(temporary, path)
 
 
-def describe(connection, settings) -> dict[str, Any]:
-    """The public view of the registry: versions, default, canary split."""
-    from shared import canary  # canary reads settings, which read this module
+def version(name: str, model_dir: str = "", *, installed: bool = True) -> ModelSpec:
+    """The registered version ``name`` (installed here, unless ``installed=False``): the one rule
+    for naming a model, used by the API, the canary tool and the workers. BadOptionError else."""
+    known = load_registry(model_dir)
+    if name not in known:
+        raise BadOptionError(f"unknown model version {name!r}; known: {', '.join(sorted(known))}")
+    if installed and not known[name].installed():
+        raise BadOptionError(f"model version {name!r} is not installed on this deployment")
+    return known[name]
 
-    versions = load_registry(settings.model_dir)
-    return {
-        "default": settings.default_model,
-        "canary": canary.split(connection),
-        "versions": [{"name": spec.name, "status": spec.status, "installed": spec.installed(),
-                      "description": spec.description, "rec_height": spec.rec_height}
-                     for spec in sorted(versions.values(), key=lambda s: s.name)],
-    }
+
+def check_default(default_model: str, model_dir: str) -> None:
+    """At process start: the default version must be registered (ConfigError naming the variable)."""
+    known = load_registry(model_dir)
+    if default_model not in known:
+        raise ConfigError(f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(known))}; got {default_model!r}")

@@ -16,7 +16,7 @@ import sys
 
 from redis import Redis
 
-from shared import canary, models
+from shared import canary
 from shared.errors import BatchOcrError
 from shared.settings import Settings
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             canary.set_canary(connection, settings, args.version, args.percent)
         elif args.command == "rollback":
             canary.rollback(connection)
-        print(json.dumps(models.describe(connection, settings), indent=1))
+        print(json.dumps(canary.describe(connection, settings), indent=1))
         return 0
     except BatchOcrError as exc:
         print(f"batchocr-models: {exc.message}", file=sys.stderr)

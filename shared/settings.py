@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from shared.charsets import DEFAULT as CHARSET_DEFAULT, LANGS
 from shared.cpu import available_cpus
 from shared.errors import ConfigError
-from shared.models import DEFAULT, load_registry
+from shared.models import BUILTIN, DEFAULT
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULT_STORES = ("redis", "s3")
@@ -150,8 +150,10 @@ class Settings:
         _check(self.result_store != "s3" or bool(self.s3_bucket), "OCR_RESULT_STORE=s3 needs OCR_S3_BUCKET")
         _check(self.s3_presign_ttl_s > 0, "OCR_S3_PRESIGN_TTL_S must be > 0")
         _check(1 <= self.max_loaded_models <= 16, "OCR_MAX_LOADED_MODELS must be 1..16")
-        known = load_registry(self.model_dir)
-        _check(self.default_model in known, f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(known))}")
+        # Versions from OCR_MODEL_DIR's manifest are checked where the process starts
+        # (shared.models.check_default): settings do no I/O.
+        _check(self.default_model in BUILTIN or bool(self.model_dir),
+               f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(BUILTIN))}, or a version in OCR_MODEL_DIR")
 
     @property
     def input_buckets(self) -> frozenset[str]:

@@ -122,13 +122,13 @@ def test_real_lines_read_with_their_commas(pipelines):
     """Two UW3 lines whose comma the recogniser nearly read as a full stop."""
     from shared.settings import Settings
     from tests.helpers import eval_dir
-    from worker.evaluation import _read, line_items
+    from worker.evaluation import line_items, read_image
     from worker.pipeline import OcrPipeline, PageTask
 
     wanted = {"0316_010063.png", "1272_010077.png"}
     items = [(path, label) for path, label in line_items(eval_dir("uw3_lines")) if path.name in wanted]
     pipeline = OcrPipeline(pipelines["ppocrv6-small"].model, Settings(intra_op_threads=2))
-    texts = [r.text for r in pipeline.run([PageTask(_read(path), "line", "en") for path, _ in items])]
+    texts = [r.text for r in pipeline.run([PageTask(read_image(path, pipeline.settings), "line", "en") for path, _ in items])]
     assert texts == [label for _, label in items]
 
 

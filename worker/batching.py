@@ -23,15 +23,16 @@ from rq.job import Job
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from shared import results
 from shared.errors import JobTimeoutError, is_input_fault
 from shared.jobs import TERMINAL
+from shared.payload import JobPayload
 from shared.s3 import ObjectStore
 from shared.settings import Settings
-from worker.jobs import LoadedJob, error_document, load_jobs, result_document
+from worker.jobs import LoadedJob, Outcome, error_document, finish, load_jobs
 from worker.metrics import WorkerMetrics
 from worker import recovery
 from worker.outage import UNREACHABLE, Outage, OutageTolerantWorker
+from worker.pipeline import PageResult
 from worker.registry import Pipelines
 from worker.leases import Leases
 from worker.recovery import Guardian
@@ -106,7 +107,7 @@ class BatchWorker(OutageTolerantWorker):
                                        job_class=self.job_class, serializer=self.serializer)
             if result is not None:
                 if recovery.is_suspect(self.connection, result[0].id):
-                    self._put_back(*result)
+                    recovery.put_back(*result)
                     break
                 batch.append(result)
                 continue
@@ -114,13 +115,6 @@ class BatchWorker(OutageTolerantWorker):
             if remaining <= 0:
                 break
             time.sleep(min(remaining, 0.002))
-
-    def _put_back(self, job: Job, queue: Queue) -> None:
-        """Return a suspect taken while gathering to the front of its queue: it runs alone."""
-        with self.connection.pipeline() as pipe:
-            pipe.lrem(queue.intermediate_queue.key, 1, job.id)
-            queue.push_job_id(job.id, pipeline=pipe, at_front=True)
-            pipe.execute()
 
     def _run_batch(self, batch: list[tuple[Job, Queue]]) -> None:
         batch_id = uuid.uuid4().hex[:12]
@@ -136,7 +130,7 @@ class BatchWorker(OutageTolerantWorker):
             return
         except Exception as exc:  # anything else: fail the batch's jobs with the reason, keep the worker
             logger.exception("batch %s could not run", batch_id)
-            outcomes = [exc] * len(prepared)
+            outcomes = [Outcome.failed(exc)] * len(prepared)
         except (SystemExit, KeyboardInterrupt):  # a second SIGTERM: hand the batch back, then exit
             self._hand_back(batch, "its worker was stopped mid-batch", wait=False)
             raise
@@ -148,13 +142,13 @@ class BatchWorker(OutageTolerantWorker):
         self.batches_run += 1
         self.metrics.batch_size.observe(len(batch))
         logger.info("batch %s: %d jobs, %d failed, %.0f ms", batch_id, len(batch),
-                    failed + sum(isinstance(o, BaseException) for o in outcomes),
+                    failed + sum(o.error is not None for o in outcomes),
                     (time.perf_counter() - started) * 1000,
                     extra={"batch_id": batch_id, "job_ids": [job.id for job, _ in batch]})
 
     def _deadline(self, batch: list[tuple[Job, Queue]]) -> float:
         """Until when the batch's leases are renewed: a job timeout per model group, + 60 s."""
-        groups = len({(job.kwargs or {}).get("model") for job, _ in batch}) or 1
+        groups = len({JobPayload.from_job(job).model for job, _ in batch}) or 1
         return time.monotonic() + self.settings.job_timeout_s * groups + 60
 
     def _prepare(self, batch: list[tuple[Job, Queue]], deadline: float):
@@ -173,42 +167,35 @@ class BatchWorker(OutageTolerantWorker):
             except Exception as exc:
                 failed += 1
                 logger.exception("job %s could not be started", job.id)
-                self._finalize(job, queue, executions.get(job.id), exc)
+                self._finalize(job, queue, executions.get(job.id), Outcome.failed(exc))
                 self._release([job])
         return prepared, executions, failed
 
-    def _ocr(self, loaded: list[LoadedJob], batch_id: str) -> list[dict | BaseException]:
-        """Run each model's decodable tasks as one batch; map results back to the jobs."""
-        outcomes: list[dict | BaseException | None] = [item.error for item in loaded]
+    def _ocr(self, loaded: list[LoadedJob], batch_id: str) -> list[Outcome]:
+        """Run each model's decodable tasks as one batch; finish and store each job's result."""
+        outcomes = [None if item.error is None else Outcome.failed(item.error) for item in loaded]
         timeout = max(item.job.timeout or self.settings.job_timeout_s for item in loaded)
         for model in sorted({item.model for item in loaded if item.task is not None}):
             members = [i for i, item in enumerate(loaded) if item.task is not None and item.model == model]
-            try:
-                pipeline = self.pipelines.get(model)
-                with self.death_penalty_class(timeout, BatchTimeout, job_id=loaded[members[0]].job.id):
-                    pages = pipeline.run([loaded[i].task for i in members])
-            except BatchTimeout:
-                pages = [JobTimeoutError(f"the batch ran past the job timeout ({timeout} s)")] * len(members)
-            except Exception as exc:
-                pages = [exc] * len(members)
-            finished = time.time()
+            pages = self._run_model(model, [loaded[i] for i in members], timeout)
+            finished_at = time.time()
             for i, page in zip(members, pages):
-                if isinstance(page, BaseException):
-                    outcomes[i] = page
-                    continue
-                try:
-                    document = result_document(loaded[i], page, batch_size=len(loaded), batch_id=batch_id,
-                                               finished_at=finished)
+                outcomes[i], document = finish(loaded[i], page, self.settings, self.objects, batch_size=len(loaded),
+                                               batch_id=batch_id, finished_at=finished_at)
+                if document is not None:
                     self.metrics.finished(document)
-                    outcomes[i] = self._store(loaded[i], document)
-                except Exception as exc:
-                    outcomes[i] = exc
-        return [o if o is not None else RuntimeError("no pipeline for this job's model") for o in outcomes]
+        return [o or Outcome.failed(RuntimeError("no pipeline for this job's model")) for o in outcomes]
 
-    def _store(self, item: LoadedJob, document: dict) -> dict:
-        """Put the result where the job asked (Redis: as it is; S3: an object, rq keeps a reference)."""
-        store = (item.job.kwargs or {}).get("result_store") or self.settings.result_store
-        return results.save(self.objects, self.settings, store, item.job.id, document)
+    def _run_model(self, model: str, items: list[LoadedJob], timeout: int) -> list[PageResult | BaseException]:
+        """One model's share of the batch through its pipeline, under the job timeout."""
+        try:
+            pipeline = self.pipelines.get(model)
+            with self.death_penalty_class(timeout, BatchTimeout, job_id=items[0].job.id):
+                return pipeline.run([item.task for item in items])
+        except BatchTimeout:
+            return [JobTimeoutError(f"the batch ran past the job timeout ({timeout} s)")] * len(items)
+        except Exception as exc:
+            return [exc] * len(items)
 
     def _release(self, jobs: list[Job]) -> None:
         try:
@@ -235,7 +222,7 @@ class BatchWorker(OutageTolerantWorker):
                 logger.exception("could not queue job %s again; its lease will lapse", job.id)
         self.leases.unhold([job.id for job, _ in batch])
 
-    def _record(self, prepared: list[tuple[Job, Queue]], executions: dict, outcomes: list) -> list[bool]:
+    def _record(self, prepared: list[tuple[Job, Queue]], executions: dict, outcomes: list[Outcome]) -> list[bool]:
         """Record each outcome through rq, waiting out an outage. A job queued again meanwhile
         (this worker was cut off for longer than its lease, and the job may run elsewhere) is
         left alone: its outcome here is dropped, so a job ends with one result."""
@@ -244,7 +231,7 @@ class BatchWorker(OutageTolerantWorker):
         return [self._record_one(job, queue, executions[job.id], outcome) if job.id in ours else self._lost(job)
                 for (job, queue), outcome in zip(prepared, outcomes)]
 
-    def _record_one(self, job: Job, queue: Queue, execution, outcome) -> bool:
+    def _record_one(self, job: Job, queue: Queue, execution, outcome: Outcome) -> bool:
         tries = 0
 
         def step() -> bool:
@@ -264,25 +251,26 @@ class BatchWorker(OutageTolerantWorker):
                        "is dropped", job.id, extra={"job_id": job.id})
         return False
 
-    def _finalize(self, job: Job, queue: Queue, execution, outcome: dict | BaseException) -> bool:
+    def _finalize(self, job: Job, queue: Queue, execution, outcome: Outcome) -> bool:
         """Record success or failure through rq's own handlers (registries, result, callbacks);
         False if that could not be done (the job's lease then lapses and the reaper acts). An
         outage is raised, for the caller to wait out."""
         try:
-            if isinstance(outcome, BaseException):
-                job.meta["error"] = error_document(outcome)
+            error = outcome.error
+            if error is not None:
+                job.meta["error"] = error_document(error)
                 job.save_meta()
                 if execution is None:
-                    self.handle_job_failure(job, queue, exc_string=repr(outcome))
+                    self.handle_job_failure(job, queue, exc_string=repr(error))
                 else:
-                    self._finalize_failure(job, queue, execution, (type(outcome), outcome, outcome.__traceback__))
+                    self._finalize_failure(job, queue, execution, (type(error), error, error.__traceback__))
                 kind = job.meta["error"]["kind"]
-                self.metrics.failed(str((job.kwargs or {}).get("model", "")), kind)
-                logger.log(logging.INFO if is_input_fault(outcome) else logging.WARNING,
+                self.metrics.failed(JobPayload.from_job(job).model, kind)
+                logger.log(logging.INFO if is_input_fault(error) else logging.WARNING,
                            "job %s failed (%s): %s", job.id, kind, job.meta["error"]["message"],
                            extra={"job_id": job.id, "error_kind": kind})
             else:
-                self._finalize_success(job, queue, execution, outcome)
+                self._finalize_success(job, queue, execution, outcome.value)
             return True
         except UNREACHABLE:
             raise
@@ -300,7 +288,7 @@ class BatchWorker(OutageTolerantWorker):
 
     def _delete_images(self, jobs: list[Job]) -> None:
         try:
-            image_keys = [key for key in ((job.kwargs or {}).get("image_key") for job in jobs) if key]
+            image_keys = [key for key in (JobPayload.from_job(job).image_key for job in jobs) if key]
             if image_keys:
                 self.connection.delete(*image_keys)
         except UNREACHABLE as exc:  # they expire on their own (image_ttl_s)

@@ -76,7 +76,7 @@ def scored_items(data: Path, mode: str) -> list:
     return items
 
 
-def _read(path: Path, settings: Settings) -> np.ndarray:
+def read_image(path: Path, settings: Settings) -> np.ndarray:
     """An image decoded as the worker decodes job images (limits, alpha, EXIF orientation)."""
     try:
         return decode_image(path.read_bytes(), settings)
@@ -93,32 +93,34 @@ def evaluate_lines(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, 
     count, exact = ErrorCount(), 0
     start = time.perf_counter()
     for group in _batches(items, batch):
-        results = pipeline.run([PageTask(_read(path, pipeline.settings), "line", lang) for path, _ in group])
+        results = pipeline.run([PageTask(read_image(path, pipeline.settings), "line", lang) for path, _ in group])
         for (_, label), result in zip(group, results):
             text = result.text if not isinstance(result, BaseException) else ""
             exact += normalize(text, ignore_case) == normalize(label, ignore_case)
             count.add(text, label, ignore_case)
     seconds = time.perf_counter() - start
-    return {"cer": count.cer, "exact": exact / max(1, len(items)), **speed_figures(len(items), seconds)}
+    return {"cer": count.cer, "edits": count.errors, "chars": count.chars, "exact": exact / max(1, len(items)),
+            **speed_figures(len(items), seconds)}
 
 
 def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, lang: str = "") -> dict:
     full, region = ErrorCount(), ErrorCount()
     start = time.perf_counter()
     for group in _batches(items, batch):
-        images = [_read(path, pipeline.settings) for path, _ in group]
+        images = [read_image(path, pipeline.settings) for path, _ in group]
         results = pipeline.run([PageTask(image, "page", lang) for image in images])
         for (_, labels), image, result in zip(group, images, results):
             lines = [] if isinstance(result, BaseException) else result.lines
             reference = in_reading_order([g["text"] for g in labels], [g["box"] for g in labels])
-            texts, boxes = [line["text"] for line in lines], [line["box"] for line in lines]
+            texts, boxes = [line.text for line in lines], [line.box for line in lines]
             full.add(in_reading_order(texts, boxes), reference, ignore_case)
             keep = on_labelled_text(quads(boxes), quads([g["box"] for g in labels]), image.shape[:2]) \
                 if lines else np.zeros(0, bool)
             kept = [i for i in range(len(lines)) if keep[i]]
             region.add(in_reading_order([texts[i] for i in kept], [boxes[i] for i in kept]), reference, ignore_case)
     seconds = time.perf_counter() - start
-    return {"cer": full.cer, "cer_gt_region": region.cer, **speed_figures(len(items), seconds)}
+    return {"cer": full.cer, "cer_gt_region": region.cer, "edits": full.errors, "edits_gt_region": region.errors,
+            "chars": full.chars, **speed_figures(len(items), seconds)}
 
 
 def speed_figures(items: int, seconds: float) -> dict:

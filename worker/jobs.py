@@ -1,4 +1,5 @@
-"""From rq jobs to pipeline tasks and back: load images, build result documents."""
+"""From rq jobs to pipeline tasks and back: load images, then build and store each job's
+result document (``finish``: the one step both the batching worker and ``worker.tasks`` use)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 from redis import Redis
 from rq.job import Job
 
-from shared import keys
+from shared import keys, results
+from shared.document import ResultDocument, Timings
 from shared.errors import BadOptionError, BatchOcrError, ImageExpiredError
-from shared.jobs import OPTION_NAMES, JobOptions
+from shared.payload import JobPayload
 from shared.s3 import ObjectStore, S3Uri, check_input_allowed
 from shared.settings import Settings
 from worker.pipeline import PageResult, PageTask
@@ -28,6 +30,7 @@ class LoadedJob:
     """A job of the batch with its decoded task, or the error that failed it before OCR."""
 
     job: Job
+    payload: JobPayload
     task: PageTask | None
     model: str
     error: Exception | None
@@ -40,21 +43,21 @@ def load_jobs(connection: Redis, jobs: list[Job], settings: Settings, objects: O
     """Fetch the batch's Redis-held images in one round trip (S3 inputs one by one) and decode
     each on its own. An image that is missing, corrupt or too large fails only its own job.
     """
-    kwargs = [job.kwargs or {} for job in jobs]
-    blobs = connection.mget([kw.get("image_key", "") for kw in kwargs])
+    payloads = [JobPayload.from_job(job) for job in jobs]
+    blobs = connection.mget([payload.image_key for payload in payloads])
     crashes = connection.hmget(keys.CRASHES, [job.id for job in jobs])
     loaded = []
-    for job, kw, blob, crashed in zip(jobs, kwargs, blobs, crashes):
+    for job, payload, blob, crashed in zip(jobs, payloads, blobs, crashes):
         started = time.time()
-        task, model, error = None, str(kw.get("model") or settings.default_model), None
+        task, model, error = None, payload.model or settings.default_model, None
         try:
-            if kw.get("image_uri"):
-                blob = _read_s3_input(kw["image_uri"], settings, objects)
+            if payload.image_uri:
+                blob = _read_s3_input(payload.image_uri, settings, objects)
             _crash_if_marked(blob, settings)
-            task, model = _decode_task(job, kw, blob, settings)
+            task, model = _decode_task(job, payload, blob, settings)
         except Exception as exc:  # any failure here belongs to this job alone
             error = exc
-        loaded.append(LoadedJob(job, task, model, error, started, (time.time() - started) * 1000,
+        loaded.append(LoadedJob(job, payload, task, model, error, started, (time.time() - started) * 1000,
                                 attempts=1 + int(crashed or 0)))
     return loaded
 
@@ -73,10 +76,10 @@ def _read_s3_input(uri_text: str, settings: Settings, objects: ObjectStore) -> b
     return objects.read(uri, max_bytes=settings.max_image_bytes)
 
 
-def _decode_task(job: Job, kw: dict[str, Any], blob: bytes | None, settings: Settings) -> tuple[PageTask, str]:
+def _decode_task(job: Job, payload: JobPayload, blob: bytes | None, settings: Settings) -> tuple[PageTask, str]:
     """The job's options, checked by the same rules as the API (``JobOptions.parse``), and its image."""
     try:
-        options = JobOptions.parse({k: kw[k] for k in OPTION_NAMES if k in kw}, settings)
+        options = payload.options(settings)
     except BadOptionError as exc:
         exc.job_id = job.id
         raise
@@ -94,26 +97,53 @@ def error_document(exc: BaseException) -> dict[str, str]:
 
 def result_document(
     loaded: LoadedJob, page: PageResult, *, batch_size: int, batch_id: str, finished_at: float
-) -> dict[str, Any]:
-    """The JSON result stored for a finished job."""
-    kw = loaded.job.kwargs or {}
-    submitted = float(kw.get("submitted_at") or loaded.started_at)
+) -> ResultDocument:
+    """The result of a finished job."""
+    submitted = loaded.payload.submitted_at or loaded.started_at
     height, width = loaded.task.image.shape[:2] if loaded.task is not None else (0, 0)
-    return {
-        "text": page.text,
-        "lines": page.lines,
-        "width": int(width),
-        "height": int(height),
-        "model": loaded.model,
-        "mode": kw.get("mode", "page"),
-        "batch_size": batch_size,
-        "batch_id": batch_id,
-        "attempts": loaded.attempts,
-        "timings_ms": {
-            "queue_wait": round(max(0.0, loaded.started_at - submitted) * 1000, 1),
-            "decode": round(loaded.decode_ms, 1),
-            "detection": round(page.detection_ms, 1),
-            "recognition": round(page.recognition_ms, 1),
-            "total": round(max(0.0, finished_at - submitted) * 1000, 1),
-        },
-    }
+    return ResultDocument(
+        text=page.text,
+        lines=tuple(page.lines),
+        width=int(width),
+        height=int(height),
+        model=loaded.model,
+        mode=loaded.payload.mode,
+        batch_size=batch_size,
+        batch_id=batch_id,
+        attempts=loaded.attempts,
+        timings_ms=Timings(
+            queue_wait=round(max(0.0, loaded.started_at - submitted) * 1000, 1),
+            decode=round(loaded.decode_ms, 1),
+            detection=round(page.detection_ms, 1),
+            recognition=round(page.recognition_ms, 1),
+            total=round(max(0.0, finished_at - submitted) * 1000, 1),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one job came to: ``value``, what rq keeps as its return value (the document, or its
+    S3 reference), or ``error``, the reason it failed."""
+
+    value: dict[str, Any] | None = None
+    error: BaseException | None = None
+
+    @classmethod
+    def failed(cls, error: BaseException) -> Outcome:
+        return cls(error=error)
+
+
+def finish(loaded: LoadedJob, page: PageResult | BaseException, settings: Settings, objects: ObjectStore, *,
+           batch_size: int, batch_id: str, finished_at: float) -> tuple[Outcome, ResultDocument | None]:
+    """Build the job's result document and store it where the job asked (its ``result_store``,
+    else the deployment's); a failure here fails this job alone. Returns the outcome and the
+    document (None on failure)."""
+    if isinstance(page, BaseException):
+        return Outcome.failed(page), None
+    try:
+        document = result_document(loaded, page, batch_size=batch_size, batch_id=batch_id, finished_at=finished_at)
+        store = loaded.payload.result_store or settings.result_store
+        return Outcome(results.save(objects, settings, store, loaded.job.id, document.to_json())), document
+    except Exception as exc:
+        return Outcome.failed(exc), None

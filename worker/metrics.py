@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+from shared.document import ResultDocument
+
 STAGES = ("queue_wait", "decode", "detection", "recognition", "total")
 SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -29,15 +31,14 @@ class WorkerMetrics:
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
 
-    def finished(self, document: dict) -> None:
-        model = document.get("model", "")
-        self.jobs.labels("finished", model, "").inc()
+    def finished(self, document: ResultDocument) -> None:
+        self.jobs.labels("finished", document.model, "").inc()
         for stage in STAGES:
-            value = document.get("timings_ms", {}).get(stage)
+            value = getattr(document.timings_ms, stage, None)
             if value is not None:
-                self.stage.labels(stage, model).observe(value / 1000.0)
-        for line in document.get("lines", []):
-            self.confidence.labels(model).observe(float(line.get("confidence", 0.0)))
+                self.stage.labels(stage, document.model).observe(value / 1000.0)
+        for line in document.lines:
+            self.confidence.labels(document.model).observe(float(line.confidence))
 
     def failed(self, model: str, kind: str) -> None:
         self.jobs.labels("failed", model, kind).inc()

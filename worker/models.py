@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.errors import ModelError
-from shared.models import FileRef, ModelSpec, load_registry
+from shared.errors import BadOptionError, ModelError
+from shared.models import FileRef, ModelSpec, version
 from worker.charsets import allowed_classes
 from worker.engine import Engine, build_session
 
@@ -66,10 +66,10 @@ def load_model(name: str, threads: int, mem_arena: bool = True, model_dir: str =
         ModelError: unknown version, missing package or file, or class count != vocabulary
         + blank + space.
     """
-    known = load_registry(model_dir)
-    spec = known.get(name)
-    if spec is None:
-        raise ModelError(f"unknown model version {name!r}; known: {', '.join(sorted(known))}")
+    try:
+        spec = version(name, model_dir, installed=False)
+    except BadOptionError as exc:
+        raise ModelError(exc.message) from None
     det = Engine(build_session(_file(spec, spec.det), threads, mem_arena))
     rec = Engine(build_session(_file(spec, spec.rec), threads, mem_arena))
     vocab = _vocabulary(spec, rec)

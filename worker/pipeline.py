@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.charsets import LANGS
-from shared.errors import BadOptionError
+from shared.document import Line
+from shared.payload import resolve_lang
 from shared.settings import Settings
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.ctc import Hint
@@ -41,17 +41,16 @@ class PageTask:
 class PageResult:
     """Recognised lines of one image, in reading order, with per-stage milliseconds.
 
-    ``lines``: dicts with ``text``, ``confidence`` and ``box`` (4 [x, y] corners, clockwise
-    from top-left, in image pixels).
+    ``lines``: the result contract's lines (``shared.document.Line``).
     """
 
-    lines: list[dict] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
     detection_ms: float = 0.0
     recognition_ms: float = 0.0
 
     @property
     def text(self) -> str:
-        return "\n".join(line["text"] for line in self.lines)
+        return "\n".join(line.text for line in self.lines)
 
 
 class OcrPipeline:
@@ -80,9 +79,7 @@ class OcrPipeline:
     def hint(self, lang: str) -> Hint:
         """How the lines of a job with charset hint ``lang`` are decoded (``worker.ctc``);
         '' is the deployment's ``OCR_DEFAULT_LANG``, as for a job."""
-        lang = lang or self.settings.default_lang
-        if lang not in LANGS:
-            raise BadOptionError(f"lang must be one of {', '.join(LANGS)}; got {lang!r}")
+        lang = resolve_lang(lang, self.settings)
         if lang == "all":
             return Hint()
         words = english()
@@ -144,7 +141,7 @@ class OcrPipeline:
         for (index, box), (text, confidence) in zip(owners, texts):
             keep = tasks[index].mode == "line" or (text and confidence >= self.settings.min_line_confidence)
             if keep:
-                results[index].lines.append({"text": text, "confidence": round(confidence, 4), "box": box})
+                results[index].lines.append(Line(text, round(confidence, 4), tuple(map(tuple, box))))
         for result in results:
             result.recognition_ms = recognition_ms
         return results

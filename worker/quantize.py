@@ -28,7 +28,7 @@ import numpy as np
 from shared import logs
 from shared.models import FileRef, load_registry, register, unregister
 from shared.settings import Settings
-from worker.evaluation import _read, evaluate_lines, line_items
+from worker.evaluation import evaluate_lines, line_items, read_image
 from worker.pipeline import OcrPipeline
 from worker.preprocess import rec_normalize, rec_width
 
@@ -47,7 +47,7 @@ class LineReader:
         path = next(self.paths, None)
         if path is None:
             return None
-        image = _read(path)
+        image = read_image(path, Settings())
         width = rec_width(image.shape, self.height, 4096, self.width_scale)
         return {self.input_name: rec_normalize(image, self.height, width)[None]}
 
@@ -99,7 +99,7 @@ def gate(settings: Settings, names: tuple[str, str], sets: list[Path], lines: in
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchocr-quantize", description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="ppocrv6-small")
     parser.add_argument("--method", choices=("dynamic", "static"), default="dynamic")
@@ -112,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-cer-loss", type=float, default=0.012)
     parser.add_argument("--json", type=Path, help="write the gate's figures here")
     parser.add_argument("--replace", action="store_true", help="replace an existing version of that name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     logs.configure("WARNING")
     settings = Settings.from_env(model_dir=str(args.model_dir.resolve()))

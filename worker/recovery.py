@@ -30,6 +30,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import parse_composite_key
 
 from shared import keys
+from shared.payload import JobPayload
 from shared.settings import Settings
 from worker.metrics import WorkerMetrics
 from worker.leases import RELEASE, Leases
@@ -54,6 +55,14 @@ def started_entries(queue: Queue, job_id: str) -> list[bytes]:
     left behind would make the reaper act on the job again on every pass."""
     return [m for m in queue.connection.zrange(queue.started_job_registry.key, 0, -1)
             if parse_composite_key(m.decode())[0] == job_id]
+
+
+def put_back(job: Job, queue: Queue) -> None:
+    """Return a suspect taken while gathering a batch to the front of its queue: it runs alone."""
+    with queue.connection.pipeline() as pipe:
+        pipe.lrem(queue.intermediate_queue.key, 1, job.id)
+        queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+        pipe.execute()
 
 
 def requeue(job: Job, queue: Queue, *, reason: str) -> None:
@@ -81,7 +90,7 @@ def fail_poison(job: Job, queue: Queue, crashes: int) -> None:
             pipe.zrem(queue.started_job_registry.key, *entries)
         job.set_status(JobStatus.FAILED, pipeline=pipe)
         queue.failed_job_registry.add(job, ttl=job.failure_ttl, exc_string="poison: worker crashes", pipeline=pipe)
-        pipe.delete(keys.lease_key(job.id), *[k for k in [(job.kwargs or {}).get("image_key")] if k])
+        pipe.delete(keys.lease_key(job.id), *[k for k in [JobPayload.from_job(job).image_key] if k])
         pipe.hdel(keys.CRASHES, job.id)
         pipe.execute()
     logger.error("job %s failed as poison after %d worker crashes", job.id, crashes,

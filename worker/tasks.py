@@ -13,11 +13,18 @@ from typing import Any
 
 from rq import get_current_job
 
-from shared import results
+from shared.payload import JobPayload
 from shared.s3 import ObjectStore
 from shared.settings import Settings
-from worker.jobs import error_document, load_jobs, result_document
+from worker.jobs import error_document, finish, load_jobs
 from worker.pipeline import OcrPipeline
+
+
+@functools.lru_cache(maxsize=1)
+def _context() -> tuple[Settings, ObjectStore]:
+    """This process's settings and S3 client, built on its first job (not for every job)."""
+    settings = Settings.from_env()
+    return settings, ObjectStore(settings)
 
 
 @functools.lru_cache(maxsize=4)
@@ -28,21 +35,22 @@ def _pipeline(model: str, settings: Settings) -> OcrPipeline:
 def ocr_job(**_: Any) -> dict[str, Any]:
     """OCR the current rq job alone; returns the same result document as the batch worker."""
     job = get_current_job()
-    settings = Settings.from_env()
+    settings, objects = _context()
     try:
-        objects = ObjectStore(settings)
         (loaded,) = load_jobs(job.connection, [job], settings, objects)
         if loaded.error is not None:
             raise loaded.error
         (page,) = _pipeline(loaded.model, settings).run([loaded.task])
-        if isinstance(page, BaseException):
-            raise page
-        document = result_document(loaded, page, batch_size=1, batch_id=job.id[:12], finished_at=time.time())
-        store = (job.kwargs or {}).get("result_store") or settings.result_store
-        return results.save(objects, settings, store, job.id, document)
+        outcome, _ = finish(loaded, page, settings, objects, batch_size=1, batch_id=job.id[:12],
+                            finished_at=time.time())
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value
     except Exception as exc:
         job.meta["error"] = error_document(exc)
         job.save_meta()
         raise
     finally:
-        job.connection.delete((job.kwargs or {}).get("image_key", ""))
+        image_key = JobPayload.from_job(job).image_key
+        if image_key:
+            job.connection.delete(image_key)

@@ -21,7 +21,7 @@ def render_json(name: str, pages: list[PageOutput]) -> bytes:
 
 def render_text(name: str, pages: list[PageOutput]) -> bytes:
     """Plain text; pages end with a form feed, as Tesseract's text output does."""
-    return "".join(p.result.get("text", "") + "\n\f" for p in pages).encode("utf-8")
+    return "".join(p.document.text + "\n\f" for p in pages).encode("utf-8")
 
 
 RENDERERS = {"json": render_json, "txt": render_text, "hocr": hocr.render, "alto": alto.render}

@@ -38,8 +38,8 @@ def _page(layout: ET.Element, page: PageOutput) -> None:
     text_block = ET.SubElement(space, "TextBlock", {"ID": f"{pid}_B1", **_pos(block)})
     for n, (line, box) in enumerate(zip(lines, boxes), 1):
         text_line = ET.SubElement(text_block, "TextLine", {"ID": f"{pid}_L{n}", **_pos(box)})
-        wc = f"{max(0.0, min(1.0, float(line.get('confidence', 0)))):.3f}"
-        for w, (word, wbox) in enumerate(words(line["text"], box), 1):
+        wc = f"{max(0.0, min(1.0, line.confidence)):.3f}"
+        for w, (word, wbox) in enumerate(words(line.text, box), 1):
             if w > 1:
                 ET.SubElement(text_line, "SP")
             ET.SubElement(text_line, "String", {"ID": f"{pid}_L{n}_W{w}", "CONTENT": word, **_pos(wbox), "WC": wc})

@@ -31,11 +31,11 @@ def render(name: str, pages: list[PageOutput]) -> bytes:
                      f"scan_res {page.dpi:g} {page.dpi:g}"})
         for n, line in enumerate(page.lines, 1):
             box = line_box(line, width, height)
-            conf = _conf(line.get("confidence", 0))
+            conf = _conf(line.confidence)
             span = ET.SubElement(div, "span", {
                 "class": "ocr_line", "id": f"line_{page.number}_{n}",
                 "title": f"bbox {box.x0} {box.y0} {box.x1} {box.y1}; x_wconf {conf}"})
-            for w, (word, wbox) in enumerate(words(line["text"], box), 1):
+            for w, (word, wbox) in enumerate(words(line.text, box), 1):
                 item = ET.SubElement(span, "span", {
                     "class": "ocrx_word", "id": f"word_{page.number}_{n}_{w}",
                     "title": f"bbox {wbox.x0} {wbox.y0} {wbox.x1} {wbox.y1}; x_wconf {conf}"})

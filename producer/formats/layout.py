@@ -8,8 +8,11 @@ assumed equally wide): good enough to select and search text, not a glyph-exact 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
+
+from shared.document import Line, ResultDocument
 
 
 @dataclass(frozen=True)
@@ -36,22 +39,26 @@ class PageOutput:
 
     number: int
     job_id: str
-    result: dict[str, Any]
+    result: dict[str, Any]  # as the API sent it: the JSON output keeps fields of newer releases
     dpi: float
+
+    @functools.cached_property
+    def document(self) -> ResultDocument:
+        return ResultDocument.from_json(self.result)
 
     @property
     def size(self) -> tuple[int, int]:
-        return int(self.result.get("width") or 0), int(self.result.get("height") or 0)
+        return int(self.document.width or 0), int(self.document.height or 0)
 
     @property
-    def lines(self) -> list[dict[str, Any]]:
-        return [line for line in self.result.get("lines", []) if line.get("text", "").strip()]
+    def lines(self) -> list[Line]:
+        return [line for line in self.document.lines if line.text.strip()]
 
 
-def line_box(line: dict[str, Any], width: int, height: int) -> Box:
+def line_box(line: Line, width: int, height: int) -> Box:
     """The bounding box of a line's quad, clipped to the page (at least 1 px each way)."""
-    xs = [point[0] for point in line["box"]]
-    ys = [point[1] for point in line["box"]]
+    xs = [point[0] for point in line.box]
+    ys = [point[1] for point in line.box]
     x0 = min(max(int(min(xs)), 0), max(width - 1, 0))
     y0 = min(max(int(min(ys)), 0), max(height - 1, 0))
     x1 = max(min(int(round(max(xs))), width), x0 + 1)

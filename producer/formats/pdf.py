@@ -38,7 +38,7 @@ def _text_layer(pdf: canvas.Canvas, page: PageOutput, scale: float, page_height:
         box = line_box(line, width, height)
         # The trailing space separates lines in extracted text; it also keeps a one-character
         # CJK line readable (PDFium extracts nothing from a lone 2-byte CID string).
-        text = line["text"].strip() + " "
+        text = line.text.strip() + " "
         font = _font(text)
         size = max(box.height * scale * 0.8, 1.0)
         natural = pdfmetrics.stringWidth(text, font, size)
