@@ -1,8 +1,10 @@
 """A corpus of hostile and odd inputs, generated in memory, each with what must happen to it.
 
-``expect`` is ``"rejected"`` (the API answers ``status`` with ``kind``), ``"finished"`` (a result;
-``text`` must appear in it when given), ``"failed"`` (the job fails with ``kind``) or ``"either"``
-(a truncated JPEG may decode partially: a result or a failure with a reason are both right).
+``expect`` is ``"rejected"`` (the API answers ``status`` with ``kind``), ``"finished"`` (a result
+of ``size`` = (width, height) upright, whose text contains ``text``, or is empty when ``text`` is
+``""``: nothing readable, so nothing may be made up), ``"failed"`` (the job fails with ``kind``) or
+``"either"`` (a broken image that some decoder versions read partially: a result of ``size``,
+whatever it reads, or a failure with ``kind``; both are right).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import base64
 import io
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -31,8 +33,8 @@ class Case:
     expect: str
     status: int = 0
     kind: str = ""
-    text: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None
+    size: tuple[int, int] | None = None
 
 
 def line_image() -> Image.Image:
@@ -145,24 +147,43 @@ def accepted_cases() -> list[Case]:
     corrupt = bytearray(png)
     idat = corrupt.index(b"IDAT")
     corrupt[idat + 8 : idat + 40] = b"\x00" * 32
+    line = {"text": LINE_TEXT, "size": line_image().size}
+    broken = {"kind": "undecodable_image", "size": line_image().size}
     return [
-        Case("1x1 pixel", as_json(encode(Image.new("RGB", (1, 1), "white"), "PNG")), "finished"),
-        Case("30000x200 strip", as_json(strip(30_000, 200), mode="page"), "finished"),
-        Case("200x30000 strip", as_json(strip(200, 30_000), mode="page"), "finished"),
-        Case("blank 2000x2000 page", as_json(encode(Image.new("L", (2000, 2000), 255), "PNG"), mode="page"), "finished"),
-        Case("CMYK JPEG", as_json(encode(line_image().convert("CMYK"), "JPEG", quality=92)), "finished", text=LINE_TEXT),
-        Case("16-bit PNG", as_json(sixteen_bit()), "finished", text=LINE_TEXT),
-        Case("palette PNG", as_json(encode(line_image().convert("P"), "PNG")), "finished", text=LINE_TEXT),
-        Case("grey PNG", as_json(encode(line_image().convert("L"), "PNG")), "finished", text=LINE_TEXT),
-        Case("text on transparent background", as_json(on_transparent()), "finished", text=LINE_TEXT),
-        Case("EXIF-rotated JPEG", as_json(exif_rotated()), "finished", text=LINE_TEXT),
-        Case("BMP", as_json(encode(line_image(), "BMP")), "finished", text=LINE_TEXT),
+        Case("1x1 pixel", as_json(encode(Image.new("RGB", (1, 1), "white"), "PNG")), "finished", text="", size=(1, 1)),
+        # The line at its own size on a 30000 px strip is shrunk below legibility for detection.
+        Case("30000x200 strip", as_json(strip(30_000, 200), mode="page"), "finished", text="", size=(30_000, 200)),
+        Case("200x30000 strip", as_json(strip(200, 30_000), mode="page"), "finished", text="", size=(200, 30_000)),
+        Case("blank 2000x2000 page", as_json(encode(Image.new("L", (2000, 2000), 255), "PNG"), mode="page"), "finished",
+             text="", size=(2000, 2000)),
+        Case("CMYK JPEG", as_json(encode(line_image().convert("CMYK"), "JPEG", quality=92)), "finished", **line),
+        Case("16-bit PNG", as_json(sixteen_bit()), "finished", **line),
+        Case("palette PNG", as_json(encode(line_image().convert("P"), "PNG")), "finished", **line),
+        Case("grey PNG", as_json(encode(line_image().convert("L"), "PNG")), "finished", **line),
+        Case("text on transparent background", as_json(on_transparent()), "finished", **line),
+        Case("EXIF-rotated JPEG", as_json(exif_rotated()), "finished", **line),
+        Case("BMP", as_json(encode(line_image(), "BMP")), "finished", **line),
         Case("data URL", {"json": {"image_base64": "data:image/png;base64," + base64.b64encode(png).decode(),
-                                   "mode": "line"}}, "finished", text=LINE_TEXT),
-        Case("WebP", as_json(encode(line_image(), "WEBP", quality=95)), "finished", text=LINE_TEXT),
-        Case("file name climbing out", as_file(png, "../../../etc/passwd"), "finished", text=LINE_TEXT),
-        Case("odd unicode file name", as_file(png, "ｓｃａｎ ✓ 扫描 " + "x" * 300 + ".png"), "finished", text=LINE_TEXT),
+                                   "mode": "line"}}, "finished", **line),
+        Case("WebP", as_json(encode(line_image(), "WEBP", quality=95)), "finished", **line),
+        Case("file name climbing out", as_file(png, "../../../etc/passwd"), "finished", **line),
+        Case("odd unicode file name", as_file(png, "ｓｃａｎ ✓ 扫描 " + "x" * 300 + ".png"), "finished", **line),
         Case("truncated PNG", as_json(png[: len(png) * 6 // 10]), "failed", kind="undecodable_image"),
-        Case("PNG with corrupt pixel data", as_json(bytes(corrupt)), "either"),
-        Case("truncated JPEG", as_json(jpeg[: len(jpeg) // 2]), "either"),
+        # Partly decoded, these show part of the line, or noise: no text can be required of them.
+        Case("PNG with corrupt pixel data", as_json(bytes(corrupt)), "either", **broken),
+        Case("truncated JPEG", as_json(jpeg[: len(jpeg) // 2]), "either", **broken),
     ]
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A real grey PNG of ``width`` x ``height`` zeros: a few hundred KB that decode to
+    ``3 * width * height`` bytes of BGR, so decoding it before the limits is seen in memory."""
+    row = b"\0" * (width + 1)  # filter byte + pixels
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
