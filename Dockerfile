@@ -8,6 +8,7 @@ COPY shared shared
 COPY api api
 COPY worker worker
 COPY producer producer
+COPY ops ops
 RUN python -m venv /opt/batchocr \
  && /opt/batchocr/bin/pip install --no-cache-dir . \
  && find /opt/batchocr -name "__pycache__" -prune -exec rm -rf {} + \

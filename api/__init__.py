@@ -14,8 +14,8 @@ from shared.settings import Settings
 
 def create_app(settings: Settings | None = None, connection: Redis | None = None) -> Flask:
     """Build the app. ``settings`` default to ``Settings.from_env()``; Redis to its URL."""
-    from api import compat, metrics, security, ui
-    from api.errors import register_error_handlers
+    from api import compat, queue_metrics, security, ui
+    from api.error_handlers import register_error_handlers
     from api.routes import bp
 
     settings = settings or Settings.from_env()
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     app.extensions["batchocr.objects"] = ObjectStore(settings)
     app.extensions["batchocr.sync_slots"] = threading.BoundedSemaphore(max(1, settings.api_threads // 2))
     app.register_blueprint(bp)
-    app.register_blueprint(metrics.bp)
+    app.register_blueprint(queue_metrics.bp)
     app.register_blueprint(compat.bp)
     app.register_blueprint(ui.bp)
     security.install(app, settings)

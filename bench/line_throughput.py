@@ -24,7 +24,7 @@ import numpy as np
 from redis import Redis
 
 from shared import jobs
-from shared.redis_server import RedisServer
+from ops.redis_server import RedisServer
 from shared.settings import Settings
 from worker.__main__ import build_worker, load_pipelines
 from worker.pipeline import OcrPipeline

@@ -23,7 +23,7 @@ from shared.charsets import LANGS
 from shared.settings import Settings
 from worker.evaluation import page_items
 from worker.lexicon import english
-from worker.models import load_model
+from worker.model_loading import load_model
 from worker.pipeline import OcrPipeline, PageTask
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"

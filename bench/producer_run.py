@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shared.launcher import Topology
+from ops.launcher import Topology
 from worker.evaluation import page_images
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"

@@ -20,7 +20,7 @@ from redis import Redis
 
 from shared import jobs
 from shared.cpu import available_cpus
-from shared.launcher import Topology
+from ops.launcher import Topology
 from worker.evaluation import page_images
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"

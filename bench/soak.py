@@ -28,8 +28,8 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from shared import jobs
-from shared.launcher import Topology
-from shared.redis_server import RedisServer
+from ops.launcher import Topology
+from ops.redis_server import RedisServer
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "uw3_lines"
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 
-from producer.client import ApiClient, ApiError
+from shared.client import ApiClient, ApiError
 from producer.pages import Page
 from shared import jobs
 from shared.errors import BatchOcrError, JobNotFoundError

@@ -52,7 +52,7 @@ def rollback(connection: Redis) -> None:
 
 def describe(connection: Redis, settings: Settings) -> dict[str, Any]:
     """The public view of the model versions: each version, the default and the canary split."""
-    versions = models.load_registry(settings.model_dir)
+    versions = models.load_versions(settings.model_dir)
     return {
         "default": settings.default_model,
         "canary": split(connection),

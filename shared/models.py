@@ -113,7 +113,7 @@ def manifest_path(model_dir: str) -> Path:
     return Path(model_dir) / "manifest.json"
 
 
-def load_registry(model_dir: str = "") -> dict[str, ModelSpec]:
+def load_versions(model_dir: str = "") -> dict[str, ModelSpec]:
     """Built-in versions plus those in ``model_dir``'s manifest (ConfigError if it is broken).
     Re-read only when the manifest changes, so a newly registered version is seen without a
     restart."""
@@ -158,7 +158,7 @@ def _rewrite(model_dir: str, change) -> None:
 def version(name: str, model_dir: str = "", *, installed: bool = True) -> ModelSpec:
     """The registered version ``name`` (installed here, unless ``installed=False``): the one rule
     for naming a model, used by the API, the canary tool and the workers. BadOptionError else."""
-    known = load_registry(model_dir)
+    known = load_versions(model_dir)
     if name not in known:
         raise BadOptionError(f"unknown model version {name!r}; known: {', '.join(sorted(known))}")
     if installed and not known[name].installed():
@@ -168,6 +168,6 @@ def version(name: str, model_dir: str = "", *, installed: bool = True) -> ModelS
 
 def check_default(default_model: str, model_dir: str) -> None:
     """At process start: the default version must be registered (ConfigError naming the variable)."""
-    known = load_registry(model_dir)
+    known = load_versions(model_dir)
     if default_model not in known:
         raise ConfigError(f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(known))}; got {default_model!r}")

@@ -6,7 +6,7 @@ import pytest
 from redis import Redis
 
 from api import create_app
-from shared.redis_server import RedisServer
+from ops.redis_server import RedisServer
 from shared.settings import Settings
 from worker.__main__ import build_worker, load_pipelines
 

@@ -13,7 +13,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
-from shared.redis_server import free_port
+from ops.redis_server import free_port
 
 
 @dataclass

@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 
-from shared.redis_server import free_port, terminate
+from ops.redis_server import free_port, terminate
 
 ACCESS_KEY = "test-access-key"
 SECRET_KEY = "test-secret-key-never-logged"

@@ -163,7 +163,7 @@ def test_the_web_ui_has_an_icon_so_nothing_it_loads_is_a_404(client):
 def test_redis_down_is_503_not_500(settings):
     from redis import Redis
 
-    from shared.redis_server import free_port
+    from ops.redis_server import free_port
 
     dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
     client = create_app(settings, connection=dead).test_client()

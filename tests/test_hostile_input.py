@@ -91,7 +91,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from shared.s3 import ObjectStore
 from shared.settings import Settings
-from worker.jobs import load_jobs
+from worker.job_io import load_jobs
 
 def status_mb(field):
     with open("/proc/self/status") as status:

@@ -9,6 +9,7 @@ import pytest
 from tests.helpers import ROOT
 
 PACKAGES = ("api", "worker", "producer")
+TOOLING = ("ops",)  # operator tooling: imports shared only, starts the services by module name
 
 
 def imported_top_levels(package: str) -> set[tuple[str, str]]:
@@ -30,17 +31,30 @@ def test_package_imports_only_shared_of_ours(package):
 
 
 def test_shared_imports_none_of_the_services():
-    bad = sorted(f"{path} imports {name}" for path, name in imported_top_levels("shared") if name in PACKAGES)
+    bad = sorted(f"{path} imports {name}" for path, name in imported_top_levels("shared")
+                 if name in PACKAGES + TOOLING)
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("package", TOOLING)
+def test_tooling_imports_only_shared_of_ours(package):
+    bad = sorted(f"{path} imports {name}" for path, name in imported_top_levels(package) if name in PACKAGES)
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_services_do_not_import_the_tooling(package):
+    bad = sorted(f"{path} imports {name}" for path, name in imported_top_levels(package) if name in TOOLING)
     assert not bad, bad
 
 
 def test_no_pickle_anywhere():
-    for package in (*PACKAGES, "shared"):
+    for package in (*PACKAGES, *TOOLING, "shared"):
         names = {name for _, name in imported_top_levels(package)}
         assert "pickle" not in names and "cPickle" not in names
 
 
-def modules(packages=(*PACKAGES, "shared")):
+def modules(packages=(*PACKAGES, *TOOLING, "shared")):
     """(dotted name, path, parsed tree) of every module of ours."""
     for package in packages:
         for path in sorted((ROOT / package).rglob("*.py")):

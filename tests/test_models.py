@@ -9,10 +9,10 @@ import threading
 from collections import Counter
 
 from shared import canary
-from shared.models import BUILTIN, FileRef, ModelSpec, load_registry, register
-from shared.models_cli import main as models_cli
+from shared.models import BUILTIN, FileRef, ModelSpec, load_versions, register
+from ops.models_cli import main as models_cli
 from tests.helpers import ROOT, wait_until
-from worker.registry import Pipelines
+from worker.loaded_models import Pipelines
 
 LINE = base64.b64encode((ROOT / "samples" / "lines" / "address.png").read_bytes()).decode()
 
@@ -64,7 +64,7 @@ def test_workers_keep_a_bounded_number_of_versions(settings, pipelines, tmp_path
     small = BUILTIN["ppocrv6-small"]
     copy = ModelSpec(name="small-copy", det=small.det, rec=small.rec, status="experimental")
     register(str(tmp_path), copy)
-    assert "small-copy" in load_registry(str(tmp_path))
+    assert "small-copy" in load_versions(str(tmp_path))
     cache = Pipelines(settings.replace(model_dir=str(tmp_path), max_loaded_models=1), pipelines)
     cache.get("ppocrv6-tiny")
     cache.get("small-copy")
@@ -73,7 +73,7 @@ def test_workers_keep_a_bounded_number_of_versions(settings, pipelines, tmp_path
 
 def test_a_manifest_entry_with_a_missing_file_is_not_installed(tmp_path):
     register(str(tmp_path), ModelSpec(name="ghost", det=FileRef("nope/det.onnx"), rec=FileRef("nope/rec.onnx")))
-    assert not load_registry(str(tmp_path))["ghost"].installed()
+    assert not load_versions(str(tmp_path))["ghost"].installed()
 
 
 def test_the_sync_endpoint_answers_from_the_queue(client, make_worker, redis, settings):

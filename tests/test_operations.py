@@ -21,7 +21,7 @@ from prometheus_client import generate_latest
 from werkzeug.serving import make_server
 
 from shared.cpu import available_cpus, cgroup_quota
-from shared.redis_server import free_port
+from ops.redis_server import free_port
 from shared.settings import Settings
 from tests.helpers import ROOT, clean_env
 
@@ -93,7 +93,7 @@ def test_the_api_health_check_looks_where_the_api_binds(app, host):
 
 
 def health_check(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared.health", "api"], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ops.health", "api"], env=env, capture_output=True, text=True,
                           timeout=60)
 
 

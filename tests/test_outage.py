@@ -23,7 +23,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from shared import jobs
-from shared.redis_server import RedisServer, terminate
+from ops.redis_server import RedisServer, terminate
 from shared.settings import Settings
 from tests.faultproxy import FaultProxy
 from tests.helpers import ROOT, clean_env, wait_until

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from producer.client import ApiClient
-from shared.launcher import Topology
+from shared.client import ApiClient
+from ops.launcher import Topology
 from tests.helpers import ROOT
 
 

@@ -15,7 +15,7 @@ from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared.launcher import Topology
+from ops.launcher import Topology
 from tests.helpers import clean_env, wait_until
 from tests.producer_helpers import (build_tree, check_alto, check_hocr, check_pdf, documents, multipage,
                                     receipts, summary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from shared.models import load_registry
+from shared.models import load_versions
 from tests.helpers import eval_dir
 from worker.quantize import main as quantize
 
@@ -22,7 +22,7 @@ def test_an_int8_model_within_the_margin_is_registered_and_serves(tmp_path, sett
     figures = report["figures"]["uw3_lines"]
     assert figures["ppocrv6-small-int8-dynamic.candidate"]["cer"] - figures["ppocrv6-small"]["cer"] <= 0.012
     assert report["size_mb"]["int8"] < report["size_mb"]["fp32"]
-    registry = load_registry(str(tmp_path / "models"))
+    registry = load_versions(str(tmp_path / "models"))
     assert set(registry) >= {"ppocrv6-small-int8-dynamic"} and registry["ppocrv6-small-int8-dynamic"].installed()
     assert not any(name.endswith(".candidate") for name in registry)
 
@@ -49,5 +49,5 @@ def test_a_model_that_fails_the_gate_is_not_registered(tmp_path):
     measured = figures["ppocrv6-small-int8-dynamic.candidate"]["cer"] - figures["ppocrv6-small"]["cer"]
     assert code == 1 and report["cer_loss"] == {"uw3_lines": measured}
     assert all(f["items"] == 40 for f in figures.values())
-    assert "ppocrv6-small-int8-dynamic" not in load_registry(str(tmp_path / "models"))
+    assert "ppocrv6-small-int8-dynamic" not in load_versions(str(tmp_path / "models"))
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["manifest.json"], "no candidate files left"

@@ -18,10 +18,10 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import parse_composite_key
 
-from producer.client import ApiClient
+from shared.client import ApiClient
 from shared import jobs
-from shared.launcher import Topology
-from shared.redis_server import RedisServer
+from ops.launcher import Topology
+from ops.redis_server import RedisServer
 from shared.settings import Settings
 from tests.helpers import ROOT, clean_env, wait_until
 from tests.producer_helpers import receipts

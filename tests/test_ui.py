@@ -13,7 +13,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from shared.launcher import Topology
+from ops.launcher import Topology
 from tests.helpers import ROOT, clean_env
 
 ARTIFACTS = ROOT / "test-artifacts"

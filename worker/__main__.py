@@ -18,14 +18,14 @@ from worker.lexicon import english
 from worker.metrics import WorkerMetrics
 from worker.outage import UNREACHABLE, Outage
 from worker.pipeline import OcrPipeline
-from worker.registry import Pipelines
+from worker.loaded_models import Pipelines
 
 logger = logging.getLogger(__name__)
 
 
 def load_pipelines(settings: Settings) -> dict[str, OcrPipeline]:
     """The default model, loaded at start so the first batch does not wait; other versions
-    load on first use (``worker.registry.Pipelines``). The English word list too, unless jobs
+    load on first use (``worker.loaded_models.Pipelines``). The English word list too, unless jobs
     read everything as it is by default (``OCR_DEFAULT_LANG=all``)."""
     if settings.default_lang != "all":
         english()

@@ -28,12 +28,12 @@ from shared.jobs import TERMINAL
 from shared.payload import JobPayload
 from shared.s3 import ObjectStore
 from shared.settings import Settings
-from worker.jobs import LoadedJob, Outcome, error_document, finish, load_jobs
+from worker.job_io import LoadedJob, Outcome, error_document, finish, load_jobs
 from worker.metrics import WorkerMetrics
 from worker import recovery
 from worker.outage import UNREACHABLE, Outage, OutageTolerantWorker
 from worker.pipeline import PageResult
-from worker.registry import Pipelines
+from worker.loaded_models import Pipelines
 from worker.leases import Leases
 from worker.recovery import Guardian
 

@@ -19,7 +19,7 @@ from shared.settings import Settings
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.ctc import Hint
 from worker.lexicon import english
-from worker.models import OcrModel, load_model
+from worker.model_loading import OcrModel, load_model
 from worker.recognize import recognize_lines
 
 logger = logging.getLogger(__name__)

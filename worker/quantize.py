@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from shared import logs
-from shared.models import FileRef, load_registry, register, unregister
+from shared.models import FileRef, load_versions, register, unregister
 from shared.settings import Settings
 from worker.evaluation import evaluate_lines, line_items, read_image
 from worker.pipeline import OcrPipeline
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure("WARNING")
     settings = Settings.from_env(model_dir=str(args.model_dir.resolve()))
-    base = load_registry(settings.model_dir)[args.base]
+    base = load_versions(settings.model_dir)[args.base]
     name = args.name or f"{args.base}-int8-{args.method}"
-    if name in load_registry(settings.model_dir) and not args.replace:
+    if name in load_versions(settings.model_dir) and not args.replace:
         parser.error(f"version {name} exists; choose another --name or pass --replace")
     final = args.model_dir.resolve() / name
     folder = args.model_dir.resolve() / f".{name}.candidate"  # the served version is untouched until it passes

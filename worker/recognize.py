@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from worker.ctc import Hint, ctc_greedy_decode
-from worker.models import OcrModel
+from worker.model_loading import OcrModel
 from worker.preprocess import REC_STRIDE, pad_stack, rec_normalize, rec_width
 
 

@@ -16,7 +16,7 @@ from rq import get_current_job
 from shared.payload import JobPayload
 from shared.s3 import ObjectStore
 from shared.settings import Settings
-from worker.jobs import error_document, finish, load_jobs
+from worker.job_io import error_document, finish, load_jobs
 from worker.pipeline import OcrPipeline
 
 

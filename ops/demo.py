@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from producer.client import ApiClient
+from shared.client import ApiClient
 from shared.document import ResultDocument
-from shared.launcher import Topology
+from ops.launcher import Topology
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

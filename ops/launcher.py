@@ -23,8 +23,8 @@ from rq import Worker
 
 from shared import logs
 from shared.errors import ConfigError
-from shared.health import api_ok
-from shared.redis_server import RedisServer, free_port
+from ops.health import api_ok
+from ops.redis_server import RedisServer, free_port
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import numpy as np
 
 from shared.errors import BadOptionError, ModelError
 from shared.models import FileRef, ModelSpec, version
-from worker.charsets import allowed_classes
+from worker.charset_masks import allowed_classes
 from worker.engine import Engine, build_session
 
 logger = logging.getLogger(__name__)
