@@ -98,13 +98,17 @@ def test_a_job_whose_rq_execution_records_expired_is_queued_again_once(client, r
 
 
 def test_a_job_stuck_in_the_intermediate_queue_comes_back(client, redis, settings):
+    """Taken back once it has been seen stuck for longer than a lease, by the reaper's clock."""
     job_id = submit(client)
     queue = jobs.get_queue(redis, settings)
     redis.lmove(queue.key, queue.intermediate_queue.key, "LEFT", "RIGHT")  # a worker died right here
-    fast = settings.replace(lease_s=2)
-    assert Reaper(redis, fast, [queue]).run_once() == []  # first sighting
-    time.sleep(2.2)
-    assert Reaper(redis, fast, [queue]).run_once() == [job_id]
+    now = [1_000_000.0]
+    reaper = Reaper(redis, settings.replace(lease_s=2), [queue], clock=lambda: now[0])
+    assert reaper.run_once() == []  # first sighting
+    now[0] += 2
+    assert reaper.run_once() == [], "not before a whole lease has passed"
+    now[0] += 0.01
+    assert reaper.run_once() == [job_id]
     assert redis.lrange(queue.key, 0, -1) == [job_id.encode()] and redis.llen(queue.intermediate_queue.key) == 0
 
 

@@ -98,14 +98,19 @@ def fail_poison(job: Job, queue: Queue, crashes: int) -> None:
 
 
 class Reaper:
-    """Finds the jobs of dead workers on ``queues`` and queues them again (or fails poison)."""
+    """Finds the jobs of dead workers on ``queues`` and queues them again (or fails poison).
+
+    ``clock``: wall-clock seconds; when a job was first seen stuck is kept in Redis, for the
+    reapers of every worker alike.
+    """
 
     def __init__(self, connection: Redis, settings: Settings, queues: list[Queue],
-                 metrics: WorkerMetrics | None = None) -> None:
+                 metrics: WorkerMetrics | None = None, clock: Callable[[], float] = time.time) -> None:
         self.connection = connection
         self.settings = settings
         self.queues = queues
         self.metrics = metrics
+        self.clock = clock
         self.token = uuid.uuid4().hex
 
     def run_once(self) -> list[str]:
@@ -155,8 +160,8 @@ class Reaper:
             if self.connection.exists(keys.lease_key(job_id)):
                 continue
             if job_id not in seen:
-                self.connection.hset(limbo, job_id, time.time())
-            elif time.time() - seen[job_id] > self.settings.lease_s:
+                self.connection.hset(limbo, job_id, self.clock())
+            elif self.clock() - seen[job_id] > self.settings.lease_s:
                 self.connection.hdel(limbo, job_id)
                 job = queue.fetch_job(job_id)
                 if job is None:
