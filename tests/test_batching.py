@@ -11,7 +11,7 @@ import numpy as np
 
 from shared import keys
 from shared.settings import Settings
-from tests.helpers import ROOT, eval_lines
+from tests.helpers import ROOT, eval_lines, wait_until
 from worker.preprocess import rec_width
 
 GOOD = (ROOT / "samples" / "lines" / "address.png").read_bytes()
@@ -97,24 +97,30 @@ def test_a_batch_never_exceeds_max_batch(client, make_worker):
     assert sorted(v["result"]["batch_size"] for v in results(client, ids)) == [1, 2, 2, 2, 2]
 
 
-def test_a_job_arriving_within_max_wait_joins_the_batch(client, app, make_worker):
+def test_a_job_arriving_within_max_wait_joins_the_batch(client, app, make_worker, redis, settings):
+    """The second job is submitted once the worker has taken the first (the batch is open);
+    the batch then closes because it is full: the late job waits milliseconds, not the 10 s
+    ``max_wait``."""
+    from shared.jobs import get_queue
+
     first = submit(client, GOOD)
+    queue_key = get_queue(redis, settings).key
     late: list[str] = []
 
-    def submit_later():
-        time.sleep(0.3)
+    def submit_once_the_batch_is_open():
+        wait_until(lambda: redis.llen(queue_key) == 0, 60, "the worker to take the first job", 0.002)
         with app.test_client() as other:
             late.append(submit(other, GOOD))
 
-    thread = threading.Thread(target=submit_later)
-    worker = make_worker(max_wait_ms=5000, max_batch=2)
+    thread = threading.Thread(target=submit_once_the_batch_is_open)
+    worker = make_worker(max_wait_ms=10_000, max_batch=2)
     thread.start()
-    started = time.monotonic()
     worker.work(burst=True)
     thread.join()
     assert worker.batches_run == 1
-    assert time.monotonic() - started < 5.0, "the batch closes as soon as it is full"
-    assert [v["result"]["batch_size"] for v in results(client, [first, *late])] == [2, 2]
+    views = results(client, [first, *late])
+    assert [v["result"]["batch_size"] for v in views] == [2, 2]
+    assert views[1]["result"]["timings_ms"]["queue_wait"] < 5000, "the batch closed as soon as it was full"
 
 
 def test_a_plain_rq_worker_runs_our_jobs_one_at_a_time(client, redis, settings):
@@ -132,15 +138,31 @@ def test_a_plain_rq_worker_runs_our_jobs_one_at_a_time(client, redis, settings):
     assert not redis.keys(keys.image_key("*"))
 
 
-def test_a_batch_past_the_job_timeout_fails_its_jobs_and_the_worker_lives_on(client, make_worker, settings, redis):
-    from api import create_app
-    from tests.helpers import eval_page
+class StallingOnce:
+    """A loaded pipeline whose first batch stalls for ``stall_s`` (far past a 1 s job timeout,
+    which interrupts the stall); later batches run as usual."""
 
-    page, _ = eval_page("sroie_receipts", "096")
+    def __init__(self, pipeline, stall_s: float) -> None:
+        self.pipeline, self.stall_s, self.stalled = pipeline, stall_s, False
+
+    def run(self, tasks):
+        if not self.stalled:
+            self.stalled = True
+            time.sleep(self.stall_s)
+        return self.pipeline.run(tasks)
+
+
+def test_a_batch_past_the_job_timeout_fails_its_jobs_and_the_worker_lives_on(client, pipelines, settings, redis):
+    from api import create_app
+    from worker.__main__ import build_worker
+
     hurried = create_app(settings.replace(job_timeout_s=1), connection=redis).test_client()
-    slow = [submit(hurried, page, "page"), submit(hurried, page, "page")]
-    worker = make_worker()
+    slow = [submit(hurried, GOOD), submit(hurried, GOOD)]
+    stalling = StallingOnce(pipelines[settings.default_model], stall_s=60)
+    worker = build_worker(settings, redis, pipelines={settings.default_model: stalling})
+    started = time.monotonic()
     worker.work(burst=True)
+    assert time.monotonic() - started < 30, "the timeout cut the stalled batch short"
     views = results(client, slow)
     assert [v["status"] for v in views] == ["failed", "failed"]
     assert all(v["error"]["kind"] == "timeout" for v in views)
