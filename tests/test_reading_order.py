@@ -24,8 +24,10 @@ NEWSPAPER = "newspaper_5e266dfd9c498cab274e12a7b4a75755_4"  # three columns unde
 
 @pytest.fixture(scope="module")
 def read(pipelines, base_settings):
-    """(set, page id, degrees, keep top share) -> (lines as the pipeline returns them, labels,
-    image shape): the page turned by ``degrees`` (white corners) and cut to its top part."""
+    """(set, page id, degrees, keep top share) -> (the pipeline's lines in the detector's row
+    order, which the reading order starts from, labels, image shape): the page turned by
+    ``degrees`` (white corners) and cut to its top part. Checks on the way that the pipeline
+    returns those lines in reading order."""
     pipeline = pipelines[base_settings.default_model]
 
     @functools.cache
@@ -43,7 +45,9 @@ def read(pipelines, base_settings):
             labels = [dict(label, box=_apply(matrix, label["box"])) for label in labels]
         result = pipeline.run([PageTask(image, "page")])[0]
         assert not isinstance(result, BaseException), result
-        return result.lines, labels, image.shape[:2]
+        rows = [result.lines[i] for i in row_order(np.asarray([line.box for line in result.lines], np.float32))]
+        assert ordered_lines(rows)[0] == result.lines, "the pipeline returns its lines in reading order"
+        return rows, labels, image.shape[:2]
 
     return run
 

@@ -20,6 +20,7 @@ from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, readin
 from worker.ctc import Hint
 from worker.lexicon import english
 from worker.model_loading import OcrModel, load_model
+from worker.reading_order import ordered_lines
 from worker.recognize import recognize_lines
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,8 @@ class OcrPipeline:
             keep = tasks[index].mode == "line" or (text and confidence >= self.settings.min_line_confidence)
             if keep:
                 results[index].lines.append(Line(text, round(confidence, 4), tuple(map(tuple, box))))
-        for result in results:
+        for task, result in zip(tasks, results):
             result.recognition_ms = recognition_ms
+            if task.mode == "page" and len(result.lines) > 1:  # columns, titles, tables as a reader reads them
+                result.lines = ordered_lines(result.lines)[0]
         return results
