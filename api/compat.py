@@ -18,6 +18,7 @@ from api.security import authenticate
 from shared import jobs
 from shared.document import ResultDocument
 from shared.errors import BadJsonError, ServiceBusyError
+from shared.payload import JobOptions
 
 bp = Blueprint("compat", __name__)
 bp.before_request(authenticate)
@@ -46,7 +47,7 @@ def _run_sync():
                            '{"image_base64": "..."}')
     body = json_object()
     image = decode_base64(body.pop("image_base64", None))
-    options = jobs.JobOptions.parse(body, settings)
+    options = JobOptions.parse(body, settings)
     job = jobs.submit(connection, settings, image, options, owner=g.owner).job
     deadline = time.monotonic() + settings.sync_timeout_s
     while time.monotonic() < deadline and job.get_status(refresh=True).value not in jobs.TERMINAL:

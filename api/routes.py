@@ -11,8 +11,14 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from api.security import authenticate
 from shared import canary, jobs
-from shared.errors import BadBase64Error, BadJsonError, BadOptionError, MissingImageError
+from shared.errors import (
+    BadBase64Error,
+    BadJsonError,
+    BadOptionError,
+    MissingImageError,
+)
 from shared.images import check_media_type
+from shared.payload import JobOptions
 from shared.s3 import S3Uri
 
 bp = Blueprint("v1", __name__)
@@ -129,7 +135,7 @@ def submit_job():
     retry_failed = _flag(fields.pop("retry_failed", False))
     for name in IMAGE_FIELDS:
         fields.pop(name, None)
-    options = jobs.JobOptions.parse(fields, _settings())
+    options = JobOptions.parse(fields, _settings())
     submission = jobs.submit(_redis(), _settings(), image, options, job_id=job_id, retry_failed=retry_failed,
                              owner=g.owner)
     job = submission.job

@@ -32,7 +32,7 @@ def run(system: str, name: str, threads: int) -> dict:
     lang, ignore_case, _ = SETS[name]
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         if system.startswith("ours"):
-            command = [sys.executable, "-m", "worker.evaluation", "--data", str(EVAL / name), "--json", out.name]
+            command = [sys.executable, "-m", "worker.offline.evaluation", "--data", str(EVAL / name), "--json", out.name]
             if system.startswith("ours+lang="):
                 command += ["--lang", system.removeprefix("ours+lang=")]
         else:

@@ -30,7 +30,12 @@ from pathlib import Path
 
 from bench.accuracy import EVAL
 from shared.settings import Settings
-from worker.evaluation import evaluate_lines, evaluate_pages, line_items, page_items
+from worker.offline.evaluation import (
+    evaluate_lines,
+    evaluate_pages,
+    line_items,
+    page_items,
+)
 from worker.pipeline import OcrPipeline
 
 TABLE = Path(__file__).with_name("gates.json")

@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 from redis import Redis
 
-from shared import jobs
 from ops.redis_server import RedisServer
+from shared import jobs
+from shared.payload import JobOptions
 from shared.settings import Settings
 from worker.__main__ import build_worker, load_pipelines
 from worker.pipeline import OcrPipeline
@@ -45,7 +46,7 @@ def load_lines(count: int) -> list[bytes]:
 def run_system(connection: Redis, settings: Settings, pipelines, images: list[bytes], cap: int):
     """Seconds from first enqueue to last result, and the texts in submission order."""
     connection.flushall()
-    options = jobs.JobOptions(mode="line", model=settings.default_model)
+    options = JobOptions(mode="line", model=settings.default_model)
     worker = build_worker(settings.replace(max_batch=cap), connection, pipelines=pipelines)
     start = time.perf_counter()
     ids = [jobs.submit(connection, settings, image, options).job.id for image in images]

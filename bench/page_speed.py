@@ -21,9 +21,9 @@ import cv2
 from bench.peer_eval import RapidOcrPeer
 from shared.charsets import LANGS
 from shared.settings import Settings
-from worker.evaluation import page_items
 from worker.lexicon import english
 from worker.model_loading import load_model
+from worker.offline.evaluation import page_items
 from worker.pipeline import OcrPipeline, PageTask
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"

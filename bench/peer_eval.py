@@ -20,8 +20,14 @@ from pathlib import Path
 
 import cv2
 
-from worker.evaluation import detect_mode, line_items, page_items, speed_figures
-from worker.scoring import ErrorCount, in_reading_order, normalize, on_labelled_text, quads
+from worker.offline.evaluation import detect_mode, line_items, page_items, speed_figures
+from worker.offline.scoring import (
+    ErrorCount,
+    in_reading_order,
+    normalize,
+    on_labelled_text,
+    quads,
+)
 
 
 class RapidOcrPeer:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from ops.launcher import Topology
-from worker.evaluation import page_images
+from worker.offline.evaluation import page_images
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 SETS = ("sroie_receipts", "omnidocbench_pages")

@@ -1,5 +1,5 @@
 """Reading-order CER per page set: the pipeline's order today (row order), the order of
-``worker.reading_order``, and the oracle (``worker.reading_scoring``).
+``worker.reading_order``, and the oracle (``worker.offline.reading_scoring``).
 
     .venv/bin/python -m bench.reading_order                  # all four page sets
     .venv/bin/python -m bench.reading_order --skew -10 -3 3 10 --sweep
@@ -30,11 +30,11 @@ import numpy as np
 
 from shared.settings import Settings
 from worker.detect import reading_order as row_order
-from worker.evaluation import page_items
 from worker.line_geometry import turn
+from worker.offline.evaluation import page_items
+from worker.offline.reading_scoring import is_annotated, page_order_scores
+from worker.offline.scoring import ErrorCount
 from worker.reading_order import Params, analyse
-from worker.reading_scoring import is_annotated, page_order_scores
-from worker.scoring import ErrorCount
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 SETS = ("omnidocbench_pages", "sroie_receipts", "funsd_forms", "tapuscorpus_fr")

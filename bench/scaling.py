@@ -18,10 +18,11 @@ from pathlib import Path
 
 from redis import Redis
 
+from ops.launcher import Topology
 from shared import jobs
 from shared.cpu import available_cpus
-from ops.launcher import Topology
-from worker.evaluation import page_images
+from shared.payload import JobOptions
+from worker.offline.evaluation import page_images
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 
@@ -31,7 +32,7 @@ def run(workers: int, pages: list[bytes]) -> float:
     with Topology(workers=workers, env=env, log_level="WARNING", restart_workers=False) as topology:
         redis = Redis.from_url(topology.settings.redis_url)
         settings = topology.settings
-        options = jobs.JobOptions.parse({"mode": "page"}, settings)
+        options = JobOptions.parse({"mode": "page"}, settings)
         queue = jobs.get_queue(redis, settings)
         start = time.perf_counter()
         for page in pages:

@@ -27,9 +27,10 @@ from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared import jobs
 from ops.launcher import Topology
 from ops.redis_server import RedisServer
+from shared import jobs
+from shared.payload import JobOptions
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "uw3_lines"
 
@@ -66,7 +67,7 @@ def soak(args: argparse.Namespace, server: RedisServer | None) -> None:
         redis = Redis.from_url(topology.settings.redis_url)
         settings = topology.settings
         queue = jobs.get_queue(redis, settings)
-        options = jobs.JobOptions.parse({"mode": "line"}, settings)
+        options = JobOptions.parse({"mode": "line"}, settings)
         pids = [p.pid for p in topology.workers_by_slot.values()]
         ids: list[str] = []
         samples: list[tuple[int, list[float]]] = []

@@ -15,10 +15,11 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 
-from shared.client import ApiClient, ApiError
 from producer.pages import Page
 from shared import jobs
+from shared.client import ApiClient, ApiError
 from shared.errors import BatchOcrError, JobNotFoundError
+from shared.payload import JobOptions
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 
@@ -90,7 +91,7 @@ class RedisTransport:
 
     def submit(self, page: Page, options: dict[str, str], job_id: str, retry_failed: bool) -> bool:
         try:
-            parsed = jobs.JobOptions.parse(options, self.settings)
+            parsed = JobOptions.parse(options, self.settings)
             image = page.uri if page.uri is not None else page.data
             submission = with_backoff(
                 lambda: jobs.submit(self.connection, self.settings, image, parsed,  # type: ignore[arg-type]

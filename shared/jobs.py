@@ -22,14 +22,19 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from shared import canary, keys, results
-from shared.errors import BadOptionError, JobIdConflictError, JobNotFoundError, StorageError
+from shared.errors import (
+    BadOptionError,
+    JobIdConflictError,
+    JobNotFoundError,
+    StorageError,
+)
 from shared.images import inspect_image
-from shared.payload import MODES, OPTION_NAMES, JobOptions, JobPayload
+from shared.payload import JobOptions, JobPayload
 from shared.s3 import ObjectStore, S3Uri, check_input_allowed
 from shared.settings import Settings
 
-# Re-exported: callers submit and read jobs through this module.
-__all__ = ["JOB_FUNC", "MODES", "OPTION_NAMES", "TERMINAL", "JobOptions", "JobPayload", "Submission",
+# Submit and read jobs; the payload itself is declared in shared.payload.
+__all__ = ["JOB_FUNC", "TERMINAL", "Submission",
            "describe", "fetch", "get_queue", "submit"]
 
 JOB_FUNC = "worker.tasks.ocr_job"

@@ -25,7 +25,7 @@ def eval_lines(name: str, count: int, start: int = 0) -> list[tuple[bytes, str]]
 
 def eval_page(name: str, page_id: str) -> tuple[bytes, list[dict]]:
     """(image bytes, labels) of page ``page_id`` of a page set, whatever its image type."""
-    from worker.evaluation import page_images
+    from worker.offline.evaluation import page_images
 
     root = eval_dir(name) / "pages"
     (image,) = [path for path in page_images(root) if path.stem == page_id]

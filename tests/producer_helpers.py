@@ -12,7 +12,7 @@ from lxml import etree
 from PIL import Image
 
 from tests.helpers import eval_dir
-from worker.evaluation import page_images
+from worker.offline.evaluation import page_images
 
 
 def receipts() -> list[tuple[str, bytes]]:

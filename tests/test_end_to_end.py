@@ -9,7 +9,7 @@ from rq.serializers import JSONSerializer
 
 from shared.document import ResultDocument
 from tests.helpers import eval_lines, eval_page
-from worker.scoring import cer
+from worker.offline.scoring import cer
 
 # Measured on these exact items: UW3 0 errors in 288 characters, Chinese 0 in 87, the SROIE
 # receipt 3 in 507 (case-folded). Each limit allows about one character more (two on the

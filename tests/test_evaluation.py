@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from tests.helpers import eval_dir, eval_page
-from worker.evaluation import main, page_images, page_items
+from worker.offline.evaluation import main, page_images, page_items
 
 
 def test_png_page_sets_are_read_whole():

@@ -48,6 +48,20 @@ def test_services_do_not_import_the_tooling(package):
     assert not bad, bad
 
 
+def test_running_worker_does_not_import_the_offline_tools():
+    """worker/offline (evaluation, scoring, quantisation) imports the pipeline, never the reverse."""
+    bad = []
+    for path in (ROOT / "worker").rglob("*.py"):
+        if "offline" in path.relative_to(ROOT).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            bad += [f"{path.relative_to(ROOT)} imports {name}" for name in names
+                    if name.startswith("worker.offline")]
+    assert not bad, bad
+
+
 def test_no_pickle_anywhere():
     for package in (*PACKAGES, *TOOLING, "shared"):
         names = {name for _, name in imported_top_levels(package)}

@@ -122,7 +122,7 @@ def test_real_lines_read_with_their_commas(pipelines):
     """Two UW3 lines whose comma the recogniser nearly read as a full stop."""
     from shared.settings import Settings
     from tests.helpers import eval_dir
-    from worker.evaluation import line_items, read_image
+    from worker.offline.evaluation import line_items, read_image
     from worker.pipeline import OcrPipeline, PageTask
 
     wanted = {"0316_010063.png", "1272_010077.png"}

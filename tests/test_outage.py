@@ -22,8 +22,9 @@ from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared import jobs
 from ops.redis_server import RedisServer, terminate
+from shared import jobs
+from shared.payload import JobOptions
 from shared.settings import Settings
 from tests.faultproxy import FaultProxy
 from tests.helpers import ROOT, clean_env, wait_until
@@ -74,7 +75,7 @@ def rig(tmp_path_factory):
 
 
 def submit(rig: Rig, images: list[bytes], mode: str = "line") -> list[str]:
-    options = jobs.JobOptions.parse({"mode": mode}, rig.settings)
+    options = JobOptions.parse({"mode": mode}, rig.settings)
     return [jobs.submit(rig.redis, rig.settings, image, options).job.id for image in images]
 
 

@@ -6,7 +6,7 @@ import json
 
 from shared.models import load_versions
 from tests.helpers import eval_dir
-from worker.quantize import main as quantize
+from worker.offline.quantize import main as quantize
 
 
 def run(tmp_path, *extra: str) -> tuple[int, dict]:

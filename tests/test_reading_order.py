@@ -1,5 +1,5 @@
 """Reading order and blocks (worker.reading_order) and reading-order scoring
-(worker.reading_scoring): real scans through the real pipeline, and synthetic boxes for each
+(worker.offline.reading_scoring): real scans through the real pipeline, and synthetic boxes for each
 rule. The figures of every page set are measured in bench/reading_order.py."""
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ import pytest
 from tests.helpers import eval_page
 from worker.detect import reading_order as row_order
 from worker.line_geometry import gaps, turn
+from worker.offline.reading_scoring import (
+    oracle_order,
+    page_order_scores,
+    reference_blocks,
+)
 from worker.pipeline import PageTask
 from worker.preprocess import decode_image
 from worker.reading_order import analyse, ordered_lines
-from worker.reading_scoring import oracle_order, page_order_scores, reference_blocks
 
 TEXTBOOK = "jiaocaineedrop_jiaocai_needrop_en_3361"   # two columns, Chinese, fuzzy scan
 NEWSPAPER = "newspaper_5e266dfd9c498cab274e12a7b4a75755_4"  # three columns under a header

@@ -18,10 +18,11 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import parse_composite_key
 
-from shared.client import ApiClient
-from shared import jobs, keys
 from ops.launcher import Topology
 from ops.redis_server import RedisServer
+from shared import jobs, keys
+from shared.client import ApiClient
+from shared.payload import JobOptions
 from shared.settings import Settings
 from tests.helpers import ROOT, clean_env, wait_until
 from tests.producer_helpers import receipts
@@ -154,7 +155,7 @@ def test_a_second_sigterm_exits_now_and_hands_the_batch_back():
 def _big_pages(count: int) -> list[bytes]:
     """Dense pages (several seconds each), so the second signal lands inside the batch."""
     from tests.helpers import eval_dir
-    from worker.evaluation import page_images
+    from worker.offline.evaluation import page_images
 
     return [p.read_bytes() for p in page_images(eval_dir("omnidocbench_pages") / "pages")[:count]]
 
@@ -186,7 +187,7 @@ def test_a_thousand_jobs_with_a_worker_killed_midway_lose_nothing():
     with Topology(workers=2, env=env, log_level="WARNING") as topology:
         redis = Redis.from_url(topology.settings.redis_url)
         settings = Settings.from_env(topology.env)
-        options = jobs.JobOptions.parse({"mode": "line"}, settings)
+        options = JobOptions.parse({"mode": "line"}, settings)
         ids = [jobs.submit(redis, settings, LINE, options).job.id for _ in range(1000)]
         finished = lambda: len(jobs.get_queue(redis, settings).finished_job_registry)  # noqa: E731
         wait_until(lambda: finished() >= 300, 300, "300 jobs", 0.5)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worker.scoring import cer, in_reading_order, normalize, on_labelled_text, quads
+from worker.offline.scoring import (
+    cer,
+    in_reading_order,
+    normalize,
+    on_labelled_text,
+    quads,
+)
 
 
 def test_normalize_nfkc_whitespace_and_case():

@@ -117,6 +117,7 @@ class OutageTolerantWorker(SimpleWorker):
     def __init__(self, queues, *, outage: Outage | None = None, **kwargs) -> None:
         super().__init__(queues, **kwargs)
         self.outage = outage or Outage(f"worker {self.name}")
+        self._unsubscribing = False
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
         """rq's blocking dequeue, with a Redis outage waited out here (backoff with jitter, logged
@@ -161,9 +162,18 @@ class OutageTolerantWorker(SimpleWorker):
         if isinstance(exc, UNREACHABLE):
             self.outage.failed(exc)
             time.sleep(self.outage.backoff.cap)
-        elif pubsub_thread.is_alive() and getattr(pubsub_thread, "_running", None) is not None \
-                and pubsub_thread._running.is_set():
+        elif not self._unsubscribing:
             raise exc
+
+    def subscribe(self) -> None:
+        self._unsubscribing = False
+        super().subscribe()
+
+    def unsubscribe(self) -> None:
+        """rq stops the command channel thread here; errors from its closing socket are expected
+        from now until the next ``subscribe``."""
+        self._unsubscribing = True
+        super().unsubscribe()
 
     def _quietly(self, step) -> None:
         """A step whose failure in an outage is harmless (state, heartbeat, cleanup): report the

@@ -9,7 +9,7 @@ rows") or, given the page's skew, on the page turned upright ("upright rows": on
 a degree or two off, image rows split and merge its printed rows).
 
 The prediction is the system's lines IN THE ORDER GIVEN (what a user gets as ``text``), keeping
-only lines on labelled text (the gt-region rule of ``worker.scoring.on_labelled_text``). Nothing
+only lines on labelled text (the gt-region rule of ``worker.offline.scoring.on_labelled_text``). Nothing
 here re-sorts them. The oracle puts each kept line in the reference block its box overlaps most
 (lines overlapping none go last), blocks in reference order, rows inside a block: the best any
 ordering of those lines can score.
@@ -24,7 +24,7 @@ import numpy as np
 
 from worker.detect import reading_order as row_order
 from worker.line_geometry import turn
-from worker.scoring import ErrorCount, on_labelled_text, quads
+from worker.offline.scoring import ErrorCount, on_labelled_text, quads
 
 # The README's text blocks (title, text_block, list, reference, captions, footnotes, code_txt)
 # under every name OmniDocBench gives them, as ../shared/tools/archive_eval.py spells them.
@@ -63,7 +63,7 @@ def reference_blocks(labels: Sequence[dict], skew: float = 0.0) -> list[RefBlock
 
     Args:
         labels: the page's labelled items, ``ignore`` ones already dropped (as
-            ``worker.evaluation.page_items`` gives them).
+            ``worker.offline.evaluation.page_items`` gives them).
         skew: for pages without an annotated order, the page's angle in degrees: the labels'
             rows are then taken on the page turned upright by it (0: the README's image rows).
     """

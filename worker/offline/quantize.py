@@ -28,7 +28,7 @@ import numpy as np
 from shared import logs
 from shared.models import FileRef, load_versions, register, unregister
 from shared.settings import Settings
-from worker.evaluation import evaluate_lines, line_items, read_image
+from worker.offline.evaluation import evaluate_lines, line_items, read_image
 from worker.pipeline import OcrPipeline
 from worker.preprocess import rec_normalize, rec_width
 

@@ -28,7 +28,7 @@ from shared.images import IMAGE_SUFFIXES
 from shared.settings import Settings
 from worker.pipeline import OcrPipeline, PageTask
 from worker.preprocess import decode_image
-from worker.scoring import ErrorCount, in_reading_order, normalize, on_labelled_text, quads
+from worker.offline.scoring import ErrorCount, in_reading_order, normalize, on_labelled_text, quads
 
 
 def detect_mode(data: Path) -> str:
