@@ -1,7 +1,7 @@
 """Pages/s of batchocr's pipeline vs RapidOCR 3.10's full pipeline, interleaved, medians.
 
     .venv/bin/python -m bench.page_speed [--rounds 3] [--threads 2] [--model V ...] [--width-scale S ...]
-        [--lang L ...] [--det-max-side N ...]
+        [--lang L ...] [--det-max-side N ...] [--orientation on --orientation off]
 
 One process holds both (same cores, same ONNX Runtime, 2 intra-op threads each); every round
 times each system over every page set, alternating which goes first. batchocr runs pages in
@@ -57,15 +57,19 @@ def main() -> None:
                         "(default: OCR_DEFAULT_LANG, what a job that gives none gets)")
     parser.add_argument("--det-max-side", action="append", type=int, help="detection input limit(s) to time "
                         "(OCR_DET_MAX_SIDE; default: the deployment's)")
+    parser.add_argument("--orientation", action="append", choices=("on", "off"), help="page orientation "
+                        "(OCR_ORIENTATION) on and/or off, timed side by side (default: the deployment's)")
     args = parser.parse_args()
     settings = Settings.from_env(intra_op_threads=args.threads)
     models = {v: load_model(v, settings.threads, settings.ort_mem_arena, settings.model_dir) for v in args.model or [settings.default_model]}
     scales = args.width_scale or [settings.rec_width_scale]
     langs = args.lang or [settings.default_lang]
     sides = args.det_max_side or [settings.det_max_side]
-    ours = {f"ours:{v}" + (f"@{s:g}" if s else "") + f"+{lang}" + (f"/det{d}" if args.det_max_side else ""):
-            (OcrPipeline(model, settings.replace(rec_width_scale=s, det_max_side=d)), lang)
-            for v, model in models.items() for s in scales for lang in langs for d in sides}
+    turns = [t == "on" for t in args.orientation] if args.orientation else [settings.orientation]
+    ours = {f"ours:{v}" + (f"@{s:g}" if s else "") + f"+{lang}" + (f"/det{d}" if args.det_max_side else "")
+            + (f"/orientation-{'on' if o else 'off'}" if args.orientation else ""):
+            (OcrPipeline(model, settings.replace(rec_width_scale=s, det_max_side=d, orientation=o)), lang)
+            for v, model in models.items() for s in scales for lang in langs for d in sides for o in turns}
     english()  # the word list lang=en/auto use: loaded once per worker process, not timed
     rapid = RapidOcrPeer(args.threads)
     pages = {name: [path for path, _ in page_items(EVAL / name)] for name in SETS}

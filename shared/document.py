@@ -33,6 +33,35 @@ class Line:
 
 
 @dataclass(frozen=True)
+class Block:
+    """One block of a page (a column's paragraph, a title, a table-like region, a vertical CJK
+    column group), in reading order. ``kind``: ``text``, ``title``, ``table`` or ``vertical``;
+    ``box``: 4 [x, y] corners around its lines, clockwise from top-left, in the pixels of the
+    image the client sent (a skewed page's blocks are turned with it); ``lines``: indices into
+    the document's ``lines``, which run block after block."""
+
+    kind: str
+    box: tuple[Point, ...]
+    lines: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "box": [list(p) for p in self.box], "lines": list(self.lines)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Block:
+        return cls(str(data.get("kind", "text")), tuple((x, y) for x, y in data.get("box", ())),
+                   tuple(int(i) for i in data.get("lines", ())))
+
+
+def joined_text(lines: tuple[Line, ...] | list[Line], blocks: tuple[Block, ...] | list[Block]) -> str:
+    """A page's ``text``: lines joined by newlines in reading order, blocks separated by a blank
+    line. Without blocks (line jobs, documents of older releases), lines joined by newlines."""
+    if not blocks:
+        return "\n".join(line.text for line in lines)
+    return "\n\n".join("\n".join(lines[i].text for i in block.lines) for block in blocks)
+
+
+@dataclass(frozen=True)
 class Timings:
     """Milliseconds: ``queue_wait`` (submission to batch start), ``decode``, ``detection``,
     ``recognition`` (the batch's shared pass) and ``total`` (submission to result)."""
@@ -46,12 +75,19 @@ class Timings:
 
 @dataclass(frozen=True)
 class ResultDocument:
-    """A finished job's result. ``text``: the lines joined by newlines in reading order;
-    ``width``/``height``: of the decoded image; ``batch_size``: jobs in the batch it ran in;
-    ``attempts``: workers it took (1 + crashes)."""
+    """A finished job's result. ``text``: the lines in reading order (``joined_text``: a blank
+    line between blocks); ``lines``: every line, in reading order; ``blocks``: how page jobs'
+    lines group (empty for line jobs); ``skew``: the page's text angle in degrees (positive:
+    lines fall to the right); ``rotation``: clockwise degrees (0, 90, 180, 270) the page was
+    found turned by, read upright, with every box in the pixels of the image as sent (corners
+    clockwise from the top-left of the text as read); ``width``/``height``: of the decoded image; ``batch_size``: jobs
+    in the batch it ran in; ``attempts``: workers it took (1 + crashes)."""
 
     text: str = ""
     lines: tuple[Line, ...] = ()
+    blocks: tuple[Block, ...] = ()
+    skew: float = 0.0
+    rotation: int = 0
     width: int = 0
     height: int = 0
     model: str = ""
@@ -64,6 +100,7 @@ class ResultDocument:
     def to_json(self) -> dict[str, Any]:
         document = {f.name: getattr(self, f.name) for f in fields(self)}
         document["lines"] = [line.to_json() for line in self.lines]
+        document["blocks"] = [block.to_json() for block in self.blocks]
         document["timings_ms"] = asdict(self.timings_ms)
         return document
 
@@ -71,6 +108,7 @@ class ResultDocument:
     def from_json(cls, data: dict[str, Any]) -> ResultDocument:
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["lines"] = tuple(Line.from_json(line) for line in data.get("lines", ()))
+        values["blocks"] = tuple(Block.from_json(block) for block in data.get("blocks", ()))
         names = {f.name for f in fields(Timings)}
         values["timings_ms"] = Timings(**{k: v for k, v in (data.get("timings_ms") or {}).items() if k in names})
         return cls(**values)

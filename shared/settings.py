@@ -85,6 +85,9 @@ class Settings:
     det_box_thresh: float = 0.5
     det_unclip_ratio: float = 1.6
     min_line_confidence: float = 0.5
+    # Pages turned 90, 180 or 270 degrees are found and read upright, and single upside-down
+    # lines turned (worker/orientation.py: a 0/180 line classifier from the rapidocr wheel).
+    orientation: bool = True
     # Tests only: a worker kills itself (SIGKILL) mid-batch on an image containing these bytes,
     # to prove crash recovery and poison handling. Empty (the default) = off.
     test_crash_marker: str = ""

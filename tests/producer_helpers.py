@@ -58,16 +58,29 @@ def summary(out: Path) -> dict:
     return json.loads((out / "_batchocr" / "summary.json").read_text())
 
 
+def block_sizes(page: dict) -> list[int]:
+    """Non-empty lines per block of a result page (all lines as one block where it has none)."""
+    kept = [bool(line["text"].strip()) for line in page["lines"]]
+    groups = [block["lines"] for block in page.get("blocks") or []] or [list(range(len(kept)))]
+    return [n for n in (sum(kept[i] for i in group) for group in groups) if n]
+
+
 def check_hocr(path: Path, doc: dict) -> None:
-    """hOCR parses as XHTML; one ocr_page per page, one ocr_line per line, boxes on the page."""
+    """hOCR parses as XHTML; one ocr_page per page, an ocr_carea holding one ocr_par per block,
+    one ocr_line per line in the document's order, boxes on the page."""
     tree = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
     ns = {"h": "http://www.w3.org/1999/xhtml"}
     pages = tree.findall(".//h:div[@class='ocr_page']", ns)
     assert len(pages) == len(doc["pages"])
     for div, page in zip(pages, doc["pages"]):
         assert f"bbox 0 0 {page['width']} {page['height']}" in div.get("title")
-        lines = div.findall("h:span[@class='ocr_line']", ns)
+        areas = div.findall("h:div[@class='ocr_carea']", ns)
+        assert [len(area.findall("h:p[@class='ocr_par']", ns)) for area in areas] == [1] * len(areas)
+        assert [len(area.findall(".//h:span[@class='ocr_line']", ns)) for area in areas] == block_sizes(page)
+        lines = div.findall(".//h:span[@class='ocr_line']", ns)
         assert len(lines) == sum(1 for line in page["lines"] if line["text"].strip())
+        assert ["".join(span.itertext()).split() for span in lines] == \
+            [line["text"].split() for line in page["lines"] if line["text"].strip()]
         for span in lines:
             x0, y0, x1, y1 = map(int, span.get("title").split(";")[0].split()[1:])
             assert 0 <= x0 < x1 <= page["width"] and 0 <= y0 < y1 <= page["height"]
@@ -75,7 +88,8 @@ def check_hocr(path: Path, doc: dict) -> None:
 
 
 def check_alto(path: Path, doc: dict) -> None:
-    """ALTO v4 structure: Description, one Page per page, Strings whose words rebuild each line."""
+    """ALTO v4 structure: Description, one Page per page, a TextBlock per block, Strings whose
+    words rebuild each line in the document's order."""
     ns = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
     root = etree.parse(str(path)).getroot()
     assert root.tag == "{http://www.loc.gov/standards/alto/ns-v4#}alto"
@@ -84,6 +98,8 @@ def check_alto(path: Path, doc: dict) -> None:
     assert len(pages) == len(doc["pages"])
     for element, page in zip(pages, doc["pages"]):
         assert (int(element.get("WIDTH")), int(element.get("HEIGHT"))) == (page["width"], page["height"])
+        blocks = element.findall("a:PrintSpace/a:TextBlock", ns)
+        assert [len(block.findall("a:TextLine", ns)) for block in blocks] == block_sizes(page)
         lines = element.findall("a:PrintSpace/a:TextBlock/a:TextLine", ns)
         texts = [line["text"] for line in page["lines"] if line["text"].strip()]
         assert len(lines) == len(texts)

@@ -5,11 +5,13 @@ rule. The figures of every page set are measured in bench/reading_order.py."""
 from __future__ import annotations
 
 import functools
+import json
 
 import cv2
 import numpy as np
 import pytest
 
+from shared.document import Line, ResultDocument, joined_text
 from tests.helpers import eval_page
 from worker.detect import reading_order as row_order
 from worker.line_geometry import gaps, turn
@@ -27,11 +29,11 @@ NEWSPAPER = "newspaper_5e266dfd9c498cab274e12a7b4a75755_4"  # three columns unde
 
 
 @pytest.fixture(scope="module")
-def read(pipelines, base_settings):
+def ocr(pipelines, base_settings):
     """(set, page id, degrees, keep top share) -> (the pipeline's lines in the detector's row
-    order, which the reading order starts from, labels, image shape): the page turned by
-    ``degrees`` (white corners) and cut to its top part. Checks on the way that the pipeline
-    returns those lines in reading order."""
+    order, which the reading order starts from, labels, image shape, the PageResult): the page
+    turned by ``degrees`` (white corners) and cut to its top part. Checks on the way that the
+    pipeline returns those lines in reading order."""
     pipeline = pipelines[base_settings.default_model]
 
     @functools.cache
@@ -51,9 +53,15 @@ def read(pipelines, base_settings):
         assert not isinstance(result, BaseException), result
         rows = [result.lines[i] for i in row_order(np.asarray([line.box for line in result.lines], np.float32))]
         assert ordered_lines(rows)[0] == result.lines, "the pipeline returns its lines in reading order"
-        return rows, labels, image.shape[:2]
+        return rows, labels, image.shape[:2], result
 
     return run
+
+
+@pytest.fixture(scope="module")
+def read(ocr):
+    """As ``ocr``, without the PageResult."""
+    return lambda *args, **kwargs: ocr(*args, **kwargs)[:3]
 
 
 def _apply(matrix: np.ndarray, box) -> list[float]:
@@ -118,6 +126,30 @@ def test_a_scan_turned_8_degrees_keeps_its_columns(read):
     assert len({block.area for block in layout.blocks}) > 1
     assert _cer(lines, labels, shape, layout.order) <= 0.15
     assert _cer(lines, labels, shape, range(len(lines))) >= 0.5, "row order no longer mixes the columns up"
+
+
+def test_the_result_document_carries_the_blocks_in_reading_order(ocr):
+    """Blocks index the lines, which run block after block; ``text`` puts a blank line between
+    blocks; the document round trips through its contract."""
+    *_, result = ocr("omnidocbench_pages", TEXTBOOK)
+    blocks = result.blocks
+    assert len(blocks) >= 2 and {block.kind for block in blocks} <= {"text", "title", "table", "vertical"}
+    assert [i for block in blocks for i in block.lines] == list(range(len(result.lines)))
+    assert result.text == "\n\n".join("\n".join(result.lines[i].text for i in block.lines) for block in blocks)
+    for block in blocks:
+        corners = np.asarray(block.box)
+        inside = np.asarray([result.lines[i].box for i in block.lines]).reshape(-1, 2)
+        assert (inside >= corners.min(axis=0) - 1).all() and (inside <= corners.max(axis=0) + 1).all()
+    document = ResultDocument(text=result.text, lines=tuple(result.lines), blocks=tuple(result.blocks),
+                              skew=result.skew)
+    assert ResultDocument.from_json(json.loads(json.dumps(document.to_json()))) == document
+
+
+def test_line_jobs_and_older_documents_have_no_blocks():
+    lines = (Line("a", 0.9, ((0, 0), (9, 0), (9, 9), (0, 9))), Line("b", 0.9, ((0, 20), (9, 20), (9, 29), (0, 29))))
+    assert joined_text(lines, ()) == "a\nb"
+    older = ResultDocument.from_json({"text": "a\nb", "lines": [line.to_json() for line in lines]})
+    assert older.blocks == () and older.skew == 0.0
 
 
 # ---- synthetic boxes: one rule each ------------------------------------------------------

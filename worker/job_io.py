@@ -104,6 +104,9 @@ def result_document(
     return ResultDocument(
         text=page.text,
         lines=tuple(page.lines),
+        blocks=tuple(page.blocks),
+        skew=page.skew,
+        rotation=page.rotation,
         width=int(width),
         height=int(height),
         model=loaded.model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +14,16 @@ from shared.models import FileRef, ModelSpec, version
 from worker.charset_masks import allowed_classes
 from worker.engine import Engine, build_session
 
+# PP-OCR's 0/180 text-line classifier, shipped in the rapidocr wheel (worker/orientation.py).
+CLS_FILE = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class OcrModel:
-    """A loaded model: detector and recogniser engines plus the CTC vocabulary.
+    """A loaded model: detector and recogniser engines plus the CTC vocabulary, and the 0/180
+    line classifier every version shares (``worker.orientation``).
 
     ``vocab[0]`` is the CTC blank and the last entry is a space, as in PP-OCR.
     """
@@ -27,6 +32,7 @@ class OcrModel:
     det: Engine
     rec: Engine
     vocab: list[str]
+    cls: Engine | None = None
     _charsets: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
 
     def charset_classes(self, lang: str) -> np.ndarray | None:
@@ -76,5 +82,7 @@ def load_model(name: str, threads: int, mem_arena: bool = True, model_dir: str =
     classes = rec.session.get_outputs()[0].shape[-1]
     if isinstance(classes, int) and classes != len(vocab):
         raise ModelError(f"model {spec.name}: {classes} output classes but the vocabulary gives {len(vocab)}")
+    cls = Engine(build_session(Path(str(importlib.resources.files("rapidocr") / "models" / CLS_FILE)),
+                               threads, mem_arena))
     logger.info("model %s ready: %d classes", name, len(vocab))
-    return OcrModel(spec=spec, det=det, rec=rec, vocab=vocab)
+    return OcrModel(spec=spec, det=det, rec=rec, vocab=vocab, cls=cls)

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.document import Line
+from shared.document import Block, Line, joined_text
 from shared.payload import resolve_lang
 from shared.settings import Settings
-from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.ctc import Hint
+from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.lexicon import english
 from worker.model_loading import OcrModel, load_model
+from worker.orientation import LineClassifier, page_rotation, to_sent_frame, turn_upright, voters
+from worker.orientation import Params as OrientationParams
 from worker.reading_order import ordered_lines
 from worker.recognize import recognize_lines
 
@@ -42,16 +44,45 @@ class PageTask:
 class PageResult:
     """Recognised lines of one image, in reading order, with per-stage milliseconds.
 
-    ``lines``: the result contract's lines (``shared.document.Line``).
+    ``lines``, ``blocks``: the result contract's (``shared.document``); ``blocks`` index
+    ``lines`` and are empty for line jobs; ``skew``: the page's text angle in degrees;
+    ``rotation``: clockwise degrees the page was found turned by (``worker.orientation``).
     """
 
     lines: list[Line] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    skew: float = 0.0
+    rotation: int = 0
     detection_ms: float = 0.0
     recognition_ms: float = 0.0
 
     @property
     def text(self) -> str:
-        return "\n".join(line.text for line in self.lines)
+        return joined_text(self.lines, self.blocks)
+
+    def order(self) -> None:
+        """Put a page's lines in reading order and group them into blocks
+        (``worker.reading_order``: columns, titles, tables as a reader reads them)."""
+        if not self.lines:
+            return
+        lines, layout = ordered_lines(self.lines)
+        position = {index: rank for rank, index in enumerate(layout.order)}
+        self.lines = lines
+        self.blocks = [Block(block.kind, tuple((round(x), round(y)) for x, y in block.box),
+                             tuple(position[i] for i in block.lines)) for block in layout.blocks]
+        self.skew = layout.skew
+
+    def turn_back(self, rotation: int, upright_shape: tuple[int, ...]) -> None:
+        """Boxes found on the page turned upright, into the pixels of the image as sent."""
+        self.rotation = rotation
+        if not rotation:
+            return
+
+        def sent(box) -> tuple:
+            return tuple((round(x), round(y)) for x, y in to_sent_frame(np.asarray(box), rotation, upright_shape))
+
+        self.lines = [Line(line.text, line.confidence, sent(line.box)) for line in self.lines]
+        self.blocks = [Block(block.kind, sent(block.box), block.lines) for block in self.blocks]
 
 
 class OcrPipeline:
@@ -68,6 +99,8 @@ class OcrPipeline:
             unclip_ratio=settings.det_unclip_ratio,
         )
         # Recognition knobs a model may fix for itself; the deployment's settings otherwise.
+        # Pages at any right angle, upside-down lines (worker.orientation); off: read as given.
+        self.classifier = LineClassifier(model.cls) if settings.orientation and model.cls is not None else None
         spec = model.spec
         self.tail_pad = settings.rec_tail_pad if spec.rec_tail_pad is None else spec.rec_tail_pad
         self.width_scale = settings.rec_width_scale or spec.rec_width_scale
@@ -94,6 +127,21 @@ class OcrPipeline:
         quads, _ = db_boxes(prob, self.det_params, sx, sy, image.shape)
         return quads[reading_order(quads)]
 
+    def page_lines(self, image: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], int, tuple[int, ...]]:
+        """A page's line boxes (K x 4 x 2, on the page turned upright) and crops, the clockwise
+        degrees it was found turned by, and the upright page's shape (``worker.orientation``)."""
+        quads = self.detect(image)
+        crops = [crop_quad(image, quad) for quad in quads]
+        if self.classifier is None or not crops:
+            return quads, crops, 0, image.shape
+        sample = voters(quads)
+        rotation = page_rotation(quads[sample], self.classifier.upside_down([crops[i] for i in sample]))
+        if rotation:
+            image = turn_upright(image, rotation)
+            quads = self.detect(image)
+            crops = [crop_quad(image, quad) for quad in quads]
+        return quads, crops, rotation, image.shape
+
     def run(self, tasks: list[PageTask]) -> list[PageResult | Exception]:
         """OCR a batch; returns one PageResult, or the exception that failed it, per task."""
         try:
@@ -112,6 +160,7 @@ class OcrPipeline:
 
     def _run_batch(self, tasks: list[PageTask]) -> list[PageResult]:
         results = [PageResult() for _ in tasks]
+        rotations, shapes = [0] * len(tasks), [task.image.shape for task in tasks]
         crops: list[np.ndarray] = []
         owners: list[tuple[int, list[list[float]]]] = []
         for index, task in enumerate(tasks):
@@ -121,30 +170,56 @@ class OcrPipeline:
                 quads = np.array([[[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]], np.float32)
                 task_crops = [task.image]
             else:
-                quads = self.detect(task.image)
-                task_crops = [crop_quad(task.image, quad) for quad in quads]
+                quads, task_crops, rotations[index], shapes[index] = self.page_lines(task.image)
             results[index].detection_ms = (time.perf_counter() - start) * 1000
             crops.extend(task_crops)
             owners.extend((index, np.round(quad).astype(int).tolist()) for quad in quads)
         start = time.perf_counter()
-        hints = [self.hint(task.lang) for task in tasks]
-        texts = recognize_lines(
-            self.model,
-            crops,
-            max_width=self.settings.rec_max_width,
-            budget=self.settings.rec_chunk_width,
-            pad_slack=self.settings.rec_pad_slack,
-            hints=[hints[index] for index, _ in owners],
-            tail_pad=self.tail_pad,
-            width_scale=self.width_scale,
-        ) if crops else []
+        hints = [self.hint(tasks[index].lang) for index, _ in owners]
+        texts = self._recognize(crops, hints)
+        pages = [i for i, (index, _) in enumerate(owners) if tasks[index].mode == "page"]
+        self._reread_upside_down(crops, hints, texts, pages)
         recognition_ms = (time.perf_counter() - start) * 1000
         for (index, box), (text, confidence) in zip(owners, texts):
             keep = tasks[index].mode == "line" or (text and confidence >= self.settings.min_line_confidence)
             if keep:
                 results[index].lines.append(Line(text, round(confidence, 4), tuple(map(tuple, box))))
-        for task, result in zip(tasks, results):
+        for task, result, rotation, shape in zip(tasks, results, rotations, shapes):
             result.recognition_ms = recognition_ms
-            if task.mode == "page" and len(result.lines) > 1:  # columns, titles, tables as a reader reads them
-                result.lines = ordered_lines(result.lines)[0]
+            if task.mode == "page":
+                result.order()
+                result.turn_back(rotation, shape)
         return results
+
+    def _recognize(self, crops: list[np.ndarray], hints: list[Hint]) -> list[tuple[str, float]]:
+        """(text, confidence) of every crop, all recognised together (``worker.recognize``)."""
+        if not crops:
+            return []
+        return recognize_lines(
+            self.model,
+            crops,
+            max_width=self.settings.rec_max_width,
+            budget=self.settings.rec_chunk_width,
+            pad_slack=self.settings.rec_pad_slack,
+            hints=hints,
+            tail_pad=self.tail_pad,
+            width_scale=self.width_scale,
+        )
+
+    def _reread_upside_down(self, crops: list[np.ndarray], hints: list[Hint], texts: list[tuple[str, float]],
+                            candidates: list[int]) -> None:
+        """Page lines read unsure that the classifier thinks upside down are read turned 180
+        degrees too; ``texts`` keeps, per line, the reading the recogniser is surer of."""
+        if self.classifier is None:
+            return
+        params = OrientationParams()
+        unsure = [i for i in candidates if texts[i][1] < params.recheck_below]
+        if not unsure:
+            return
+        flipped = self.classifier.upside_down([crops[i] for i in unsure])
+        turned = [i for i, p in zip(unsure, flipped) if p > params.line_flip]
+        readings = self._recognize([np.ascontiguousarray(crops[i][::-1, ::-1]) for i in turned],
+                                   [hints[i] for i in turned])
+        for i, reading in zip(turned, readings):
+            if reading[1] > texts[i][1]:
+                texts[i] = reading

@@ -1,11 +1,13 @@
-"""ALTO 4.2 XML output: one ``Page`` per page, one ``TextBlock`` with the page's lines, and a
-``String`` (with ``SP`` between) per word. Coordinates are in pixels."""
+"""ALTO 4.2 XML output: one ``Page`` per page, a ``TextBlock`` per block of the result (in reading
+order), a ``TextLine`` per line and a ``String`` (with ``SP`` between) per word. Coordinates are
+in pixels."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from producer.formats.layout import Box, PageOutput, line_box, words
+from producer.formats.layout import Box, PageOutput, enclosing, line_box, words
+from shared.document import Line
 
 NS = "http://www.loc.gov/standards/alto/ns-v4#"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -30,19 +32,22 @@ def _page(layout: ET.Element, page: PageOutput) -> None:
     element = ET.SubElement(layout, "Page", {"ID": pid, "PHYSICAL_IMG_NR": str(page.number),
                                              "WIDTH": str(width), "HEIGHT": str(height)})
     space = ET.SubElement(element, "PrintSpace", _pos(Box(0, 0, max(width, 1), max(height, 1))))
-    lines = page.lines
-    if not lines:
-        return
-    boxes = [line_box(line, width, height) for line in lines]
-    block = Box(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes))
-    text_block = ET.SubElement(space, "TextBlock", {"ID": f"{pid}_B1", **_pos(block)})
-    for n, (line, box) in enumerate(zip(lines, boxes), 1):
-        text_line = ET.SubElement(text_block, "TextLine", {"ID": f"{pid}_L{n}", **_pos(box)})
-        wc = f"{max(0.0, min(1.0, line.confidence)):.3f}"
-        for w, (word, wbox) in enumerate(words(line.text, box), 1):
-            if w > 1:
-                ET.SubElement(text_line, "SP")
-            ET.SubElement(text_line, "String", {"ID": f"{pid}_L{n}_W{w}", "CONTENT": word, **_pos(wbox), "WC": wc})
+    n = 0
+    for b, block in enumerate(page.blocks, 1):
+        boxes = [line_box(line, width, height) for line in block]
+        text_block = ET.SubElement(space, "TextBlock", {"ID": f"{pid}_B{b}", **_pos(enclosing(boxes))})
+        for line, box in zip(block, boxes):
+            n += 1
+            _line(text_block, f"{pid}_L{n}", line, box)
+
+
+def _line(parent: ET.Element, lid: str, line: Line, box: Box) -> None:
+    text_line = ET.SubElement(parent, "TextLine", {"ID": lid, **_pos(box)})
+    wc = f"{max(0.0, min(1.0, line.confidence)):.3f}"
+    for w, (word, wbox) in enumerate(words(line.text, box), 1):
+        if w > 1:
+            ET.SubElement(text_line, "SP")
+        ET.SubElement(text_line, "String", {"ID": f"{lid}_W{w}", "CONTENT": word, **_pos(wbox), "WC": wc})
 
 
 def render(name: str, pages: list[PageOutput]) -> bytes:

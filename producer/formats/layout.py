@@ -54,6 +54,22 @@ class PageOutput:
     def lines(self) -> list[Line]:
         return [line for line in self.document.lines if line.text.strip()]
 
+    @property
+    def blocks(self) -> list[list[Line]]:
+        """The page's non-empty lines grouped by block, in reading order; one group of all
+        lines where the document has no blocks (line jobs, older releases)."""
+        document = self.document
+        if not document.blocks:
+            return [self.lines] if self.lines else []
+        groups = [[document.lines[i] for i in block.lines if 0 <= i < len(document.lines)]
+                  for block in document.blocks]
+        return [kept for kept in ([line for line in group if line.text.strip()] for group in groups) if kept]
+
+
+def enclosing(boxes: list[Box]) -> Box:
+    """The smallest Box holding ``boxes`` (at least one)."""
+    return Box(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes))
+
 
 def line_box(line: Line, width: int, height: int) -> Box:
     """The bounding box of a line's quad, clipped to the page (at least 1 px each way)."""

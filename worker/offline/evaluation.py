@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from shared.charsets import LANGS
@@ -28,6 +29,7 @@ from shared.images import IMAGE_SUFFIXES
 from shared.settings import Settings
 from worker.pipeline import OcrPipeline, PageTask
 from worker.preprocess import decode_image
+from worker.offline.reading_scoring import page_order_scores
 from worker.offline.scoring import ErrorCount, in_reading_order, normalize, on_labelled_text, quads
 
 
@@ -103,24 +105,68 @@ def evaluate_lines(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, 
             **speed_figures(len(items), seconds)}
 
 
-def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, lang: str = "") -> dict:
-    full, region = ErrorCount(), ErrorCount()
+def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, lang: str = "",
+                   rotate: int = 0) -> dict:
+    """Page CER (plain and gt-region), and the reading-order CER of the lines as returned
+    (never re-sorted), on the pages turned ``rotate`` degrees clockwise (``cv2.rotate``) with
+    the predicted boxes turned back into the upright frame before scoring."""
+    full, region, order = ErrorCount(), ErrorCount(), ErrorCount()
     start = time.perf_counter()
     for group in _batches(items, batch):
         images = [read_image(path, pipeline.settings) for path, _ in group]
-        results = pipeline.run([PageTask(image, "page", lang) for image in images])
+        results = pipeline.run([PageTask(turn(image, rotate), "page", lang) for image in images])
         for (_, labels), image, result in zip(group, images, results):
             lines = [] if isinstance(result, BaseException) else result.lines
             reference = in_reading_order([g["text"] for g in labels], [g["box"] for g in labels])
-            texts, boxes = [line.text for line in lines], [line.box for line in lines]
+            texts = [line.text for line in lines]
+            boxes = [upright_box(line.box, rotate, image.shape) for line in lines]
             full.add(in_reading_order(texts, boxes), reference, ignore_case)
             keep = on_labelled_text(quads(boxes), quads([g["box"] for g in labels]), image.shape[:2]) \
                 if lines else np.zeros(0, bool)
             kept = [i for i in range(len(lines)) if keep[i]]
             region.add(in_reading_order([texts[i] for i in kept], [boxes[i] for i in kept]), reference, ignore_case)
+            skew = 0.0 if isinstance(result, BaseException) else result.skew
+            order.merge(page_order_scores(texts, boxes, labels, image.shape[:2], {"returned": range(len(lines))},
+                                          ignore_case, skew)["returned"])
     seconds = time.perf_counter() - start
-    return {"cer": full.cer, "cer_gt_region": region.cer, "edits": full.errors, "edits_gt_region": region.errors,
-            "chars": full.chars, **speed_figures(len(items), seconds)}
+    return {"cer": full.cer, "cer_gt_region": region.cer, "cer_reading_order": order.cer, "rotate": rotate,
+            "edits": full.errors, "edits_gt_region": region.errors, "chars": full.chars,
+            **speed_figures(len(items), seconds)}
+
+
+ROTATE_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+def turning(shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """The 2 x 3 affine map of pixel positions of an image of ``shape`` turned ``degrees``
+    clockwise about its centre onto a canvas that holds all of it, and that canvas' (W, H)."""
+    h, w = shape[:2]
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    size = (int(round(w * cos + h * sin)), int(round(w * sin + h * cos)))
+    matrix[:, 2] += ((size[0] - 1) / 2 - (w - 1) / 2, (size[1] - 1) / 2 - (h - 1) / 2)
+    return matrix, size
+
+
+def turn(image: np.ndarray, degrees: float) -> np.ndarray:
+    """``image`` turned ``degrees`` clockwise: exactly (``cv2.rotate``) at right angles, else
+    resampled onto a larger white canvas (a skewed scan)."""
+    degrees = degrees % 360
+    if not degrees:
+        return image
+    if degrees in ROTATE_CODES:
+        return cv2.rotate(image, ROTATE_CODES[int(degrees)])
+    matrix, size = turning(image.shape, degrees)
+    return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_CUBIC, borderValue=(255, 255, 255))
+
+
+def upright_box(box, degrees: float, upright_shape: tuple[int, ...]) -> list[list[float]]:
+    """A box found on the page turned ``degrees`` clockwise (``turn``), in the upright page's pixels."""
+    if not degrees % 360:
+        return [[float(x), float(y)] for x, y in box]
+    inverse = cv2.invertAffineTransform(turning(upright_shape, degrees % 360)[0])
+    points = np.asarray(box, np.float64).reshape(-1, 2) @ inverse[:, :2].T + inverse[:, 2]
+    return [[round(float(x), 3), round(float(y), 3)] for x, y in points]
 
 
 def speed_figures(items: int, seconds: float) -> dict:
@@ -147,8 +193,17 @@ def main(argv: list[str] | None = None) -> int:
                         "give it twice for an A/B report: both versions on the same images, side by side")
     parser.add_argument("--lang", choices=LANGS, help="charset hint, as the job option 'lang' "
                         "(default: OCR_DEFAULT_LANG, as for a job that gives none)")
+    parser.add_argument("--rotate", default="0", help="page sets: comma-separated clockwise turns in degrees to "
+                        "score the pages at, e.g. 0,90,180,270 or -10,10 for skew (boxes are turned back before scoring)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    try:
+        angles = [float(a) for a in args.rotate.split(",") if a.strip()]
+    except ValueError:
+        angles = []
+    if not angles or not all(np.isfinite(angles)) or any(abs(a) > 360 for a in angles):
+        parser.error(f"--rotate takes angles in degrees (-360..360), comma-separated (got {args.rotate!r})")
+    angles = [int(a) if a.is_integer() else a for a in angles]
     try:
         mode = args.mode or detect_mode(args.data)
         items = scored_items(args.data, mode)
@@ -158,21 +213,28 @@ def main(argv: list[str] | None = None) -> int:
     versions = args.model or [settings.default_model]
     run = evaluate_lines if mode == "line" else evaluate_pages
     lang = args.lang or settings.default_lang
+    if mode == "line" and any(angles):
+        parser.error("--rotate applies to page sets")
     results = {}
     for version in versions:
-        scores = run(OcrPipeline.load(version, settings), items, max(1, args.batch), args.ignore_case, lang)
-        results[version] = {"set": args.data.name, "mode": mode, "model": version, "lang": lang, **scores}
-        print(_summary(results[version]))
+        pipeline = OcrPipeline.load(version, settings)
+        for angle in angles:
+            extra = {"rotate": angle} if mode == "page" else {}
+            scores = run(pipeline, items, max(1, args.batch), args.ignore_case, lang, **extra)
+            key = version if len(angles) == 1 else f"{version}@{angle}"
+            results[key] = {"set": args.data.name, "mode": mode, "model": version, "lang": lang, **scores}
+            print(_summary(results[key]))
     if args.json:
-        single = len(versions) == 1
-        args.json.write_text(json.dumps(results[versions[0]] if single else
+        single = len(results) == 1
+        args.json.write_text(json.dumps(next(iter(results.values())) if single else
                                         {"set": args.data.name, "mode": mode, "models": results}, indent=2))
     return 0
 
 
 def _summary(figures: dict) -> str:
     unit = "lines" if figures["mode"] == "line" else "pages"
-    extra = f"  gt-region CER {figures['cer_gt_region']:.4f}" if figures["mode"] == "page" else \
+    extra = f"  gt-region CER {figures['cer_gt_region']:.4f}  reading-order CER {figures['cer_reading_order']:.4f}" \
+        + (f"  turned {figures['rotate']:g}°" if figures["rotate"] else "") if figures["mode"] == "page" else \
         f"  exact lines {figures['exact']:.3f}"
     return (f"{figures['set']} [{figures['model']}] ({figures['items']} {unit}): CER {figures['cer']:.4f}{extra}  "
             f"{figures['items_per_s']:.2f} {unit}/s  {figures['ms_per_item']:.0f} ms/{unit[:-1]}  "

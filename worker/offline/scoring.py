@@ -41,6 +41,10 @@ class ErrorCount:
         self.chars += len(ref)
         return distance
 
+    def merge(self, other: ErrorCount) -> None:
+        self.errors += other.errors
+        self.chars += other.chars
+
     @property
     def cer(self) -> float:
         return self.errors / self.chars if self.chars else 0.0
