@@ -4,8 +4,9 @@ The detector finds text lines at any right angle. ``crop_quad`` gives every line
 long side across, turning tall crops (the lines of a page turned 90 or 270 degrees) a quarter
 turn counter-clockwise, so a page's crops come out either upright or upside down. The 0/180
 line classifier that ships in the rapidocr wheel (PP-OCR's ``ch_ppocr_mobile_v2.0_cls``, 48 x
-192 input, output [N, 2] = p(0), p(180)) tells which, line by line; the page's rotation is the
-vote of its longest lines weighted by their length (``voters``, ``page_rotation``). A page found turned is turned
+192 input, output [N, 2] = p(0), p(180)) tells which, line by line, for the page's longest lines
+(``voters``, ``page_vote``); where it finds any share of them upside down the recogniser reads
+them both ways and the surer reading decides (``rotation_of``). A page found turned is turned
 upright and detected again, so the layout rules see upright columns; boxes are turned back into
 the pixels of the image the client sent (``to_sent_frame``). On an upright page a line the
 the recogniser was unsure of and the classifier thinks upside down is read turned 180 degrees as
@@ -29,14 +30,16 @@ UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROT
 
 @dataclass(frozen=True)
 class Params:
-    """``page_share``: length-weighted share of the voting lines that must read upside down for
-    the page to be turned; ``voters``: how many of a page's longest lines vote (the classifier
+    """``doubt_share``: length-weighted share of the voting lines classified upside down from
+    which the recogniser decides (it reads the voters both ways: a page read the wrong way up
+    is garbage, so its confidence tells; the classifier alone misjudged noisy typewritten
+    forms); ``voters``: how many of a page's longest lines vote (the classifier
     costs about as much per line as recognising a short one); ``recheck_below``: lines of an
     upright page the recogniser read below this confidence are classified, and ``line_flip``:
     those with p(180) above it are read turned too, the surer reading kept; ``tall``: height /
     width from which a crop is turned a quarter (as ``worker.detect.crop_quad`` does)."""
 
-    page_share: float = 0.6
+    doubt_share: float = 0.2
     line_flip: float = 0.9
     tall: float = 1.5
     voters: int = 16
@@ -79,23 +82,27 @@ def voters(quads: np.ndarray, params: Params = Params()) -> np.ndarray:
     return np.sort(np.argsort(-length, kind="stable")[: params.voters])
 
 
-def page_rotation(quads: np.ndarray, flipped: np.ndarray, params: Params = Params()) -> int:
-    """Clockwise degrees (0, 90, 180, 270) the page was turned by, from its line boxes
-    (K x 4 x 2, corners clockwise from top-left as detected) and each line crop's p(180).
+def page_vote(quads: np.ndarray, flipped: np.ndarray, params: Params = Params()) -> tuple[bool, float]:
+    """(sideways, share upside down) of a page from its voting lines' boxes (K x 4 x 2, corners
+    clockwise from top-left as detected) and each line crop's p(180).
 
-    Lines along the page's majority direction vote, weighted by length: tall lines mean a page
-    turned a quarter (90 if their crops, turned counter-clockwise, read upright; else 270).
+    Tall lines in the majority (by length) mean a page turned a quarter; ``share`` is the
+    length-weighted share of the lines along the majority direction classified upside down.
     """
     if not len(quads):
-        return 0
+        return False, 0.0
     widths = np.linalg.norm(quads[:, 1] - quads[:, 0], axis=1)
     heights = np.linalg.norm(quads[:, 3] - quads[:, 0], axis=1)
     tall = heights >= params.tall * widths
     length = np.maximum(widths, heights)
     sideways = bool(length[tall].sum() > length[~tall].sum())
-    voters = tall if sideways else ~tall
-    share = float(length[voters & (flipped > 0.5)].sum() / max(length[voters].sum(), 1e-9))
-    upside_down = share >= params.page_share
+    members = tall if sideways else ~tall
+    return sideways, float(length[members & (flipped > 0.5)].sum() / max(length[members].sum(), 1e-9))
+
+
+def rotation_of(sideways: bool, upside_down: bool) -> int:
+    """Clockwise degrees a page was turned by: sideways pages' crops are turned a quarter
+    counter-clockwise, so they read upright at 90 and upside down at 270."""
     return {(False, False): 0, (False, True): 180, (True, False): 90, (True, True): 270}[(sideways, upside_down)]
 
 

@@ -20,7 +20,7 @@ from worker.ctc import Hint
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.lexicon import english
 from worker.model_loading import OcrModel, load_model
-from worker.orientation import LineClassifier, page_rotation, to_sent_frame, turn_upright, voters
+from worker.orientation import LineClassifier, page_vote, rotation_of, to_sent_frame, turn_upright, voters
 from worker.orientation import Params as OrientationParams
 from worker.reading_order import ordered_lines
 from worker.recognize import recognize_lines
@@ -135,12 +135,23 @@ class OcrPipeline:
         if self.classifier is None or not crops:
             return quads, crops, 0, image.shape
         sample = voters(quads)
-        rotation = page_rotation(quads[sample], self.classifier.upside_down([crops[i] for i in sample]))
+        sideways, share = page_vote(quads[sample], self.classifier.upside_down([crops[i] for i in sample]))
+        upside_down = share > OrientationParams().doubt_share and self._surer_turned([crops[i] for i in sample])
+        rotation = rotation_of(sideways, upside_down)
         if rotation:
             image = turn_upright(image, rotation)
             quads = self.detect(image)
             crops = [crop_quad(image, quad) for quad in quads]
         return quads, crops, rotation, image.shape
+
+    def _surer_turned(self, crops: list[np.ndarray]) -> bool:
+        """Whether the recogniser reads these line crops (a page's voters) more surely turned
+        180 degrees than as they are (confidence weighted by crop width)."""
+        turned = [np.ascontiguousarray(crop[::-1, ::-1]) for crop in crops]
+        readings = self._recognize(crops + turned, [Hint()] * (2 * len(crops)))
+        weights = np.asarray([crop.shape[1] for crop in crops], np.float64)
+        confidence = np.asarray([c for _, c in readings]).reshape(2, -1) @ weights
+        return bool(confidence[1] > confidence[0])
 
     def run(self, tasks: list[PageTask]) -> list[PageResult | Exception]:
         """OCR a batch; returns one PageResult, or the exception that failed it, per task."""

@@ -125,7 +125,8 @@ def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, 
                 if lines else np.zeros(0, bool)
             kept = [i for i in range(len(lines)) if keep[i]]
             region.add(in_reading_order([texts[i] for i in kept], [boxes[i] for i in kept]), reference, ignore_case)
-            skew = 0.0 if isinstance(result, BaseException) else result.skew
+            # the skew left on the upright frame: the turn beyond the nearest right angle is undone
+            skew = 0.0 if isinstance(result, BaseException) else result.skew - (((rotate + 45) % 90) - 45)
             order.merge(page_order_scores(texts, boxes, labels, image.shape[:2], {"returned": range(len(lines))},
                                           ignore_case, skew)["returned"])
     seconds = time.perf_counter() - start
