@@ -11,12 +11,14 @@ import onnxruntime as ort
 logger = logging.getLogger(__name__)
 
 
-def build_session(path: Path, threads: int, mem_arena: bool = True) -> ort.InferenceSession:
+def build_session(path: Path, threads: int, mem_arena: bool = True, spin: bool = True) -> ort.InferenceSession:
     """One CPU session for ``path`` with ``threads`` intra-op threads and no inter-op pool.
 
     Several workers share a host, so each session gets an explicit share of the cores rather
     than ONNX Runtime's default of "all of them" (which oversubscribes N workers N-fold).
     ``mem_arena`` keeps freed buffers for reuse: faster, but the process holds its peak memory.
+    ``spin=False`` stops the session's threads busy-waiting after a run: for a small model run
+    between the big ones, whose threads would otherwise compete with theirs for the cores.
     """
     options = ort.SessionOptions()
     options.enable_cpu_mem_arena = mem_arena
@@ -25,6 +27,8 @@ def build_session(path: Path, threads: int, mem_arena: bool = True) -> ort.Infer
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     logger.info("loaded %s with %d intra-op threads", path.name, threads)
     return session

@@ -83,6 +83,6 @@ def load_model(name: str, threads: int, mem_arena: bool = True, model_dir: str =
     if isinstance(classes, int) and classes != len(vocab):
         raise ModelError(f"model {spec.name}: {classes} output classes but the vocabulary gives {len(vocab)}")
     cls = Engine(build_session(Path(str(importlib.resources.files("rapidocr") / "models" / CLS_FILE)),
-                               threads, mem_arena))
+                               threads, mem_arena, spin=False))
     logger.info("model %s ready: %d classes", name, len(vocab))
     return OcrModel(spec=spec, det=det, rec=rec, vocab=vocab, cls=cls)

@@ -42,7 +42,7 @@ class Params:
     doubt_share: float = 0.2
     line_flip: float = 0.9
     tall: float = 1.5
-    voters: int = 16
+    voters: int = 8
     recheck_below: float = 0.85
 
 
