@@ -109,6 +109,10 @@ def _order_corners(points: np.ndarray) -> np.ndarray:
     return np.array([tl, tr, br, bl], np.float32)
 
 
+# A crop this many times taller than wide is a vertical or turned line: it is read turned a quarter.
+TALL = 1.5
+
+
 def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
     """Cut a (possibly rotated) quadrilateral out of ``image`` as an upright rectangle.
 
@@ -122,7 +126,7 @@ def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
     matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
     crop = cv2.warpPerspective(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE,
                                flags=cv2.INTER_CUBIC)
-    if height >= 1.5 * width:
+    if height >= TALL * width:
         crop = np.rot90(crop)
     return np.ascontiguousarray(crop)
 

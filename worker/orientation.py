@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from worker.detect import TALL
 from worker.engine import Engine
 
 CLS_HEIGHT, CLS_WIDTH = 48, 192
@@ -41,7 +42,7 @@ class Params:
 
     doubt_share: float = 0.2
     line_flip: float = 0.9
-    tall: float = 1.5
+    tall: float = TALL
     voters: int = 8
     recheck_below: float = 0.85
 

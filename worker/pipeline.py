@@ -186,7 +186,8 @@ class OcrPipeline:
             crops.extend(task_crops)
             owners.extend((index, np.round(quad).astype(int).tolist()) for quad in quads)
         start = time.perf_counter()
-        hints = [self.hint(tasks[index].lang) for index, _ in owners]
+        task_hints = [self.hint(task.lang) for task in tasks]
+        hints = [task_hints[index] for index, _ in owners]
         texts = self._recognize(crops, hints)
         pages = [i for i, (index, _) in enumerate(owners) if tasks[index].mode == "page"]
         self._reread_upside_down(crops, hints, texts, pages)
