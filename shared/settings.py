@@ -43,8 +43,9 @@ class Settings:
     max_wait_ms: int = 20
     # Recognition chunks: lines per chunk x padded width (px at height 48) stays under this.
     rec_chunk_width: int = 8192
-    # A chunk's padded area may exceed its lines' own area by this fraction (0.1 = 10 %).
-    rec_pad_slack: float = 0.1
+    # Line input widths round up to a multiple of this (px): lines of one rounded width share a
+    # session call and no line is padded for a batch-mate, so a line reads the same in any batch.
+    rec_width_bucket: int = 32
     rec_max_width: int = 4096
     # Blank input (px) after each line, decoded with it: right context for the last characters.
     rec_tail_pad: int = 16
@@ -130,7 +131,8 @@ class Settings:
         _check(2 <= self.lease_s <= 3600, "OCR_LEASE_S must be 2..3600")
         _check(self.max_wait_ms * 2 < self.lease_s * 1000, "OCR_MAX_WAIT_MS must be under half of OCR_LEASE_S")
         _check(1 <= self.max_crashes <= 100, "OCR_MAX_CRASHES must be 1..100")
-        _check(self.rec_pad_slack >= 0, "OCR_REC_PAD_SLACK must be >= 0")
+        _check(8 <= self.rec_width_bucket <= 512 and self.rec_width_bucket % 8 == 0,
+               "OCR_REC_WIDTH_BUCKET must be a multiple of 8 in 8..512")
         _check(0 <= self.rec_tail_pad <= 512, "OCR_REC_TAIL_PAD must be 0..512")
         _check(self.rec_width_scale == 0 or 0.25 <= self.rec_width_scale <= 2,
                "OCR_REC_WIDTH_SCALE must be 0 (the model's own) or 0.25..2")

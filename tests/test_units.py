@@ -10,7 +10,7 @@ from worker.ctc import Hint, ctc_greedy_decode
 from worker.lexicon import Lexicon
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.preprocess import rec_width
-from worker.recognize import plan_chunks
+from worker.recognize import plan_chunks, slot_width
 
 VOCAB = ["<blank>", "a", "b", " "]
 
@@ -44,18 +44,21 @@ def test_ctc_empty_line_has_zero_confidence():
 
 
 def test_plan_chunks_sorts_by_width_and_respects_the_budget():
-    widths = [400, 80, 1600, 120, 800]
-    chunks = plan_chunks(widths, budget=1600, pad_slack=100.0)
-    assert [i for chunk in chunks for i in chunk] == [1, 3, 0, 4, 2]
-    for chunk in chunks:
-        assert len(chunk) * max(widths[i] for i in chunk) <= 1600 or len(chunk) == 1
+    widths = [400, 80, 1600, 80, 400, 400, 800]
+    chunks = plan_chunks(widths, budget=1000)
+    assert chunks == [[1, 3], [0, 4], [5], [6], [2]]
 
 
-def test_plan_chunks_bounds_padding():
-    widths = [400, 408, 416, 800, 816, 400]
-    chunks = plan_chunks(widths, budget=100_000, pad_slack=0.1)
-    assert chunks == [[0, 5, 1, 2], [3, 4]]
-    assert plan_chunks(widths, budget=100_000, pad_slack=10.0) == [[0, 5, 1, 2, 3, 4]]
+def test_plan_chunks_never_pads_a_line_for_a_batch_mate():
+    widths = [400, 408, 416, 400, 408]
+    assert plan_chunks(widths, budget=100_000) == [[0, 3], [1, 4], [2]]
+
+
+def test_slot_width_rounds_line_and_tail_up_to_the_bucket():
+    assert slot_width(100, 16, 32) == 128
+    assert slot_width(112, 16, 32) == 128
+    assert slot_width(113, 16, 32) == 160
+    assert slot_width(100, 0, 8) == 104
 
 
 def test_rec_width_keeps_aspect_in_steps_of_8_and_caps():

@@ -212,7 +212,7 @@ class OcrPipeline:
             crops,
             max_width=self.settings.rec_max_width,
             budget=self.settings.rec_chunk_width,
-            pad_slack=self.settings.rec_pad_slack,
+            bucket=self.settings.rec_width_bucket,
             hints=hints,
             tail_pad=self.tail_pad,
             width_scale=self.width_scale,

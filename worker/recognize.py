@@ -1,4 +1,7 @@
-"""Batched recognition: width-sorted chunks of line crops through one session call each."""
+"""Batched recognition: chunks of equally wide line crops through one session call each.
+
+A line's input is its own crop, its tail pad and blank up to its width bucket, never padding
+for a wider batch-mate, so its text and confidence do not depend on the batch it is in."""
 
 from __future__ import annotations
 
@@ -11,27 +14,30 @@ from worker.model_loading import OcrModel
 from worker.preprocess import REC_STRIDE, pad_stack, rec_normalize, rec_width
 
 
-def plan_chunks(widths: Sequence[int], budget: int, pad_slack: float) -> list[list[int]]:
-    """Group line indices into chunks, narrowest first, each padded to its widest line.
+def plan_chunks(widths: Sequence[int], budget: int) -> list[list[int]]:
+    """Group line indices into chunks of one width each, narrowest first, ``lines x width <=
+    budget`` (memory bound; a line wider than the budget runs alone).
 
-    A chunk takes the next (wider) line while ``lines x widest <= budget`` (memory bound) and
-    the padded area stays within ``1 + pad_slack`` times the lines' own area. Recognition cost
-    on CPU grows with padded pixels and batching itself saves little per line, so padding a
-    short line to a long one costs more than a second session call.
+    Lines share a session call only with lines of their own padded width, so no line is padded
+    for a batch-mate: the recogniser's global mixing sees the same input whatever the batch, and
+    a line reads the same alone or among any others (batch invariance). Recognition cost on CPU
+    grows with pixels and batching itself saves little per line, so more, narrower calls cost
+    little.
     """
     chunks: list[list[int]] = []
-    area = 0
-    for idx in sorted(range(len(widths)), key=lambda i: widths[i]):
+    for idx in sorted(range(len(widths)), key=lambda i: (widths[i], i)):
         width = widths[idx]
-        if chunks:
-            lines = len(chunks[-1]) + 1
-            if lines * width <= budget and lines * width <= (1 + pad_slack) * (area + width):
-                chunks[-1].append(idx)
-                area += width
-                continue
-        chunks.append([idx])
-        area = width
+        if chunks and widths[chunks[-1][0]] == width and (len(chunks[-1]) + 1) * width <= budget:
+            chunks[-1].append(idx)
+        else:
+            chunks.append([idx])
     return chunks
+
+
+def slot_width(width: int, tail: int, bucket: int) -> int:
+    """A line's padded input width: its own ``width`` plus ``tail`` px, rounded up to a multiple
+    of ``bucket`` (lines of similar width then share a call)."""
+    return -(-(width + tail) // bucket) * bucket
 
 
 def recognize_lines(
@@ -40,7 +46,7 @@ def recognize_lines(
     *,
     max_width: int,
     budget: int,
-    pad_slack: float,
+    bucket: int = REC_STRIDE,
     hints: Sequence[Hint] | None = None,
     tail_pad: int = 0,
     width_scale: float = 1.0,
@@ -53,15 +59,17 @@ def recognize_lines(
     recogniser needs right context to emit the last characters, so without it line ends are
     clipped when the line runs alone and read when a wider batch-mate pads it.
     ``width_scale`` scales each line's width at the model's height (see ``rec_width``).
+    ``bucket`` (a multiple of ``REC_STRIDE``): line input widths, tail included, are rounded
+    up to a multiple of it (``slot_width``), so lines
+    of similar width share a call; a line's input and reading never depend on its batch-mates.
     """
     height = model.spec.rec_height
     widths = [rec_width(crop.shape, height, max_width, width_scale) for crop in crops]
-    tail = -(-tail_pad // REC_STRIDE) * REC_STRIDE
-    slots = [width + tail for width in widths]
+    slots = [slot_width(width, tail_pad, bucket) for width in widths]
     results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
-    for chunk in plan_chunks(slots, budget, pad_slack):
+    for chunk in plan_chunks(slots, budget):
         tensors = [rec_normalize(crops[i], height, widths[i]) for i in chunk]
-        probs = model.rec(pad_stack(tensors, max(slots[i] for i in chunk)))
+        probs = model.rec(pad_stack(tensors, slots[chunk[0]]))
         steps = [slots[i] // REC_STRIDE for i in chunk]
         chunk_hints = [hints[i] for i in chunk] if hints is not None else None
         for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_hints)):
