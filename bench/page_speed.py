@@ -41,7 +41,7 @@ def time_ours(engine: tuple[OcrPipeline, str], paths: list[Path]) -> float:
 def time_rapid(peer: RapidOcrPeer, paths: list[Path]) -> float:
     start = time.perf_counter()
     for path in paths:
-        peer.page(path)
+        peer.page(str(path))
     return time.perf_counter() - start
 
 

@@ -1,6 +1,7 @@
 """Score a peer OCR system on an eval folder with batchocr's own scoring (one process per run).
 
-    python -m bench.peer_eval --system rapidocr|tesseract --data DIR [--ignore-case] [--lang eng] --json OUT
+    python -m bench.peer_eval --system rapidocr|tesseract --data DIR [--ignore-case] [--lang eng]
+        [--rotate DEGREES] --json OUT
 
 RapidOCR 3.10: its full default pipeline (det + cls + rec) for pages, recognition only for line
 crops, onnxruntime with the same thread count as batchocr. Tesseract 5 (Debian): ``--psm 7`` for
@@ -15,19 +16,22 @@ import io
 import json
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import cv2
 
-from worker.offline.evaluation import detect_mode, line_items, page_items, speed_figures
-from worker.offline.scoring import (
-    ErrorCount,
-    in_reading_order,
-    normalize,
-    on_labelled_text,
-    quads,
+from worker.offline.evaluation import (
+    detect_mode,
+    line_items,
+    page_items,
+    speed_figures,
+    turn,
+    upright_box,
 )
+from worker.offline.page_scores import PageScores
+from worker.offline.scoring import ErrorCount, normalize
 
 
 class RapidOcrPeer:
@@ -44,8 +48,8 @@ class RapidOcrPeer:
         out = self.engine(str(path), use_det=False, use_cls=False, use_rec=True)
         return "".join(out.txts or ())
 
-    def page(self, path: Path) -> list[tuple[str, list]]:
-        out = self.engine(str(path))
+    def page(self, image) -> list[tuple[str, list]]:
+        out = self.engine(image)
         if out.txts is None:
             return []
         return [(text, box.tolist()) for text, box in zip(out.txts, out.boxes)]
@@ -60,11 +64,16 @@ class TesseractPeer:
         command = ["tesseract", str(path), "stdout", "-l", self.lang, *args]
         return subprocess.run(command, capture_output=True, text=True, check=True, env=self.env).stdout
 
+    def _run_image(self, image, *args: str) -> str:
+        with tempfile.NamedTemporaryFile(suffix=".png") as file:
+            cv2.imwrite(file.name, image)
+            return self._run(Path(file.name), *args)
+
     def line(self, path: Path) -> str:
         return self._run(path, "--psm", "7").strip()
 
-    def page(self, path: Path) -> list[tuple[str, list]]:
-        rows = csv.DictReader(io.StringIO(self._run(path, "tsv")), delimiter="\t", quoting=csv.QUOTE_NONE)
+    def page(self, image) -> list[tuple[str, list]]:
+        rows = csv.DictReader(io.StringIO(self._run_image(image, "tsv")), delimiter="\t", quoting=csv.QUOTE_NONE)
         lines: dict[tuple, list[dict]] = {}
         for row in rows:
             if row["level"] == "5" and row["text"].strip():
@@ -80,7 +89,7 @@ class TesseractPeer:
         return result
 
 
-def evaluate(peer, data: Path, ignore_case: bool) -> dict:
+def evaluate(peer, data: Path, ignore_case: bool, rotate: float = 0) -> dict:
     mode = detect_mode(data)
     start = time.perf_counter()
     if mode == "line":
@@ -92,20 +101,14 @@ def evaluate(peer, data: Path, ignore_case: bool) -> dict:
             count.add(text, label, ignore_case)
         figures = {"cer": count.cer, "exact": exact / max(1, len(items))}
     else:
-        full, region = ErrorCount(), ErrorCount()
+        scores = PageScores(ignore_case)
         items = page_items(data)
         for path, labels in items:
-            lines = peer.page(path)
-            texts, boxes = [t for t, _ in lines], [b for _, b in lines]
-            reference = in_reading_order([g["text"] for g in labels], [g["box"] for g in labels])
-            full.add(in_reading_order(texts, boxes), reference, ignore_case)
-            if lines:
-                shape = cv2.imread(str(path)).shape[:2]
-                keep = on_labelled_text(quads(boxes), quads([g["box"] for g in labels]), shape)
-                texts = [t for t, k in zip(texts, keep) if k]
-                boxes = [b for b, k in zip(boxes, keep) if k]
-            region.add(in_reading_order(texts, boxes), reference, ignore_case)
-        figures = {"cer": full.cer, "cer_gt_region": region.cer}
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            lines = peer.page(turn(image, rotate))
+            boxes = [upright_box(box, rotate, image.shape) for _, box in lines]
+            scores.add([text for text, _ in lines], boxes, labels, image.shape)
+        figures = {**scores.figures(), "rotate": rotate}
     return {"set": data.name, "mode": mode, **figures, **speed_figures(len(items), time.perf_counter() - start)}
 
 
@@ -116,10 +119,12 @@ def main() -> None:
     parser.add_argument("--ignore-case", action="store_true")
     parser.add_argument("--lang", default="eng", help="Tesseract languages, e.g. chi_sim+eng")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rotate", type=float, default=0, help="page sets: turn pages this many degrees clockwise "
+                        "(as batchocr-eval --rotate; boxes are turned back before scoring)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
     peer = RapidOcrPeer(args.threads) if args.system == "rapidocr" else TesseractPeer(args.lang, args.threads)
-    figures = evaluate(peer, args.data, args.ignore_case)
+    figures = evaluate(peer, args.data, args.ignore_case, args.rotate)
     args.json.write_text(json.dumps({"system": args.system, **figures}, indent=2))
     print(json.dumps({"system": args.system, **figures}))
 

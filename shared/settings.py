@@ -89,6 +89,8 @@ class Settings:
     # Pages turned 90, 180 or 270 degrees are found and read upright, and single upside-down
     # lines turned (worker/orientation.py: a 0/180 line classifier from the rapidocr wheel).
     orientation: bool = True
+    # Pages skewed by 1.5 degrees or more are turned level and detected again (worker/deskew.py).
+    deskew: bool = True
     # Tests only: a worker kills itself (SIGKILL) mid-batch on an image containing these bytes,
     # to prove crash recovery and poison handling. Empty (the default) = off.
     test_crash_marker: str = ""

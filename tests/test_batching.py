@@ -1,4 +1,5 @@
-"""The batching worker: one recognition call per batch, batch invariance, failure isolation."""
+"""The batching worker: one recognition call per batch of equally wide lines, batch invariance,
+failure isolation."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from shared import keys
 from shared.settings import Settings
 from tests.helpers import ROOT, eval_lines, wait_until
 from worker.preprocess import rec_width
+from worker.recognize import slot_width
 
 GOOD = (ROOT / "samples" / "lines" / "address.png").read_bytes()
 
@@ -27,20 +29,22 @@ def results(client, ids):
     return [client.get(f"/v1/jobs/{job_id}").get_json() for job_id in ids]
 
 
-def similar_width_lines(count: int) -> list[bytes]:
-    """``count`` real lines (UW3 + Chinese) of near-equal recognition width that fit one chunk
-    (``count`` x width <= rec_chunk_width): the common case of a bulk run over similar lines."""
-    pool = [image for image, _ in eval_lines("uw3_lines", 60) + eval_lines("omnidocbench_zh_lines", 60)]
-    shapes = [cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR).shape for image in pool]
-    fits = [i for i in range(len(pool)) if rec_width(shapes[i], 48, 4096) + 16 <= Settings().rec_chunk_width // count]
-    order = sorted(fits, key=lambda i: rec_width(shapes[i], 48, 4096))
-    widths = [rec_width(shapes[i], 48, 4096) for i in order]
-    best = min(range(len(order) - count + 1), key=lambda k: widths[k + count - 1] / widths[k])
-    return [pool[i] for i in order[best : best + count]]
+def similar_width_lines(count: int, pipeline) -> list[bytes]:
+    """``count`` real lines (UW3 + Chinese) of one recognition input width (``slot_width``)
+    that fit one chunk: the common case of a bulk run over similar lines."""
+    pool = [image for image, _ in eval_lines("uw3_lines", 150) + eval_lines("omnidocbench_zh_lines", 150)]
+    settings = pipeline.settings
+    slots: dict[int, list[bytes]] = {}
+    for image in pool:
+        shape = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR).shape
+        width = rec_width(shape, pipeline.model.spec.rec_height, settings.rec_max_width, pipeline.width_scale)
+        slots.setdefault(slot_width(width, pipeline.tail_pad, settings.rec_width_bucket), []).append(image)
+    fitting = [slot for slot, images in slots.items() if len(images) >= count and count * slot <= settings.rec_chunk_width]
+    return slots[max(fitting, key=lambda slot: len(slots[slot]))][:count]
 
 
 def test_eight_line_jobs_take_one_recognition_call_and_match_running_alone(client, make_worker, pipelines):
-    lines = similar_width_lines(8)
+    lines = similar_width_lines(8, pipelines["ppocrv6-small"])
     rec = pipelines["ppocrv6-small"].model.rec
 
     ids = [submit(client, image) for image in lines]
@@ -62,7 +66,7 @@ def test_eight_line_jobs_take_one_recognition_call_and_match_running_alone(clien
     assert all(v["result"]["text"] for v in batched)
 
 
-def test_lines_of_very_different_widths_are_split_to_bound_padding(client, make_worker, pipelines):
+def test_lines_of_different_widths_are_never_padded_for_each_other(client, make_worker, pipelines):
     short, long = eval_lines("omnidocbench_zh_lines", 1, start=5)[0][0], eval_lines("uw3_lines", 1)[0][0]
     ids = [submit(client, short), submit(client, long)]
     rec = pipelines["ppocrv6-small"].model.rec

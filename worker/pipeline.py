@@ -17,8 +17,10 @@ from shared.document import Block, Line, joined_text
 from shared.payload import resolve_lang
 from shared.settings import Settings
 from worker.ctc import Hint
+from worker.deskew import level, needs_leveling, to_page_frame
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.lexicon import english
+from worker.line_geometry import skew_angle
 from worker.model_loading import OcrModel, load_model
 from worker.orientation import LineClassifier, page_vote, rotation_of, to_sent_frame, turn_upright, voters
 from worker.orientation import Params as OrientationParams
@@ -142,7 +144,18 @@ class OcrPipeline:
             image = turn_upright(image, rotation)
             quads = self.detect(image)
             crops = [crop_quad(image, quad) for quad in quads]
+        quads, crops = self._level(image, quads, crops)
         return quads, crops, rotation, image.shape
+
+    def _level(self, image: np.ndarray, quads: np.ndarray, crops: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A skewed page's lines found again on the page turned level (``worker.deskew``):
+        boxes in ``image``'s pixels, crops cut from the level page; as given otherwise."""
+        angle = skew_angle(quads) if len(quads) else 0.0
+        if not self.settings.deskew or not needs_leveling(angle):
+            return quads, crops
+        leveled, matrix = level(image, angle, quads)
+        found = self.detect(leveled)
+        return to_page_frame(found, matrix), [crop_quad(leveled, quad) for quad in found]
 
     def _surer_turned(self, crops: list[np.ndarray]) -> bool:
         """Whether the recogniser reads these line crops (a page's voters) more surely turned

@@ -29,8 +29,8 @@ from shared.images import IMAGE_SUFFIXES
 from shared.settings import Settings
 from worker.pipeline import OcrPipeline, PageTask
 from worker.preprocess import decode_image
-from worker.offline.reading_scoring import page_order_scores
-from worker.offline.scoring import ErrorCount, in_reading_order, normalize, on_labelled_text, quads
+from worker.offline.page_scores import PageScores
+from worker.offline.scoring import ErrorCount, normalize
 
 
 def detect_mode(data: Path) -> str:
@@ -106,33 +106,21 @@ def evaluate_lines(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, 
 
 
 def evaluate_pages(pipeline: OcrPipeline, items, batch: int, ignore_case: bool, lang: str = "",
-                   rotate: int = 0) -> dict:
+                   rotate: float = 0) -> dict:
     """Page CER (plain and gt-region), and the reading-order CER of the lines as returned
-    (never re-sorted), on the pages turned ``rotate`` degrees clockwise (``cv2.rotate``) with
-    the predicted boxes turned back into the upright frame before scoring."""
-    full, region, order = ErrorCount(), ErrorCount(), ErrorCount()
+    (never re-sorted), on the pages turned ``rotate`` degrees clockwise (``turn``) with the
+    predicted boxes turned back into the upright frame before scoring (``PageScores``)."""
+    scores = PageScores(ignore_case)
     start = time.perf_counter()
     for group in _batches(items, batch):
         images = [read_image(path, pipeline.settings) for path, _ in group]
         results = pipeline.run([PageTask(turn(image, rotate), "page", lang) for image in images])
         for (_, labels), image, result in zip(group, images, results):
             lines = [] if isinstance(result, BaseException) else result.lines
-            reference = in_reading_order([g["text"] for g in labels], [g["box"] for g in labels])
-            texts = [line.text for line in lines]
             boxes = [upright_box(line.box, rotate, image.shape) for line in lines]
-            full.add(in_reading_order(texts, boxes), reference, ignore_case)
-            keep = on_labelled_text(quads(boxes), quads([g["box"] for g in labels]), image.shape[:2]) \
-                if lines else np.zeros(0, bool)
-            kept = [i for i in range(len(lines)) if keep[i]]
-            region.add(in_reading_order([texts[i] for i in kept], [boxes[i] for i in kept]), reference, ignore_case)
-            # the skew left on the upright frame: the turn beyond the nearest right angle is undone
-            skew = 0.0 if isinstance(result, BaseException) else result.skew - (((rotate + 45) % 90) - 45)
-            order.merge(page_order_scores(texts, boxes, labels, image.shape[:2], {"returned": range(len(lines))},
-                                          ignore_case, skew)["returned"])
+            scores.add([line.text for line in lines], boxes, labels, image.shape)
     seconds = time.perf_counter() - start
-    return {"cer": full.cer, "cer_gt_region": region.cer, "cer_reading_order": order.cer, "rotate": rotate,
-            "edits": full.errors, "edits_gt_region": region.errors, "chars": full.chars,
-            **speed_figures(len(items), seconds)}
+    return {**scores.figures(), "rotate": rotate, **speed_figures(len(items), seconds)}
 
 
 ROTATE_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
