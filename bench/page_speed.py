@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.page_speed [--rounds 3] [--threads 2] [--model V ...] [--width-scale S ...]
         [--lang L ...] [--det-max-side N ...] [--orientation on --orientation off]
+        [--deskew on --deskew off] [--width-bucket N ...]
 
 One process holds both (same cores, same ONNX Runtime, 2 intra-op threads each); every round
 times each system over every page set, alternating which goes first. batchocr runs pages in
@@ -11,6 +12,7 @@ groups of 8 (a worker's max_batch); RapidOCR one page per call, its only mode.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -45,6 +47,32 @@ def time_rapid(peer: RapidOcrPeer, paths: list[Path]) -> float:
     return time.perf_counter() - start
 
 
+def variants(args: argparse.Namespace, settings: Settings) -> dict[str, tuple[OcrPipeline, str]]:
+    """Our pipelines to time, one per combination of the values given (each option not given:
+    the deployment's setting), keyed by what they vary: 'ours:VERSION[@SCALE]+LANG[/...]'."""
+    models = {v: load_model(v, settings.threads, settings.ort_mem_arena, settings.model_dir)
+              for v in args.model or [settings.default_model]}
+    switches = {"on": True, "off": False}
+    axes = {  # setting -> [(label or "", value)]
+        "rec_width_scale": [(f"@{s:g}" if s else "", s) for s in args.width_scale or [settings.rec_width_scale]],
+        "det_max_side": [(f"/det{d}" if args.det_max_side else "", d) for d in args.det_max_side or [settings.det_max_side]],
+        "orientation": [(f"/orientation-{o}", switches[o]) for o in args.orientation] if args.orientation
+        else [("", settings.orientation)],
+        "deskew": [(f"/deskew-{o}", switches[o]) for o in args.deskew] if args.deskew else [("", settings.deskew)],
+        "rec_width_bucket": [(f"/bucket{b}" if args.width_bucket else "", b)
+                             for b in args.width_bucket or [settings.rec_width_bucket]],
+    }
+    ours = {}
+    for version, model in models.items():
+        for lang in args.lang or [settings.default_lang]:
+            for combo in itertools.product(*axes.values()):
+                labels = [label for label, _ in combo]
+                key = f"ours:{version}{labels[0]}+{lang}{''.join(labels[1:])}"
+                changes = {name: value for name, (_, value) in zip(axes, combo)}
+                ours[key] = (OcrPipeline(model, settings.replace(**changes)), lang)
+    return ours
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -59,17 +87,13 @@ def main() -> None:
                         "(OCR_DET_MAX_SIDE; default: the deployment's)")
     parser.add_argument("--orientation", action="append", choices=("on", "off"), help="page orientation "
                         "(OCR_ORIENTATION) on and/or off, timed side by side (default: the deployment's)")
+    parser.add_argument("--deskew", action="append", choices=("on", "off"), help="leveling skewed pages "
+                        "(OCR_DESKEW) on and/or off, timed side by side (default: the deployment's)")
+    parser.add_argument("--width-bucket", action="append", type=int, help="recognition width bucket(s) to time "
+                        "(OCR_REC_WIDTH_BUCKET; default: the deployment's)")
     args = parser.parse_args()
     settings = Settings.from_env(intra_op_threads=args.threads)
-    models = {v: load_model(v, settings.threads, settings.ort_mem_arena, settings.model_dir) for v in args.model or [settings.default_model]}
-    scales = args.width_scale or [settings.rec_width_scale]
-    langs = args.lang or [settings.default_lang]
-    sides = args.det_max_side or [settings.det_max_side]
-    turns = [t == "on" for t in args.orientation] if args.orientation else [settings.orientation]
-    ours = {f"ours:{v}" + (f"@{s:g}" if s else "") + f"+{lang}" + (f"/det{d}" if args.det_max_side else "")
-            + (f"/orientation-{'on' if o else 'off'}" if args.orientation else ""):
-            (OcrPipeline(model, settings.replace(rec_width_scale=s, det_max_side=d, orientation=o)), lang)
-            for v, model in models.items() for s in scales for lang in langs for d in sides for o in turns}
+    ours = variants(args, settings)
     english()  # the word list lang=en/auto use: loaded once per worker process, not timed
     rapid = RapidOcrPeer(args.threads)
     pages = {name: [path for path, _ in page_items(EVAL / name)] for name in SETS}

@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
+from worker.detect import TALL
 from worker.offline.evaluation import (
     detect_mode,
     line_items,
@@ -52,7 +54,17 @@ class RapidOcrPeer:
         out = self.engine(image)
         if out.txts is None:
             return []
-        return [(text, box.tolist()) for text, box in zip(out.txts, out.boxes)]
+        return [(text, _text_corners(box).tolist()) for text, box in zip(out.txts, out.boxes)]
+
+
+def _text_corners(box: np.ndarray) -> np.ndarray:
+    """A RapidOCR box (4 x 2, clockwise from the image's top-left) from the text's own top-left,
+    as batchocr gives boxes: RapidOCR reads a crop at least 1.5 times taller than wide turned a
+    quarter counter-clockwise (as ``worker.detect.crop_quad`` does), so the text starts at the
+    box's top-right. Scoring takes a line's height from its first and last corner."""
+    box = np.asarray(box, np.float64)
+    width, height = np.linalg.norm(box[1] - box[0]), np.linalg.norm(box[3] - box[0])
+    return np.roll(box, -1, axis=0) if height >= TALL * width else box
 
 
 class TesseractPeer:
