@@ -12,7 +12,7 @@ from bench.gates import Models, load, measure, too_close
 
 TABLE = load()
 # The accuracy features docs/BENCHMARKS.md documents; each must have a gate that catches it.
-DOCUMENTED = {"rec_width_scale", "lexicon", "rec_tail_pad", "lang_auto", "det_max_side", "det_min_side",
+DOCUMENTED = {"rec_width_scale", "lexicon", "lang_auto", "det_max_side", "det_min_side",
               "min_line_confidence", "default_model"}
 
 
