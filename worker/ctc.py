@@ -42,8 +42,8 @@ def ctc_greedy_decode(
     Args:
         probs: N x T x C float32 class probabilities; class 0 is the CTC blank.
         lengths: valid time steps of each line (its own slot width / 8); steps beyond a line's
-            length are padding from wider batch-mates and are ignored, so a line decodes the
-            same whether it ran alone or in a batch.
+            length are padding and are ignored (``worker.recognize`` pads no line for a
+            batch-mate, so they are none there).
         vocab: C strings, ``vocab[0]`` being the blank.
         hints: per line, how to decode it (default: every class, no lexicon).
 

@@ -56,8 +56,8 @@ def recognize_lines(
     ``hints`` (optional, one per crop) say how each line is decoded: a character set, a
     lexicon, English detection (``worker.ctc.Hint``).
     ``tail_pad`` px of blank (zero) input follow every line and are decoded with it: the
-    recogniser needs right context to emit the last characters, so without it line ends are
-    clipped when the line runs alone and read when a wider batch-mate pads it.
+    recogniser needs right context to emit the last characters: without it, the end of a line
+    whose width fills its bucket is clipped.
     ``width_scale`` scales each line's width at the model's height (see ``rec_width``).
     ``bucket`` (a multiple of ``REC_STRIDE``): line input widths, tail included, are rounded
     up to a multiple of it (``slot_width``), so lines
