@@ -37,19 +37,11 @@ def _assert_same(alone, together, names):
     assert not differ, f"{len(differ)} of {len(names)} read differently in a batch: {differ[:10]}"
 
 
-@pytest.mark.parametrize("name", ["uw3_lines", "omnidocbench_zh_lines"])
-def test_every_line_reads_the_same_alone_and_among_any_batch_mates(pipelines, base_settings, name):
+@pytest.mark.parametrize("name, mode", [("uw3_lines", "line"), ("omnidocbench_zh_lines", "line"),
+                                        ("sroie_receipts", "page"), ("omnidocbench_pages", "page")])
+def test_every_item_reads_the_same_alone_and_among_any_batch_mates(pipelines, base_settings, name, mode):
     pipeline = pipelines[base_settings.default_model]
-    items = line_items(eval_dir(name))
-    tasks = [PageTask(read_image(path, base_settings), "line") for path, _ in items]
-    alone, together = _read_alone_and_shuffled(pipeline, tasks, seed=14)
+    items = line_items(eval_dir(name)) if mode == "line" else page_items(eval_dir(name))
+    tasks = [PageTask(read_image(path, base_settings), mode) for path, _ in items]
+    alone, together = _read_alone_and_shuffled(pipeline, tasks, seed=14 if mode == "line" else 3)
     _assert_same(alone, together, [path.name for path, _ in items])
-
-
-@pytest.mark.parametrize("name", ["sroie_receipts", "omnidocbench_pages"])
-def test_every_page_reads_the_same_alone_and_among_any_batch_mates(pipelines, base_settings, name):
-    pipeline = pipelines[base_settings.default_model]
-    items = page_items(eval_dir(name))
-    tasks = [PageTask(read_image(path, base_settings), "page") for path, _ in items]
-    alone, together = _read_alone_and_shuffled(pipeline, tasks, seed=3)
-    _assert_same(alone, together, [path.stem for path, _ in items])

@@ -3,7 +3,7 @@
 The detector finds tilted lines, but on a page skewed by several degrees neighbouring lines and
 columns run into each other: boxes merge across rows, short lines are missed, and columns are
 cut in the wrong places. A page whose first-pass line boxes lean by at least
-``Params.min_degrees`` (``worker.line_geometry.skew_angle``) is turned level about its centre
+``Params.min_degrees`` (``worker.line_geometry.skew_angle``) is turned level about its centre,
 cut to the text found plus a margin (``level``), detected again, and its boxes are mapped
 back into the page's own pixels (``to_page_frame``); line crops come from the level page.
 """
