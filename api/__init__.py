@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from flask import Flask
 from redis import Redis
+from redis.exceptions import RedisError
 
 from shared import models
+from shared.redis_memory import RedisMemory, check_no_eviction
 from shared.s3 import ObjectStore
 from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, connection: Redis | None = None) -> Flask:
@@ -27,6 +32,7 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     app.extensions["batchocr.redis"] = connection or Redis.from_url(
         settings.redis_url, socket_connect_timeout=2, socket_timeout=5
     )
+    _refuse_evicting_redis(app.extensions["batchocr.redis"], settings)
     app.extensions["batchocr.objects"] = ObjectStore(settings)
     app.extensions["batchocr.sync_slots"] = threading.BoundedSemaphore(max(1, settings.api_threads // 2))
     app.register_blueprint(bp)
@@ -36,3 +42,15 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     security.install(app, settings)
     register_error_handlers(app)
     return app
+
+
+def _refuse_evicting_redis(connection: Redis, settings: Settings) -> None:
+    """EvictingRedisError on a Redis that may evict keys; an unreachable one is checked again at
+    every submission and health check instead (the API starts, and answers 503 meanwhile)."""
+    try:
+        memory = RedisMemory.read(connection)
+    except RedisError as exc:
+        logger.warning("Redis unreachable at start (%s): its maxmemory-policy is checked when it answers",
+                       type(exc).__name__)
+        return
+    check_no_eviction(memory, settings, "batchocr-api")

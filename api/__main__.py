@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from gunicorn.app.base import BaseApplication
 
 from api import create_app
 from shared import logs
+from shared.errors import EvictingRedisError
 from shared.settings import Settings
+
+logger = logging.getLogger("batchocr-api")
 
 
 class GunicornServer(BaseApplication):
@@ -44,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         "loglevel": args.log_level.lower(),
         "accesslog": None,
     }
-    GunicornServer(create_app(settings), options).run()
+    try:
+        app = create_app(settings)
+    except EvictingRedisError as exc:
+        logger.error("%s", exc.message)
+        return 2
+    GunicornServer(app, options).run()
     return 0
 
 

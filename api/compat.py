@@ -48,7 +48,8 @@ def _run_sync():
     body = json_object()
     image = decode_base64(body.pop("image_base64", None))
     options = JobOptions.parse(body, settings)
-    job = jobs.submit(connection, settings, image, options, owner=g.owner).job
+    job = jobs.submit(connection, settings, image, options, owner=g.owner,
+                      objects=current_app.extensions["batchocr.objects"]).job
     deadline = time.monotonic() + settings.sync_timeout_s
     while time.monotonic() < deadline and job.get_status(refresh=True).value not in jobs.TERMINAL:
         time.sleep(0.02)

@@ -8,7 +8,7 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from shared.errors import BatchOcrError
+from shared.errors import BatchOcrError, QueueFullError
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,17 @@ def _body(kind: str, message: str, status: int):
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(BatchOcrError)
     def batchocr_error(exc: BatchOcrError):
-        return _body(exc.kind, exc.message, exc.http_status)
+        body, status = _body(exc.kind, exc.message, exc.http_status)
+        if isinstance(exc, QueueFullError):
+            return body, status, {"Retry-After": str(exc.retry_after)}
+        return body, status
+
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
+    def redis_full(exc: Exception):
+        logger.error("redis out of memory: %s", exc)
+        return _body("redis_full", "the job store (Redis) is out of memory (its maxmemory is reached, by this "
+                     "deployment or another user of the same Redis); nothing was queued; retry later", 503) \
+            + ({"Retry-After": "30"},)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from rq import Worker
 
-from shared import jobs, keys
+from shared import backlog, jobs, keys
+from shared.redis_memory import RedisMemory
 
 bp = Blueprint("metrics", __name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -43,6 +44,31 @@ class QueueCollector:
                                 value=Worker.count(connection=self.connection))
         yield GaugeMetricFamily("batchocr_crash_suspects", "Jobs whose worker died, waiting to run alone",
                                 value=self.connection.hlen(keys.CRASHES))
+        yield from self._backlog()
+
+    def _backlog(self):
+        """Admission control's bounds, what they hold now, and its refusals (``shared.backlog``)."""
+        memory = RedisMemory.read(self.connection)
+        bounds, held = backlog.Bounds.derive(self.settings, memory), backlog.totals(self.connection)
+        for name, text, value in (
+            ("batchocr_backlog_jobs", "Jobs admitted and not ended (waiting or running)", held.jobs),
+            ("batchocr_backlog_bytes", "Bytes of Redis held by the backlog's images", held.bytes),
+            ("batchocr_backlog_max_jobs", "Admission bound on jobs", bounds.jobs),
+            ("batchocr_backlog_max_bytes", "Admission bound on image bytes in Redis", bounds.bytes),
+            ("batchocr_backlog_key_share", "Share of each bound one API key may hold", bounds.share),
+            ("batchocr_drain_jobs_per_second", "Jobs ended per second over the last minute",
+             backlog.drain_rate(self.connection)),
+            ("batchocr_redis_used_memory_bytes", "Redis used_memory", memory.used),
+            ("batchocr_redis_maxmemory_bytes", "Redis maxmemory (0 = no limit)", memory.maxmemory),
+            ("batchocr_redis_evicting", "1 if Redis's maxmemory-policy may evict keys (jobs can be lost)",
+             int(memory.evicting)),
+        ):
+            yield GaugeMetricFamily(name, text, value=value)
+        refusals = CounterMetricFamily("batchocr_backlog_refusals", "Submissions refused with 429, by bound",
+                                       labels=["bound"])
+        for bound in backlog.BOUND_NAMES:
+            refusals.add_metric([bound], held.refusals.get(bound, 0))
+        yield refusals
 
 
 @bp.get("/metrics")

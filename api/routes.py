@@ -19,6 +19,7 @@ from shared.errors import (
 )
 from shared.images import check_media_type
 from shared.payload import JobOptions
+from shared.redis_memory import RedisMemory, check_no_eviction
 from shared.s3 import S3Uri
 
 bp = Blueprint("v1", __name__)
@@ -137,7 +138,7 @@ def submit_job():
         fields.pop(name, None)
     options = JobOptions.parse(fields, _settings())
     submission = jobs.submit(_redis(), _settings(), image, options, job_id=job_id, retry_failed=retry_failed,
-                             owner=g.owner)
+                             owner=g.owner, objects=_objects())
     job = submission.job
     links = {"self": url_for("v1.get_job", job_id=job.id)}
     if not submission.created:
@@ -167,5 +168,6 @@ def list_models():
 
 @bp.get("/healthz")
 def healthz():
-    _redis().ping()
+    """ok while Redis answers and may not evict keys (``shared.redis_memory``); 503 otherwise."""
+    check_no_eviction(RedisMemory.read(_redis()), _settings(), "batchocr")
     return jsonify({"status": "ok"})

@@ -53,18 +53,19 @@ def free_port() -> int:
 class RedisServer:
     """A server process on 127.0.0.1; ``url`` is set once it answers PING. Use as a context manager."""
 
-    def __init__(self, *, appendonly: bool = False, port: int | None = None) -> None:
+    def __init__(self, *, appendonly: bool = False, port: int | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.TemporaryDirectory(prefix="batchocr-redis-")
         self._appendonly = appendonly
+        self._extra_args = list(extra_args)  # e.g. ("--maxmemory", "150mb")
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         args = [
             find_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", self._dir.name, "--save", "", "--appendonly", "yes" if self._appendonly else "no",
-            "--protected-mode", "yes",
+            "--protected-mode", "yes", *self._extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         client = Redis.from_url(self.url, socket_connect_timeout=0.5)

@@ -18,13 +18,14 @@ import redis
 from producer.pages import Page
 from shared import jobs
 from shared.client import ApiClient, ApiError
-from shared.errors import BatchOcrError, JobNotFoundError
+from shared.errors import BatchOcrError, JobNotFoundError, QueueFullError
 from shared.payload import JobOptions
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+QUEUE_FULL_MAX_WAIT_S = 60.0
 
 MISSING = {"status": "missing"}
 
@@ -43,20 +44,30 @@ class Transport(Protocol):
 
 def with_backoff(action: Callable[[], T], what: str, attempts: int = 8) -> T:
     """Run ``action``, retrying transient failures (no answer, 5xx, 429, Redis down) with
-    exponential backoff: 0.5 s doubling to 16 s, about a minute in all."""
-    delay = 0.5
-    for attempt in range(1, attempts + 1):
+    exponential backoff: 0.5 s doubling to 16 s, about a minute in all. A full queue (429
+    ``queue_full``) is back-pressure, not a failure: waited out for as long as it lasts, each
+    wait the Retry-After the queue gave (at most a minute)."""
+    delay, failures = 0.5, 0
+    while True:
         try:
             return action()
-        except (ApiError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            if isinstance(exc, ApiError) and not exc.retryable:
-                raise
-            if attempt == attempts:
+        except (QueueFullError, ApiError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if _queue_full(exc):
+                wait = min(max(float(getattr(exc, "retry_after", 0)), 1.0), QUEUE_FULL_MAX_WAIT_S)
+                logger.info("%s: the queue is full; waiting %.0f s as it asks", what, wait)
+                time.sleep(wait)
+                continue
+            failures += 1
+            if (isinstance(exc, ApiError) and not exc.retryable) or failures >= attempts:
                 raise
             logger.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 16.0)
-    raise AssertionError("unreachable")
+
+
+def _queue_full(exc: BaseException) -> bool:
+    return isinstance(exc, QueueFullError) or (isinstance(exc, ApiError) and exc.status == 429
+                                               and exc.kind == "queue_full")
 
 
 class HttpTransport:
@@ -95,7 +106,7 @@ class RedisTransport:
             image = page.uri if page.uri is not None else page.data
             submission = with_backoff(
                 lambda: jobs.submit(self.connection, self.settings, image, parsed,  # type: ignore[arg-type]
-                                    job_id=job_id, retry_failed=retry_failed),
+                                    job_id=job_id, retry_failed=retry_failed, objects=self.objects),
                 f"submitting job {job_id}")
         except BatchOcrError as exc:
             raise PageRejected(exc.message) from None

@@ -16,10 +16,11 @@ from shared.jobs import TERMINAL
 class ApiError(BatchOcrError):
     """The API answered with an error (``status`` is the HTTP status; 0 = no answer at all)."""
 
-    def __init__(self, message: str, *, status: int, kind: str = "api") -> None:
+    def __init__(self, message: str, *, status: int, kind: str = "api", retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind
+        self.retry_after = retry_after
 
     @property
     def retryable(self) -> bool:
@@ -73,7 +74,16 @@ class ApiClient:
             except ValueError:
                 detail = {}
             raise ApiError(f"{method} {path}: HTTP {err.code} {detail.get('message', '')}".rstrip(),
-                           status=err.code, kind=detail.get("kind", "api")) from None
+                           status=err.code, kind=detail.get("kind", "api"),
+                           retry_after=_seconds(err.headers.get("Retry-After"))) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
             raise ApiError(f"{method} {path}: no answer from {self.base_url} ({err})", status=0,
                            kind="unavailable") from None
+
+
+def _seconds(header: str | None) -> float:
+    """A Retry-After header's delay in seconds (the delta-seconds form batchocr sends); 0 if absent."""
+    try:
+        return max(0.0, float(header)) if header else 0.0
+    except ValueError:
+        return 0.0

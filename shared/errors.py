@@ -2,6 +2,7 @@
 
     BatchOcrError
     ├── ConfigError            a setting is missing or malformed
+    │   └── EvictingRedisError     Redis may evict keys (maxmemory-policy) (503)
     ├── InputError             the client sent something we cannot accept (HTTP 4xx)
     │   ├── MissingImageError      no file / no image_base64          (400)
     │   ├── BadJsonError           the body is empty, not JSON, or not an object (400)
@@ -18,6 +19,7 @@
     ├── ImageNotFoundError     the job's s3:// input does not exist
     ├── StorageError           S3 could not be read or written          (502)
     ├── ServiceBusyError       no capacity left for a synchronous request (503)
+    ├── QueueFullError         the backlog is at a bound; retry after ``retry_after`` s (429)
     ├── JobTimeoutError        the job's batch ran past the job timeout
     └── ModelError             a model file is missing or inconsistent
 
@@ -46,6 +48,11 @@ class BatchOcrError(Exception):
 
 class ConfigError(BatchOcrError):
     kind = "config"
+
+
+class EvictingRedisError(ConfigError):
+    kind = "redis_evicting"
+    http_status = 503
 
 
 class InputError(BatchOcrError):
@@ -122,6 +129,19 @@ class StorageError(BatchOcrError):
 class ServiceBusyError(BatchOcrError):
     kind = "busy"
     http_status = 503
+
+
+class QueueFullError(BatchOcrError):
+    """Admission control refused a job (``shared.backlog``): nothing was stored. ``retry_after``:
+    whole seconds until the backlog has likely drained below the bound (the drain rate's guess)."""
+
+    kind = "queue_full"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int, bound: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.bound = bound
 
 
 class JobTimeoutError(BatchOcrError):

@@ -2,26 +2,29 @@
 ``shared.payload``).
 
 A job is a plain rq job serialized with rq's JSON serializer (never pickle). The image bytes do
-not ride in the payload: they sit under ``keys.image_key(job_id)`` with a TTL, or in S3 (an
-allowlisted ``image_uri``). The batching worker (``worker``) never calls the job function
+not ride in the payload: they sit under ``keys.image_key(job_id)`` with a TTL, in the
+deployment's bucket (``OCR_IMAGE_STORE=s3``), or in a client's allowlisted ``image_uri``. Every
+new job is admitted first (``shared.backlog``) and released when it ends. The batching worker (``worker``) never calls the job function
 itself; a plain ``rq worker`` would, and gets the same result one job at a time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import DeserializationError, DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from shared import canary, keys, results
+from shared import backlog, canary, keys, results
 from shared.errors import (
     BadOptionError,
     JobIdConflictError,
@@ -30,7 +33,7 @@ from shared.errors import (
 )
 from shared.images import inspect_image
 from shared.payload import JobOptions, JobPayload
-from shared.s3 import ObjectStore, S3Uri, check_input_allowed
+from shared.s3 import ObjectStore, S3Uri, check_input_allowed, image_object_uri
 from shared.settings import Settings
 
 # Submit and read jobs; the payload itself is declared in shared.payload.
@@ -64,6 +67,7 @@ def submit(
     job_id: str | None = None,
     retry_failed: bool = False,
     owner: str = "",
+    objects: ObjectStore | None = None,
 ) -> Submission:
     """Validate the image (bytes, or an allowlisted ``s3://`` object), then enqueue its job.
 
@@ -71,7 +75,9 @@ def submit(
     the producer's content hash), submitting is idempotent: an existing job with that id is
     returned as it is (``created=False``), unless it failed and ``retry_failed`` is set; an id
     that belongs to another ``owner`` (API key id) is a JobIdConflictError.
-    The image is stored before the job is enqueued, so no worker sees a job without its image.
+    A new job first takes its place in the backlog (``shared.backlog``: QueueFullError over a
+    bound, nothing stored); an upload is then stored in Redis, or in S3 with
+    ``OCR_IMAGE_STORE=s3`` (needs ``objects``).
     """
     if not options.model:
         options = dataclasses.replace(options, model=canary.choose(connection, settings))
@@ -86,25 +92,64 @@ def submit(
         existing = _existing(connection, job_id, retry_failed, owner)
         if existing is not None:
             return Submission(existing, created=False)
-    payload = JobPayload.build(options, submitted_at=time.time(), owner=owner,
-                               image_uri=str(image) if isinstance(image, S3Uri) else "",
-                               image_key="" if isinstance(image, S3Uri) else keys.image_key(job_id))
-    if payload.image_key:
-        # NX: a submitter that loses a race for the same id never replaces the winner's image.
-        connection.set(payload.image_key, image, ex=settings.image_ttl_s, nx=True)
+    held = 0 if isinstance(image, S3Uri) or settings.image_store == "s3" else len(image)
+    took_place = backlog.admit(connection, settings, job_id, held, owner)
     try:
+        payload = _store_image(connection, settings, objects, image, job_id, options, owner)
         job = _enqueue(connection, settings, job_id, payload)
     except DuplicateJobError:  # lost a race with another submitter of the same id
         existing = _existing(connection, job_id, False, owner)
         if existing is None:
             raise JobNotFoundError(f"job {job_id} vanished while being submitted; submit again", job_id=job_id) from None
         return Submission(existing, created=False)
+    except BaseException:  # nothing was queued: give the place back (Redis full, S3 down, ...)
+        if took_place:
+            _undo(connection, settings, objects, job_id, isinstance(image, S3Uri))
+        raise
     return Submission(job, created=True)
 
 
+def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | None, image: bytes | S3Uri,
+                 job_id: str, options: JobOptions, owner: str) -> JobPayload:
+    """Store an upload where ``OCR_IMAGE_STORE`` says (an ``s3://`` input stays where it is),
+    before the job is enqueued, so no worker sees a job without its image."""
+    build = functools.partial(JobPayload.build, options, submitted_at=time.time(), owner=owner)
+    if isinstance(image, S3Uri):
+        return build(image_uri=str(image))
+    if settings.image_store == "s3":
+        if objects is None:
+            raise StorageError("OCR_IMAGE_STORE=s3 but no S3 access is configured here")
+        uri = image_object_uri(settings, job_id)
+        objects.write(uri, image)
+        return build(image_object=str(uri))
+    payload = build(image_key=keys.image_key(job_id))
+    # NX: a submitter that loses a race for the same id never replaces the winner's image.
+    connection.set(payload.image_key, image, ex=settings.image_ttl_s, nx=True)
+    return payload
+
+
+def _undo(connection: Redis, settings: Settings, objects: ObjectStore | None, job_id: str, client_image: bool) -> None:
+    """A submission that failed after taking its place: the place and any stored upload go
+    (a Redis without memory still deletes); what cannot be undone now lapses with the TTL."""
+    try:
+        if not client_image:
+            connection.delete(keys.image_key(job_id))
+        backlog.release(connection, [job_id], drained=False)
+    except RedisError:
+        pass
+    if not client_image and settings.image_store == "s3" and objects is not None:
+        try:
+            objects.delete(image_object_uri(settings, job_id))
+        except StorageError:
+            pass
+
+
 def _enqueue(connection: Redis, settings: Settings, job_id: str, payload: JobPayload) -> Job:
+    """rq's job; its description names the mode and model only (rq's default repeats every
+    kwarg: ~170 bytes more per queued job)."""
     return get_queue(connection, settings).enqueue_call(
         JOB_FUNC, kwargs=payload.to_kwargs(), job_id=job_id, timeout=settings.job_timeout_s,
+        description=f"ocr {payload.mode} {payload.model}".rstrip(),
         result_ttl=settings.result_ttl_s, failure_ttl=settings.result_ttl_s, unique=True)
 
 

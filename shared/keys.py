@@ -29,3 +29,24 @@ def limbo_key(queue_name: str) -> str:
 
 def reaper_lock(queue_name: str) -> str:
     return f"{PREFIX}:reaper:{queue_name}"
+
+
+# The backlog's tally (shared.backlog): every admitted job until it ends, and what it holds.
+# Sorted set job id -> when its entry lapses (its image's TTL); hash job id -> "<image bytes
+# held in Redis> <owner>"; a string: the bytes of every held image; a hash per API key:
+# fields "jobs" and "bytes"; a hash bound -> refusals so far.
+BACKLOG_JOBS = f"{PREFIX}:backlog:jobs"
+BACKLOG_HELD = f"{PREFIX}:backlog:held"
+BACKLOG_BYTES = f"{PREFIX}:backlog:bytes"
+BACKLOG_OWNER_PREFIX = f"{PREFIX}:backlog:owner:"
+BACKLOG_REFUSALS = f"{PREFIX}:backlog:refusals"
+# Jobs that ended in one 10-second window (its start // 10): the drain rate behind Retry-After.
+DRAINED_PREFIX = f"{PREFIX}:drained:"
+
+
+def backlog_owner_key(owner: str) -> str:
+    return BACKLOG_OWNER_PREFIX + owner
+
+
+def drained_key(window: int) -> str:
+    return f"{DRAINED_PREFIX}{window}"

@@ -1,8 +1,9 @@
 """The job contract: the options a client may set, and what an OCR job carries in rq's kwargs.
 
 The payload is JSON (rq's JSON serializer, never pickle). It holds the options, who submitted
-the job and when, and where its image is: a Redis key (``image_key``) or an allowlisted S3 object
-(``image_uri``), never the bytes. ``JobPayload`` is its one declaration: the API writes it with
+the job and when, and where its image is: a Redis key (``image_key``), an object the API stored
+in the deployment's bucket (``image_object``, ``OCR_IMAGE_STORE=s3``, deleted when the job ends)
+or a client's allowlisted S3 object (``image_uri``), never the bytes. ``JobPayload`` is its one declaration: the API writes it with
 ``to_kwargs``, and every reader (worker, reaper, API views) goes through ``from_job``.
 """
 
@@ -21,6 +22,7 @@ from shared.settings import Settings
 
 MODES = ("page", "line")
 OPTION_NAMES = ("mode", "model", "lang", "result_store")
+IMAGE_REFS = ("image_key", "image_uri", "image_object")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ def resolve_lang(lang: str, settings: Settings) -> str:
 @dataclass(frozen=True)
 class JobPayload:
     """rq's kwargs of an OCR job. ``submitted_at``: Unix time; ``owner``: the submitting API
-    key's id ('' for an open API); exactly one of ``image_key`` and ``image_uri`` is set."""
+    key's id ('' for an open API); exactly one of ``image_key``, ``image_object`` and
+    ``image_uri`` is set."""
 
     mode: str = "page"
     model: str = ""
@@ -74,16 +77,17 @@ class JobPayload:
     owner: str = ""
     image_key: str = ""
     image_uri: str = ""
+    image_object: str = ""
 
     @classmethod
     def build(cls, options: JobOptions, *, submitted_at: float, owner: str, image_key: str = "",
-              image_uri: str = "") -> JobPayload:
+              image_uri: str = "", image_object: str = "") -> JobPayload:
         return cls(**asdict(options), submitted_at=submitted_at, owner=owner, image_key=image_key,
-                   image_uri=image_uri)
+                   image_uri=image_uri, image_object=image_object)
 
     def to_kwargs(self) -> dict[str, Any]:
         """The kwargs rq stores; an image reference that is not set is left out."""
-        return {k: v for k, v in asdict(self).items() if v or k not in ("image_key", "image_uri")}
+        return {k: v for k, v in asdict(self).items() if v or k not in IMAGE_REFS}
 
     @classmethod
     def from_job(cls, job: Job) -> JobPayload:

@@ -50,6 +50,19 @@ def check_input_allowed(settings: Settings, uri: S3Uri) -> None:
             f"bucket {uri.bucket!r} is not on the input allowlist (OCR_S3_INPUT_BUCKETS)")
 
 
+def image_object_uri(settings: Settings, job_id: str) -> S3Uri:
+    """Where the API stores job ``job_id``'s upload with ``OCR_IMAGE_STORE=s3``."""
+    return S3Uri(settings.s3_bucket, f"{settings.s3_image_prefix}{job_id}")
+
+
+def check_image_object(settings: Settings, uri: S3Uri) -> None:
+    """Raise ForbiddenBucketError unless ``uri`` lies under the deployment's image prefix: a job
+    enqueued past the API cannot make a worker read, or delete, any other object."""
+    prefix = image_object_uri(settings, "")
+    if uri.bucket != prefix.bucket or not uri.key.startswith(prefix.key) or uri.key == prefix.key:
+        raise ForbiddenBucketError(f"{uri} is not under this deployment's image store ({prefix})")
+
+
 class ObjectStore:
     """A lazily built boto3 S3 client with the few operations batchocr needs.
 
@@ -102,12 +115,23 @@ class ObjectStore:
             raise StorageError(f"could not read {uri}: {type(exc).__name__}") from None
 
     def write_json(self, uri: S3Uri, body: bytes) -> None:
+        self.write(uri, body, "application/json")
+
+    def write(self, uri: S3Uri, body: bytes, content_type: str = "application/octet-stream") -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, ContentType="application/json")
+            self.client.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, ContentType=content_type)
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"could not write {uri}: {type(exc).__name__}") from None
+
+    def delete(self, uri: S3Uri) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=uri.bucket, Key=uri.key)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"could not delete {uri}: {type(exc).__name__}") from None
 
     def presign(self, uri: S3Uri) -> str:
         return self.client.generate_presigned_url(

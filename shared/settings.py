@@ -20,6 +20,7 @@ from shared.models import BUILTIN, DEFAULT
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULT_STORES = ("redis", "s3")
+IMAGE_STORES = ("redis", "s3")
 # Field metadata of a setting whose empty variable means "none" rather than its default.
 EMPTY_IS_NONE = {"empty": ""}
 
@@ -65,7 +66,18 @@ class Settings:
     # Input limits.
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
-    # Lifetimes (seconds).
+    # Admission control (shared/backlog.py): jobs waiting or running, and the bytes of their
+    # images held in Redis; 0 = half of Redis's maxmemory (jobs at 2 KB each), or 100,000 jobs
+    # and 1 GiB where Redis has no maxmemory. Each API key may hold this share of both.
+    max_queued_jobs: int = 0
+    max_queued_bytes: int = 0
+    queue_share_per_key: float = 0.5
+    # A Redis whose maxmemory-policy may evict keys loses accepted jobs: refused unless this is set.
+    allow_evicting_redis: bool = False
+    # Where uploaded images wait for a worker: "redis" (image_ttl_s) or "s3" (OCR_S3_BUCKET under
+    # s3_image_prefix, deleted when the job ends): a queued job then costs Redis ~1.3 KB.
+    image_store: str = "redis"
+    # Lifetimes (seconds). A job not taken by a worker within image_ttl_s fails (image_expired).
     image_ttl_s: int = 3600
     result_ttl_s: int = 86400
     job_timeout_s: int = 600
@@ -124,6 +136,9 @@ class Settings:
     # Comma-separated buckets that jobs may name as inputs (s3://bucket/key); empty = none.
     s3_input_buckets: str = ""
     s3_presign_ttl_s: int = 3600
+    # Key prefix of uploaded images with OCR_IMAGE_STORE=s3 (a bucket lifecycle rule on it is the
+    # backstop for images whose job never ended).
+    s3_image_prefix: str = "batchocr/images/"
 
     def __post_init__(self) -> None:
         _check(self.max_batch >= 1 and self.max_batch <= 64, "OCR_MAX_BATCH must be 1..64")
@@ -156,6 +171,14 @@ class Settings:
         _check(self.result_store in RESULT_STORES, f"OCR_RESULT_STORE must be one of {', '.join(RESULT_STORES)}")
         _check(self.result_store != "s3" or bool(self.s3_bucket), "OCR_RESULT_STORE=s3 needs OCR_S3_BUCKET")
         _check(self.s3_presign_ttl_s > 0, "OCR_S3_PRESIGN_TTL_S must be > 0")
+        _check(self.image_store in IMAGE_STORES, f"OCR_IMAGE_STORE must be one of {', '.join(IMAGE_STORES)}")
+        _check(self.image_store != "s3" or bool(self.s3_bucket), "OCR_IMAGE_STORE=s3 needs OCR_S3_BUCKET")
+        _check(self.image_store != "s3" or bool(self.s3_image_prefix.strip("/")),
+               "OCR_S3_IMAGE_PREFIX must not be empty with OCR_IMAGE_STORE=s3 (images are deleted under it)")
+        _check(self.max_queued_jobs >= 0, "OCR_MAX_QUEUED_JOBS must be >= 0 (0 = from Redis's maxmemory)")
+        _check(self.max_queued_bytes == 0 or self.max_queued_bytes >= self.max_image_bytes,
+               "OCR_MAX_QUEUED_BYTES must be 0 (from Redis's maxmemory) or >= OCR_MAX_IMAGE_BYTES")
+        _check(0 < self.queue_share_per_key <= 1, "OCR_QUEUE_SHARE_PER_KEY must be within (0, 1]")
         _check(1 <= self.max_loaded_models <= 16, "OCR_MAX_LOADED_MODELS must be 1..16")
         # Versions from OCR_MODEL_DIR's manifest are checked where the process starts
         # (shared.models.check_default): settings do no I/O.

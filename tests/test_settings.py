@@ -82,3 +82,15 @@ def test_the_health_check_url_follows_what_the_api_binds(host, bind, url):
     settings = Settings.from_env({"OCR_API_HOST": host})
     assert (settings.api_bind, settings.api_local_url) == (bind, url)
     assert Settings.from_env({}).api_local_url == "http://127.0.0.1:8000", "the API's own defaults"
+
+
+def test_admission_and_image_store_settings_are_checked():
+    with pytest.raises(ConfigError, match="OCR_IMAGE_STORE=s3 needs OCR_S3_BUCKET"):
+        Settings(image_store="s3")
+    with pytest.raises(ConfigError, match="OCR_IMAGE_STORE must be one of"):
+        Settings(image_store="disk")
+    with pytest.raises(ConfigError, match="OCR_MAX_QUEUED_BYTES"):
+        Settings(max_queued_bytes=1000)
+    with pytest.raises(ConfigError, match="OCR_QUEUE_SHARE_PER_KEY"):
+        Settings(queue_share_per_key=0)
+    assert Settings.from_env({"OCR_MAX_QUEUED_JOBS": "", "OCR_ALLOW_EVICTING_REDIS": "yes"}).allow_evicting_redis

@@ -11,7 +11,9 @@ from redis import Redis
 from rq.serializers import JSONSerializer
 
 from shared import logs
+from shared.errors import EvictingRedisError
 from shared.jobs import get_queue
+from shared.redis_memory import RedisMemory, check_no_eviction
 from shared.settings import Settings
 from worker.batching import BatchWorker
 from worker.lexicon import english
@@ -60,7 +62,8 @@ def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> in
     """Run a worker until it is asked to stop. An outage in any phase is waited out where it is
     met (``worker.outage``); one that ends rq's loop anyway (registering, rq's own bookkeeping)
     is waited out here, and the worker starts again under a fresh registration, keeping the
-    loaded models. Nothing here exits on a Redis error."""
+    loaded models. Nothing here exits on a Redis error; a Redis that may evict keys is refused
+    whenever a registration starts (EvictingRedisError: ``shared.redis_memory``)."""
     pipelines = Pipelines(settings, load_pipelines(settings))
     metrics = WorkerMetrics()
     if settings.metrics_port:
@@ -72,6 +75,7 @@ def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> in
         worker_name = name if generation == 0 or name is None else f"{name}.{generation}"
         worker = None
         try:
+            check_no_eviction(RedisMemory.read(connection), settings, "batchocr-worker")
             worker = build_worker(settings, connection, worker_name, pipelines=pipelines, metrics=metrics,
                                   outage=outage)
             worker.work(burst=burst, logging_level=log_level)
@@ -98,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logs.configure(args.log_level, settings.log_format)
-    return run(settings, args.name, args.burst, args.log_level)
+    try:
+        return run(settings, args.name, args.burst, args.log_level)
+    except EvictingRedisError as exc:
+        logger.error("%s", exc.message)
+        return 2
 
 
 if __name__ == "__main__":

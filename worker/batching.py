@@ -28,7 +28,7 @@ from shared.jobs import TERMINAL
 from shared.payload import JobPayload
 from shared.s3 import ObjectStore
 from shared.settings import Settings
-from worker.job_io import LoadedJob, Outcome, error_document, finish, load_jobs
+from worker.job_io import LoadedJob, Outcome, end_jobs, error_document, finish, load_jobs
 from worker.metrics import WorkerMetrics
 from worker import recovery
 from worker.outage import UNREACHABLE, Outage, OutageTolerantWorker
@@ -138,7 +138,7 @@ class BatchWorker(OutageTolerantWorker):
         done = [job for (job, _), ok in zip(prepared, recorded) if ok]
         self._release(done)
         self.leases.unhold([job.id for (job, _), ok in zip(prepared, recorded) if not ok])
-        self._delete_images(done)
+        self._end_jobs(done)
         self.batches_run += 1
         self.metrics.batch_size.observe(len(batch))
         logger.info("batch %s: %d jobs, %d failed, %.0f ms", batch_id, len(batch),
@@ -286,12 +286,10 @@ class BatchWorker(OutageTolerantWorker):
         if not is_input_fault(exc_info[1]):
             super().handle_exception(job, *exc_info)
 
-    def _delete_images(self, jobs: list[Job]) -> None:
+    def _end_jobs(self, jobs: list[Job]) -> None:
         try:
-            image_keys = [key for key in (JobPayload.from_job(job).image_key for job in jobs) if key]
-            if image_keys:
-                self.connection.delete(*image_keys)
+            end_jobs(self.connection, jobs, self.objects)
         except UNREACHABLE as exc:  # they expire on their own (image_ttl_s)
             self.outage.failed(exc)
         except Exception:
-            logger.warning("could not delete the batch's image keys", exc_info=True)
+            logger.warning("could not delete the batch's images", exc_info=True)

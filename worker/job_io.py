@@ -14,10 +14,11 @@ from redis import Redis
 from rq.job import Job
 
 from shared import keys, results
+from shared.backlog import release
 from shared.document import ResultDocument, Timings
 from shared.errors import BadOptionError, BatchOcrError, ImageExpiredError
 from shared.payload import JobPayload
-from shared.s3 import ObjectStore, S3Uri, check_input_allowed
+from shared.s3 import ObjectStore, S3Uri, check_image_object, check_input_allowed
 from shared.settings import Settings
 from worker.pipeline import PageResult, PageTask
 from worker.preprocess import decode_image
@@ -53,6 +54,8 @@ def load_jobs(connection: Redis, jobs: list[Job], settings: Settings, objects: O
         try:
             if payload.image_uri:
                 blob = _read_s3_input(payload.image_uri, settings, objects)
+            elif payload.image_object:
+                blob = _read_image_object(payload.image_object, settings, objects)
             _crash_if_marked(blob, settings)
             task, model = _decode_task(job, payload, blob, settings)
         except Exception as exc:  # any failure here belongs to this job alone
@@ -74,6 +77,34 @@ def _read_s3_input(uri_text: str, settings: Settings, objects: ObjectStore) -> b
     uri = S3Uri.parse(uri_text)
     check_input_allowed(settings, uri)
     return objects.read(uri, max_bytes=settings.max_image_bytes)
+
+
+def _read_image_object(uri_text: str, settings: Settings, objects: ObjectStore) -> bytes:
+    """An upload the API stored in S3 (``OCR_IMAGE_STORE=s3``): only under the image prefix."""
+    uri = S3Uri.parse(uri_text)
+    check_image_object(settings, uri)
+    return objects.read(uri, max_bytes=settings.max_image_bytes)
+
+
+def end_jobs(connection: Redis, jobs: list[Job], objects: ObjectStore) -> None:
+    """Jobs that ended: their images deleted (Redis keys, uploads in S3) and their places in
+    the backlog given back (``shared.backlog``). What cannot be deleted now lapses on its own
+    (the image TTL; a lifecycle rule on the S3 image prefix)."""
+    payloads = [JobPayload.from_job(job) for job in jobs]
+    image_keys = [p.image_key for p in payloads if p.image_key]
+    with connection.pipeline(transaction=False) as pipe:
+        if image_keys:
+            pipe.delete(*image_keys)
+        release(connection, [job.id for job in jobs], pipeline=pipe)
+        pipe.execute()
+    for payload in payloads:
+        if payload.image_object:
+            try:
+                uri = S3Uri.parse(payload.image_object)
+                check_image_object(objects.settings, uri)
+                objects.delete(uri)
+            except BatchOcrError as exc:
+                logger.warning("could not delete the uploaded image %s: %s", payload.image_object, exc.message)
 
 
 def _decode_task(job: Job, payload: JobPayload, blob: bytes | None, settings: Settings) -> tuple[PageTask, str]:

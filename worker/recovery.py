@@ -29,7 +29,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import parse_composite_key
 
-from shared import keys
+from shared import backlog, keys
 from shared.payload import JobPayload
 from shared.settings import Settings
 from worker.metrics import WorkerMetrics
@@ -92,6 +92,7 @@ def fail_poison(job: Job, queue: Queue, crashes: int) -> None:
         queue.failed_job_registry.add(job, ttl=job.failure_ttl, exc_string="poison: worker crashes", pipeline=pipe)
         pipe.delete(keys.lease_key(job.id), *[k for k in [JobPayload.from_job(job).image_key] if k])
         pipe.hdel(keys.CRASHES, job.id)
+        backlog.release(queue.connection, [job.id], pipeline=pipe)
         pipe.execute()
     logger.error("job %s failed as poison after %d worker crashes", job.id, crashes,
                  extra={"job_id": job.id, "error_kind": "poison"})

@@ -13,10 +13,9 @@ from typing import Any
 
 from rq import get_current_job
 
-from shared.payload import JobPayload
 from shared.s3 import ObjectStore
 from shared.settings import Settings
-from worker.job_io import error_document, finish, load_jobs
+from worker.job_io import end_jobs, error_document, finish, load_jobs
 from worker.pipeline import OcrPipeline
 
 
@@ -51,6 +50,4 @@ def ocr_job(**_: Any) -> dict[str, Any]:
         job.save_meta()
         raise
     finally:
-        image_key = JobPayload.from_job(job).image_key
-        if image_key:
-            job.connection.delete(image_key)
+        end_jobs(job.connection, [job], objects)
