@@ -21,6 +21,8 @@ from shared.models import BUILTIN, DEFAULT
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULT_STORES = ("redis", "s3")
 IMAGE_STORES = ("redis", "s3")
+BACKENDS = ("onnxruntime", "openvino")
+PRECISIONS = ("fp32", "bf16")
 # Field metadata of a setting whose empty variable means "none" rather than its default.
 EMPTY_IS_NONE = {"empty": ""}
 
@@ -63,6 +65,9 @@ class Settings:
     workers_per_host: int = 1
     # ONNX Runtime's CPU memory arena: faster (detection -35 %) but keeps peak memory (+~500 MB).
     ort_mem_arena: bool = True
+    # Inference backend of the detector and recogniser, and its precision (bf16: OpenVINO only).
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
     # Input limits.
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
@@ -171,6 +176,9 @@ class Settings:
         _check(self.result_store in RESULT_STORES, f"OCR_RESULT_STORE must be one of {', '.join(RESULT_STORES)}")
         _check(self.result_store != "s3" or bool(self.s3_bucket), "OCR_RESULT_STORE=s3 needs OCR_S3_BUCKET")
         _check(self.s3_presign_ttl_s > 0, "OCR_S3_PRESIGN_TTL_S must be > 0")
+        _check(self.backend in BACKENDS, f"OCR_BACKEND must be one of {', '.join(BACKENDS)}")
+        _check(self.precision in PRECISIONS, f"OCR_PRECISION must be one of {', '.join(PRECISIONS)}")
+        _check(self.precision == "fp32" or self.backend == "openvino", "OCR_PRECISION=bf16 needs OCR_BACKEND=openvino")
         _check(self.image_store in IMAGE_STORES, f"OCR_IMAGE_STORE must be one of {', '.join(IMAGE_STORES)}")
         _check(self.image_store != "s3" or bool(self.s3_bucket), "OCR_IMAGE_STORE=s3 needs OCR_S3_BUCKET")
         _check(self.image_store != "s3" or bool(self.s3_image_prefix.strip("/")),

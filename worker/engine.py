@@ -1,4 +1,9 @@
-"""ONNX Runtime sessions, built once per worker process with explicit thread settings."""
+"""Model sessions, built once per worker process with explicit thread settings: ONNX Runtime
+(the default), or OpenVINO (``OCR_BACKEND=openvino``; bf16 where the CPU has it).
+
+Both run the same ONNX file with the same pre- and post-processing; an engine is a callable
+from one N x C x H x W float32 input to its one output.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from shared.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +42,11 @@ def build_session(path: Path, threads: int, mem_arena: bool = True, spin: bool =
 
 
 class Engine:
-    """A model session with one input and one output; counts its runs (for tests and metrics)."""
+    """An ONNX Runtime session with one input and one output; counts its runs (for tests and
+    metrics)."""
+
+    backend = "onnxruntime"
+    precision = "fp32"
 
     def __init__(self, session: ort.InferenceSession) -> None:
         self.session = session
@@ -47,3 +58,57 @@ class Engine:
         """Run the model on ``batch`` (N x 3 x H x W float32); returns its only output."""
         self.calls += 1
         return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    @property
+    def classes(self) -> int | None:
+        """The output's last dimension where the model fixes it (a recogniser's class count)."""
+        last = self.session.get_outputs()[0].shape[-1]
+        return last if isinstance(last, int) else None
+
+    def metadata(self, key: str) -> str | None:
+        """A custom metadata entry of the ONNX file (PP-OCR keeps its vocabulary there)."""
+        return self.session.get_modelmeta().custom_metadata_map.get(key)
+
+
+class OpenVinoEngine:
+    """The same ONNX file compiled by OpenVINO for the CPU, one inference stream with
+    ``threads`` threads; ``precision`` "bf16" lets OpenVINO run in bfloat16 (AVX512_BF16 / AMX),
+    "fp32" keeps float32. Outputs are copied out of OpenVINO's buffers."""
+
+    backend = "openvino"
+
+    def __init__(self, path: Path, threads: int, precision: str) -> None:
+        try:
+            import openvino as ov  # imported here: an ONNX Runtime worker never loads it
+        except ImportError:
+            raise ModelError("OCR_BACKEND=openvino needs the openvino package: pip install 'batchocr[openvino]'") from None
+
+        core = ov.Core()
+        self.model = core.read_model(str(path))
+        config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        self.request = core.compile_model(self.model, "CPU", config).create_infer_request()
+        self.precision = precision
+        self.calls = 0
+        logger.info("loaded %s on OpenVINO (%s) with %d threads", path.name, precision, threads)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.array(self.request.infer([batch], share_inputs=False)[0], copy=True)
+
+    @property
+    def classes(self) -> int | None:
+        last = self.model.outputs[0].partial_shape[-1]
+        return last.get_length() if last.is_static else None
+
+    def metadata(self, key: str) -> str | None:
+        path = ["framework", key]  # where OpenVINO's ONNX reader keeps the file's metadata
+        return self.model.get_rt_info(path).astype(str) if self.model.has_rt_info(path) else None
+
+
+def build_engine(path: Path, threads: int, backend: str = "onnxruntime", precision: str = "fp32",
+                 mem_arena: bool = True) -> Engine | OpenVinoEngine:
+    """The engine for one model file on ``backend`` (``shared.settings.BACKENDS``)."""
+    if backend == "openvino":
+        return OpenVinoEngine(path, threads, precision)
+    return Engine(build_session(path, threads, mem_arena))

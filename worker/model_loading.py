@@ -12,7 +12,7 @@ import numpy as np
 from shared.errors import BadOptionError, ModelError
 from shared.models import FileRef, ModelSpec, version
 from worker.charset_masks import allowed_classes
-from worker.engine import Engine, build_session
+from worker.engine import Engine, OpenVinoEngine, build_engine, build_session
 
 # PP-OCR's 0/180 text-line classifier, shipped in the rapidocr wheel (worker/orientation.py).
 CLS_FILE = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
@@ -29,8 +29,8 @@ class OcrModel:
     """
 
     spec: ModelSpec
-    det: Engine
-    rec: Engine
+    det: Engine | OpenVinoEngine
+    rec: Engine | OpenVinoEngine
     vocab: list[str]
     cls: Engine | None = None
     _charsets: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
@@ -51,22 +51,25 @@ def _file(spec: ModelSpec, ref: FileRef) -> Path:
     return path
 
 
-def _vocabulary(spec: ModelSpec, rec: Engine) -> list[str]:
+def _vocabulary(spec: ModelSpec, rec: Engine | OpenVinoEngine) -> list[str]:
     """blank + symbols + space, from a dictionary file or an ONNX model's ``character`` metadata."""
     if spec.vocab is not None:
         symbols = _file(spec, spec.vocab).read_text("utf-8").splitlines()
     else:
-        source = rec.session if spec.vocab_from_metadata_of is None else build_session(
-            _file(spec, spec.vocab_from_metadata_of), 1, False)
-        meta = source.get_modelmeta().custom_metadata_map
-        if "character" not in meta:
+        source = rec if spec.vocab_from_metadata_of is None else Engine(build_session(
+            _file(spec, spec.vocab_from_metadata_of), 1, False))
+        character = source.metadata("character")
+        if character is None:
             raise ModelError(f"model {spec.name}: no 'character' vocabulary in the ONNX metadata")
-        symbols = meta["character"].splitlines()
+        symbols = character.splitlines()
     return ["<blank>", *symbols, " "]
 
 
-def load_model(name: str, threads: int, mem_arena: bool = True, model_dir: str = "") -> OcrModel:
-    """Build the sessions for version ``name``; fails loudly if the vocabulary does not fit.
+def load_model(name: str, threads: int, mem_arena: bool = True, model_dir: str = "", backend: str = "onnxruntime",
+               precision: str = "fp32") -> OcrModel:
+    """Build the sessions for version ``name`` on ``backend`` at ``precision`` (detector and
+    recogniser; the small line classifier always on ONNX Runtime); fails loudly if the
+    vocabulary does not fit.
 
     Raises:
         ModelError: unknown version, missing package or file, or class count != vocabulary
@@ -76,11 +79,11 @@ def load_model(name: str, threads: int, mem_arena: bool = True, model_dir: str =
         spec = version(name, model_dir, installed=False)
     except BadOptionError as exc:
         raise ModelError(exc.message) from None
-    det = Engine(build_session(_file(spec, spec.det), threads, mem_arena))
-    rec = Engine(build_session(_file(spec, spec.rec), threads, mem_arena))
+    det = build_engine(_file(spec, spec.det), threads, backend, precision, mem_arena)
+    rec = build_engine(_file(spec, spec.rec), threads, backend, precision, mem_arena)
     vocab = _vocabulary(spec, rec)
-    classes = rec.session.get_outputs()[0].shape[-1]
-    if isinstance(classes, int) and classes != len(vocab):
+    classes = rec.classes
+    if classes is not None and classes != len(vocab):
         raise ModelError(f"model {spec.name}: {classes} output classes but the vocabulary gives {len(vocab)}")
     cls = Engine(build_session(Path(str(importlib.resources.files("rapidocr") / "models" / CLS_FILE)),
                                threads, mem_arena, spin=False))

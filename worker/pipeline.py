@@ -110,7 +110,8 @@ class OcrPipeline:
     @classmethod
     def load(cls, version: str, settings: Settings) -> OcrPipeline:
         """Build model ``version``'s sessions with the settings' threads, arena and model dir."""
-        return cls(load_model(version, settings.threads, settings.ort_mem_arena, settings.model_dir), settings)
+        return cls(load_model(version, settings.threads, settings.ort_mem_arena, settings.model_dir, settings.backend,
+                              settings.precision), settings)
 
     def hint(self, lang: str) -> Hint:
         """How the lines of a job with charset hint ``lang`` are decoded (``worker.ctc``);
