@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.page_speed [--rounds 3] [--threads 2] [--model V ...] [--width-scale S ...]
         [--lang L ...] [--det-max-side N ...] [--orientation on --orientation off]
-        [--deskew on --deskew off] [--width-bucket N ...]
+        [--deskew on --deskew off] [--width-bucket N ...] [--backend onnxruntime --backend openvino:bf16]
 
 One process holds both (same cores, same ONNX Runtime, 2 intra-op threads each); every round
 times each system over every page set, alternating which goes first. batchocr runs pages in
@@ -50,8 +50,11 @@ def time_rapid(peer: RapidOcrPeer, paths: list[Path]) -> float:
 def variants(args: argparse.Namespace, settings: Settings) -> dict[str, tuple[OcrPipeline, str]]:
     """Our pipelines to time, one per combination of the values given (each option not given:
     the deployment's setting), keyed by what they vary: 'ours:VERSION[@SCALE]+LANG[/...]'."""
-    models = {v: load_model(v, settings.threads, settings.ort_mem_arena, settings.model_dir)
-              for v in args.model or [settings.default_model]}
+    runtimes = [tuple(b.split(":", 1)) if ":" in b else (b, "fp32") for b in args.backend or
+                [f"{settings.backend}:{settings.precision}"]]
+    models = {f"{v}/{b}-{p}" if args.backend else v:
+              load_model(v, settings.threads, settings.ort_mem_arena, settings.model_dir, b, p)
+              for v in args.model or [settings.default_model] for b, p in runtimes}
     switches = {"on": True, "off": False}
     axes = {  # setting -> [(label or "", value)]
         "rec_width_scale": [(f"@{s:g}" if s else "", s) for s in args.width_scale or [settings.rec_width_scale]],
@@ -91,6 +94,8 @@ def main() -> None:
                         "(OCR_DESKEW) on and/or off, timed side by side (default: the deployment's)")
     parser.add_argument("--width-bucket", action="append", type=int, help="recognition width bucket(s) to time "
                         "(OCR_REC_WIDTH_BUCKET; default: the deployment's)")
+    parser.add_argument("--backend", action="append", help="inference backend(s) to time, as BACKEND[:PRECISION] "
+                        "(onnxruntime, openvino, openvino:bf16; default: OCR_BACKEND / OCR_PRECISION)")
     args = parser.parse_args()
     settings = Settings.from_env(intra_op_threads=args.threads)
     ours = variants(args, settings)

@@ -18,7 +18,7 @@ import redis
 from producer.pages import Page
 from shared import jobs
 from shared.client import ApiClient, ApiError
-from shared.errors import BatchOcrError, JobNotFoundError, QueueFullError
+from shared.errors import BatchOcrError, EvictingRedisError, JobNotFoundError, QueueFullError
 from shared.payload import JobOptions
 from shared.s3 import ObjectStore
 from shared.settings import Settings
@@ -108,6 +108,8 @@ class RedisTransport:
                 lambda: jobs.submit(self.connection, self.settings, image, parsed,  # type: ignore[arg-type]
                                     job_id=job_id, retry_failed=retry_failed, objects=self.objects),
                 f"submitting job {job_id}")
+        except EvictingRedisError:  # the deployment's fault, not the page's: the run stops
+            raise
         except BatchOcrError as exc:
             raise PageRejected(exc.message) from None
         return submission.created

@@ -6,7 +6,8 @@ never overshoot a bound. It refuses a job (``QueueFullError``, HTTP 429 with ``R
 when the backlog holds ``Bounds.jobs`` jobs, when the images it holds in Redis would pass
 ``Bounds.bytes``, when the job's API key holds its share (``OCR_QUEUE_SHARE_PER_KEY``) of
 either, or when Redis itself is 90 % full (``Bounds.memory``: another user of the same Redis,
-results kept in Redis). An empty backlog admits any job, so no job is refused for ever.
+results kept in Redis; Retry-After 30 s, as ending jobs need not free that memory). An empty
+backlog admits any job while Redis has room, so the bounds alone never refuse a job for ever.
 
 An entry is looked at again when its image's TTL has passed (``OCR_IMAGE_TTL_S``): it is
 kept while its rq job still waits or runs, and forgotten otherwise (a job removed past
@@ -40,6 +41,7 @@ WINDOW_S = 10
 RATE_WINDOWS = 6
 RETRY_AFTER_MAX_S = 600
 RETRY_AFTER_IDLE_S = 60
+MEMORY_RETRY_AFTER_S = 30
 # What a refusal names as the bound it met (QueueFullError.bound, /metrics).
 BOUND_NAMES = ("jobs", "bytes", "key_jobs", "key_bytes", "redis_memory")
 
@@ -50,10 +52,10 @@ local function forget(id)
   redis.call('ZREM', KEYS[1], id)
   if not held then return 0 end
   local size, owner = string.match(held, '^(%d+) (.*)$')
-  size = tonumber(size)
+  size = tonumber(size) or 0
   redis.call('HDEL', KEYS[2], id)
   redis.call('DECRBY', KEYS[3], size)
-  if owner ~= '' then
+  if owner and owner ~= '' then
     local okey = ARGV[1] .. owner
     redis.call('HINCRBY', okey, 'jobs', -1)
     redis.call('HINCRBY', okey, 'bytes', -size)
@@ -105,13 +107,16 @@ end
 return {1, 'admitted'}
 """
 
-# KEYS: jobs zset, held hash, bytes string, drained window.  ARGV: owner prefix, window TTL,
-# ended job ids...
+# KEYS: jobs zset, held hash, bytes string, drained window.  ARGV: owner prefix, window TTL
+# (0: not counted as drained), ended job ids... Returns how many places were given back.
 _RELEASE = _FORGET + """
-for i = 3, #ARGV do forget(ARGV[i]) end
-redis.call('INCRBY', KEYS[4], #ARGV - 2)
-redis.call('EXPIRE', KEYS[4], ARGV[2])
-return #ARGV - 2
+local given = 0
+for i = 3, #ARGV do given = given + forget(ARGV[i]) end
+if given > 0 and tonumber(ARGV[2]) > 0 then
+  redis.call('INCRBY', KEYS[4], given)
+  redis.call('EXPIRE', KEYS[4], ARGV[2])
+end
+return given
 """
 
 
@@ -156,10 +161,11 @@ def admit(connection: Redis, settings: Settings, job_id: str, size: int, owner: 
     memory = RedisMemory.read(connection)
     check_no_eviction(memory, settings, "batchocr")
     bounds = Bounds.derive(settings, memory)
-    if bounds.memory and memory.used + size > bounds.memory:
+    if bounds.memory and memory.used + size > bounds.memory:  # ending jobs may not free it (results)
         connection.hincrby(keys.BACKLOG_REFUSALS, "redis_memory", 1)
-        _refuse(connection, "redis_memory", need=math.ceil((memory.used + size - bounds.memory) / (size or JOB_BYTES)),
-                detail=f"Redis is {memory.used / memory.maxmemory:.0%} full (maxmemory {memory.maxmemory} bytes)")
+        raise QueueFullError(f"the queue is full: Redis is {memory.used / memory.maxmemory:.0%} full (maxmemory "
+                             f"{memory.maxmemory} bytes); nothing was stored, retry in {MEMORY_RETRY_AFTER_S} s",
+                             retry_after=MEMORY_RETRY_AFTER_S, bound="redis_memory")
     now = time.time()
     answer = connection.eval(_ADMIT, 4, keys.BACKLOG_JOBS, keys.BACKLOG_HELD, keys.BACKLOG_BYTES,
                              keys.BACKLOG_REFUSALS, keys.BACKLOG_OWNER_PREFIX, job_id, size, owner, now,
@@ -185,15 +191,16 @@ def admit(connection: Redis, settings: Settings, job_id: str, size: int, owner: 
 
 def release(connection: Redis, job_ids: Iterable[str], pipeline=None, *, drained: bool = True) -> None:
     """Give back the places of jobs that ended (any number of times: only the first counts),
-    and count them towards the drain rate unless not ``drained`` (a submission undone). With
+    and count the places given back towards the drain rate unless not ``drained`` (a
+    submission undone). With
     ``pipeline``, queued on it instead of run."""
     ids = list(job_ids)
     if not ids:
         return
-    window = int(time.time()) // WINDOW_S if drained else 0
+    window = int(time.time()) // WINDOW_S
     (pipeline or connection).eval(_RELEASE, 4, keys.BACKLOG_JOBS, keys.BACKLOG_HELD, keys.BACKLOG_BYTES,
                                   keys.drained_key(window), keys.BACKLOG_OWNER_PREFIX,
-                                  WINDOW_S * (RATE_WINDOWS + 2), *ids)
+                                  WINDOW_S * (RATE_WINDOWS + 2) if drained else 0, *ids)
 
 
 def drain_rate(connection: Redis) -> float:

@@ -94,25 +94,27 @@ def submit(
             return Submission(existing, created=False)
     held = 0 if isinstance(image, S3Uri) or settings.image_store == "s3" else len(image)
     took_place = backlog.admit(connection, settings, job_id, held, owner)
+    stored = [False]
     try:
-        payload = _store_image(connection, settings, objects, image, job_id, options, owner)
-        job = _enqueue(connection, settings, job_id, payload)
+        job = _enqueue(connection, settings, job_id,
+                       _store_image(connection, settings, objects, image, job_id, options, owner, stored))
     except DuplicateJobError:  # lost a race with another submitter of the same id
         existing = _existing(connection, job_id, False, owner)
         if existing is None:
+            _undo(connection, settings, objects, job_id, took_place, stored[0])
             raise JobNotFoundError(f"job {job_id} vanished while being submitted; submit again", job_id=job_id) from None
         return Submission(existing, created=False)
     except BaseException:  # nothing was queued: give the place back (Redis full, S3 down, ...)
-        if took_place:
-            _undo(connection, settings, objects, job_id, isinstance(image, S3Uri))
+        _undo(connection, settings, objects, job_id, took_place, stored[0])
         raise
     return Submission(job, created=True)
 
 
 def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | None, image: bytes | S3Uri,
-                 job_id: str, options: JobOptions, owner: str) -> JobPayload:
+                 job_id: str, options: JobOptions, owner: str, stored: list[bool]) -> JobPayload:
     """Store an upload where ``OCR_IMAGE_STORE`` says (an ``s3://`` input stays where it is),
-    before the job is enqueued, so no worker sees a job without its image."""
+    before the job is enqueued, so no worker sees a job without its image. ``stored[0]``
+    becomes True once this call has written an image (so only this call's image is undone)."""
     build = functools.partial(JobPayload.build, options, submitted_at=time.time(), owner=owner)
     if isinstance(image, S3Uri):
         return build(image_uri=str(image))
@@ -120,24 +122,31 @@ def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | N
         if objects is None:
             raise StorageError("OCR_IMAGE_STORE=s3 but no S3 access is configured here")
         uri = image_object_uri(settings, job_id)
-        objects.write(uri, image)
+        if not objects.exists(uri):  # a concurrent submitter of the same id wrote it already
+            objects.write(uri, image)
+            stored[0] = True
         return build(image_object=str(uri))
     payload = build(image_key=keys.image_key(job_id))
     # NX: a submitter that loses a race for the same id never replaces the winner's image.
-    connection.set(payload.image_key, image, ex=settings.image_ttl_s, nx=True)
+    stored[0] = bool(connection.set(payload.image_key, image, ex=settings.image_ttl_s, nx=True))
     return payload
 
 
-def _undo(connection: Redis, settings: Settings, objects: ObjectStore | None, job_id: str, client_image: bool) -> None:
-    """A submission that failed after taking its place: the place and any stored upload go
-    (a Redis without memory still deletes); what cannot be undone now lapses with the TTL."""
+def _undo(connection: Redis, settings: Settings, objects: ObjectStore | None, job_id: str, took_place: bool,
+          stored: bool) -> None:
+    """A submission that failed: its place and the image this call stored go, unless a job
+    with this id was queued after all (a reply lost after rq's write, a concurrent submitter).
+    A Redis without memory still deletes; what cannot be undone now lapses on its own."""
     try:
-        if not client_image:
+        if connection.exists(Job.key_for(job_id)):
+            return
+        if stored and settings.image_store == "redis":
             connection.delete(keys.image_key(job_id))
-        backlog.release(connection, [job_id], drained=False)
+        if took_place:
+            backlog.release(connection, [job_id], drained=False)
     except RedisError:
-        pass
-    if not client_image and settings.image_store == "s3" and objects is not None:
+        return
+    if stored and settings.image_store == "s3" and objects is not None:
         try:
             objects.delete(image_object_uri(settings, job_id))
         except StorageError:

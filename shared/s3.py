@@ -44,10 +44,14 @@ class S3Uri:
 
 
 def check_input_allowed(settings: Settings, uri: S3Uri) -> None:
-    """Raise ForbiddenBucketError unless the bucket is on the input allowlist."""
+    """Raise ForbiddenBucketError unless the bucket is on the input allowlist, and the key is
+    not under batchocr's own uploads or results (another key's image or result)."""
     if uri.bucket not in settings.input_buckets:
         raise ForbiddenBucketError(
             f"bucket {uri.bucket!r} is not on the input allowlist (OCR_S3_INPUT_BUCKETS)")
+    own = [prefix for prefix in (settings.s3_image_prefix, settings.s3_prefix) if prefix]
+    if uri.bucket == settings.s3_bucket and any(uri.key.startswith(prefix) for prefix in own):
+        raise ForbiddenBucketError(f"{uri} is in batchocr's own storage (uploads or results), not an input")
 
 
 def image_object_uri(settings: Settings, job_id: str) -> S3Uri:
@@ -124,6 +128,19 @@ class ObjectStore:
             self.client.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, ContentType=content_type)
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"could not write {uri}: {type(exc).__name__}") from None
+
+    def exists(self, uri: S3Uri) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_object(Bucket=uri.bucket, Key=uri.key)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError(f"could not look up {uri}: {exc.response.get('Error', {}).get('Code', exc)}") from None
+        except BotoCoreError as exc:
+            raise StorageError(f"could not look up {uri}: {type(exc).__name__}") from None
 
     def delete(self, uri: S3Uri) -> None:
         from botocore.exceptions import BotoCoreError, ClientError

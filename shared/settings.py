@@ -181,8 +181,11 @@ class Settings:
         _check(self.precision == "fp32" or self.backend == "openvino", "OCR_PRECISION=bf16 needs OCR_BACKEND=openvino")
         _check(self.image_store in IMAGE_STORES, f"OCR_IMAGE_STORE must be one of {', '.join(IMAGE_STORES)}")
         _check(self.image_store != "s3" or bool(self.s3_bucket), "OCR_IMAGE_STORE=s3 needs OCR_S3_BUCKET")
-        _check(self.image_store != "s3" or bool(self.s3_image_prefix.strip("/")),
-               "OCR_S3_IMAGE_PREFIX must not be empty with OCR_IMAGE_STORE=s3 (images are deleted under it)")
+        _check(bool(self.s3_image_prefix.strip("/")) and self.s3_image_prefix.endswith("/"),
+               "OCR_S3_IMAGE_PREFIX must be a folder ending in '/' (uploads are deleted under it)")
+        _check(not self.s3_prefix or not (self.s3_image_prefix.startswith(self.s3_prefix)
+                                          or self.s3_prefix.startswith(self.s3_image_prefix)),
+               "OCR_S3_IMAGE_PREFIX and OCR_S3_PREFIX must not contain one another (uploads are deleted)")
         _check(self.max_queued_jobs >= 0, "OCR_MAX_QUEUED_JOBS must be >= 0 (0 = from Redis's maxmemory)")
         _check(self.max_queued_bytes == 0 or self.max_queued_bytes >= self.max_image_bytes,
                "OCR_MAX_QUEUED_BYTES must be 0 (from Redis's maxmemory) or >= OCR_MAX_IMAGE_BYTES")

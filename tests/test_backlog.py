@@ -105,6 +105,9 @@ def test_releasing_twice_gives_a_place_back_once(settings, redis):
     backlog.release(redis, [first.id])
     backlog.release(redis, [first.id])
     assert backlog.totals(redis).jobs == 1 and backlog.totals(redis).bytes == len(LINE)
+    window = int(time.time()) // backlog.WINDOW_S
+    drained = sum(int(redis.get(keys.drained_key(w)) or 0) for w in (window - 1, window))
+    assert drained == 1  # the drain rate counts places given back, not calls
 
 
 def test_a_submission_that_fails_after_admission_leaves_nothing(settings, redis, client, monkeypatch):
@@ -116,6 +119,20 @@ def test_a_submission_that_fails_after_admission_leaves_nothing(settings, redis,
     assert answer.status_code == 503 and answer.get_json()["error"]["kind"] == "redis_full"
     assert "nothing was queued" in answer.get_json()["error"]["message"]
     assert backlog.totals(redis).jobs == 0 and not redis.keys(keys.image_key("*"))
+
+
+def test_a_reply_lost_after_the_job_was_queued_undoes_nothing(settings, redis, monkeypatch):
+    enqueue = jobs._enqueue
+
+    def queued_then_lost(*args, **kwargs):
+        enqueue(*args, **kwargs)
+        raise redis_lib.exceptions.TimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(jobs, "_enqueue", queued_then_lost)
+    with pytest.raises(redis_lib.exceptions.TimeoutError):
+        jobs.submit(redis, settings, LINE, JobOptions(mode="line"))
+    (job_id,) = jobs.get_queue(redis, settings).job_ids
+    assert redis.exists(keys.image_key(job_id)) and backlog.totals(redis).jobs == 1
 
 
 def test_a_nearly_full_redis_refuses_with_429_before_it_runs_out(settings, redis, client):
@@ -175,6 +192,15 @@ def test_images_in_s3_leave_redis_a_small_job_and_are_deleted_when_it_ends(s3, r
     assert view["status"] == "finished" and "Wallaby Way" in view["result"]["text"]
     assert client.list_objects_v2(Bucket="results", Prefix="batchocr/images/").get("KeyCount", 0) == 0
     assert backlog.totals(redis).jobs == 0
+
+
+def test_batchocrs_own_uploads_and_results_are_not_inputs(s3, redis):
+    settings, _ = s3
+    settings = settings.replace(image_store="s3", s3_bucket="results", s3_input_buckets="results,scans")
+    api = create_app(settings, connection=redis).test_client()
+    for key in ("batchocr/images/0f7d5a1e-2d3b-4c1a-9e6f-1a2b3c4d5e6f", "batchocr/results/x.json"):
+        answer = api.post("/v1/jobs", json={"image_uri": f"s3://results/{key}", "mode": "line"})
+        assert answer.status_code == 403 and "own storage" in answer.get_json()["error"]["message"]
 
 
 def test_a_worker_reads_uploaded_images_only_under_the_image_prefix(s3, redis, pipelines):

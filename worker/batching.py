@@ -169,6 +169,7 @@ class BatchWorker(OutageTolerantWorker):
                 logger.exception("job %s could not be started", job.id)
                 self._finalize(job, queue, executions.get(job.id), Outcome.failed(exc))
                 self._release([job])
+                self._end_jobs([job])
         return prepared, executions, failed
 
     def _ocr(self, loaded: list[LoadedJob], batch_id: str) -> list[Outcome]:
@@ -287,9 +288,12 @@ class BatchWorker(OutageTolerantWorker):
             super().handle_exception(job, *exc_info)
 
     def _end_jobs(self, jobs: list[Job]) -> None:
+        """Images deleted, backlog places given back (``end_jobs``). In an outage both are left
+        to lapse (the image TTL; a place once its job no longer waits or runs: ``shared.backlog``),
+        so the outage is waited out once, where the worker next needs Redis."""
         try:
             end_jobs(self.connection, jobs, self.objects)
-        except UNREACHABLE as exc:  # they expire on their own (image_ttl_s)
+        except UNREACHABLE as exc:
             self.outage.failed(exc)
         except Exception:
             logger.warning("could not delete the batch's images", exc_info=True)

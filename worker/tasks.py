@@ -8,6 +8,7 @@ pipeline built once per process, so jobs never fail just because the wrong worke
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from typing import Any
 
@@ -17,6 +18,8 @@ from shared.s3 import ObjectStore
 from shared.settings import Settings
 from worker.job_io import end_jobs, error_document, finish, load_jobs
 from worker.pipeline import OcrPipeline
+
+logger = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,4 +53,7 @@ def ocr_job(**_: Any) -> dict[str, Any]:
         job.save_meta()
         raise
     finally:
-        end_jobs(job.connection, [job], objects)
+        try:
+            end_jobs(job.connection, [job], objects)
+        except Exception:  # the job's outcome stands; its image and place lapse on their own
+            logger.warning("could not delete job %s's image or give back its place", job.id, exc_info=True)

@@ -184,8 +184,10 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: OCR_DEFAULT_LANG, as for a job that gives none)")
     parser.add_argument("--rotate", default="0", help="page sets: comma-separated clockwise turns in degrees to "
                         "score the pages at, e.g. 0,90,180,270 or -10,10 for skew (boxes are turned back before scoring)")
+    parser.add_argument("--backend", help="inference backend as BACKEND[:PRECISION], e.g. openvino:bf16 "
+                        "(default: OCR_BACKEND / OCR_PRECISION); reported with the figures")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    settings = _settings(args, parser)
     try:
         angles = [float(a) for a in args.rotate.split(",") if a.strip()]
     except ValueError:
@@ -211,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"rotate": angle} if mode == "page" else {}
             scores = run(pipeline, items, max(1, args.batch), args.ignore_case, lang, **extra)
             key = version if len(angles) == 1 else f"{version}@{angle}"
-            results[key] = {"set": args.data.name, "mode": mode, "model": version, "lang": lang, **scores}
+            results[key] = {"set": args.data.name, "mode": mode, "model": version, "lang": lang,
+                            "backend": f"{settings.backend}:{settings.precision}", **scores}
             print(_summary(results[key]))
     if args.json:
         single = len(results) == 1
@@ -220,12 +223,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings:
+    """The ``OCR_*`` settings, with the backend ``--backend`` names."""
+    settings = Settings.from_env()
+    if not args.backend:
+        return settings
+    backend, _, precision = args.backend.partition(":")
+    try:
+        return settings.replace(backend=backend, precision=precision or "fp32")
+    except ConfigError as exc:
+        parser.error(exc.message)
+
+
 def _summary(figures: dict) -> str:
     unit = "lines" if figures["mode"] == "line" else "pages"
     extra = f"  gt-region CER {figures['cer_gt_region']:.4f}  reading-order CER {figures['cer_reading_order']:.4f}" \
         + (f"  turned {figures['rotate']:g}°" if figures["rotate"] else "") if figures["mode"] == "page" else \
         f"  exact lines {figures['exact']:.3f}"
-    return (f"{figures['set']} [{figures['model']}] ({figures['items']} {unit}): CER {figures['cer']:.4f}{extra}  "
+    return (f"{figures['set']} [{figures['model']} {figures['backend']}] ({figures['items']} {unit}): CER {figures['cer']:.4f}{extra}  "
             f"{figures['items_per_s']:.2f} {unit}/s  {figures['ms_per_item']:.0f} ms/{unit[:-1]}  "
             f"peak RSS {figures['rss_mb']:.0f} MB")
 
