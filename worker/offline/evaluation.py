@@ -169,7 +169,7 @@ def speed_figures(items: int, seconds: float) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchocr-eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="a line or page set folder")
@@ -186,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                         "score the pages at, e.g. 0,90,180,270 or -10,10 for skew (boxes are turned back before scoring)")
     parser.add_argument("--backend", help="inference backend as BACKEND[:PRECISION], e.g. openvino:bf16 "
                         "(default: OCR_BACKEND / OCR_PRECISION); reported with the figures")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     settings = _settings(args, parser)
     try:
