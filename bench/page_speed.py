@@ -24,6 +24,8 @@ from bench.peer_eval import RapidOcrPeer
 from shared.charsets import LANGS
 from shared.settings import Settings
 from worker.lexicon import english
+from worker.backend_choice import choose
+from worker.engine import EngineOptions
 from worker.model_loading import load_model
 from worker.offline.evaluation import page_items
 from worker.pipeline import OcrPipeline, PageTask
@@ -50,10 +52,11 @@ def time_rapid(peer: RapidOcrPeer, paths: list[Path]) -> float:
 def variants(args: argparse.Namespace, settings: Settings) -> dict[str, tuple[OcrPipeline, str]]:
     """Our pipelines to time, one per combination of the values given (each option not given:
     the deployment's setting), keyed by what they vary: 'ours:VERSION[@SCALE]+LANG[/...]'."""
-    runtimes = [tuple(b.split(":", 1)) if ":" in b else (b, "fp32") for b in args.backend or
+    runtimes = [tuple(b.split(":", 1)) if ":" in b else (b, "auto") for b in args.backend or
                 [f"{settings.backend}:{settings.precision}"]]
+    options = EngineOptions.from_settings(settings)
     models = {f"{v}/{b}-{p}" if args.backend else v:
-              load_model(v, settings.threads, settings.ort_mem_arena, settings.model_dir, b, p)
+              load_model(v, choose(b, p, v), options, settings.model_dir)
               for v in args.model or [settings.default_model] for b, p in runtimes}
     switches = {"on": True, "off": False}
     axes = {  # setting -> [(label or "", value)]

@@ -80,7 +80,9 @@ class ResultDocument:
     lines group (empty for line jobs); ``skew``: the page's text angle in degrees (positive:
     lines fall to the right); ``rotation``: clockwise degrees (0, 90, 180, 270) the page was
     found turned by, read upright, with every box in the pixels of the image as sent (corners
-    clockwise from the top-left of the text as read); ``width``/``height``: of the decoded image; ``batch_size``: jobs
+    clockwise from the top-left of the text as read); ``width``/``height``: of the decoded image;
+    ``model``: the model version; ``inference``: the backend and precision it ran on
+    (``onnxruntime:fp32``, ``openvino:bf16``); ``batch_size``: jobs
     in the batch it ran in; ``attempts``: workers it took (1 + crashes)."""
 
     text: str = ""
@@ -91,6 +93,7 @@ class ResultDocument:
     width: int = 0
     height: int = 0
     model: str = ""
+    inference: str = ""
     mode: str = "page"
     batch_size: int = 1
     batch_id: str = ""

@@ -21,8 +21,8 @@ from shared.models import BUILTIN, DEFAULT
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULT_STORES = ("redis", "s3")
 IMAGE_STORES = ("redis", "s3")
-BACKENDS = ("onnxruntime", "openvino")
-PRECISIONS = ("fp32", "bf16")
+BACKENDS = ("auto", "onnxruntime", "openvino")
+PRECISIONS = ("auto", "fp32", "bf16")
 # Field metadata of a setting whose empty variable means "none" rather than its default.
 EMPTY_IS_NONE = {"empty": ""}
 
@@ -65,9 +65,17 @@ class Settings:
     workers_per_host: int = 1
     # ONNX Runtime's CPU memory arena: faster (detection -35 %) but keeps peak memory (+~500 MB).
     ort_mem_arena: bool = True
-    # Inference backend of the detector and recogniser, and its precision (bf16: OpenVINO only).
+    # Inference backend and precision (worker/backend_choice.py): auto = OpenVINO bf16 where the
+    # package is installed, the CPU has native bf16 and the model's accuracy gate passed, else
+    # ONNX Runtime FP32. bf16 needs OpenVINO.
     backend: str = "onnxruntime"
-    precision: str = "fp32"
+    precision: str = "auto"
+    # OpenVINO's cache of kernels compiled per input shape, in primitives per model (~30 per
+    # line shape, ~0.1 MB each); OpenVINO's own default.
+    openvino_cache: int = 5000
+    # At start, run each model once per line width bucket up to this width (and one page), so
+    # the first jobs do not pay for first-use shapes (OpenVINO compiles per shape); 0 = off.
+    warm_up_width: int = 1024
     # Input limits.
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
@@ -178,7 +186,11 @@ class Settings:
         _check(self.s3_presign_ttl_s > 0, "OCR_S3_PRESIGN_TTL_S must be > 0")
         _check(self.backend in BACKENDS, f"OCR_BACKEND must be one of {', '.join(BACKENDS)}")
         _check(self.precision in PRECISIONS, f"OCR_PRECISION must be one of {', '.join(PRECISIONS)}")
-        _check(self.precision == "fp32" or self.backend == "openvino", "OCR_PRECISION=bf16 needs OCR_BACKEND=openvino")
+        _check(self.precision != "bf16" or self.backend == "openvino", "OCR_PRECISION=bf16 needs OCR_BACKEND=openvino")
+        _check(self.precision == "auto" or self.backend != "auto",
+               "OCR_BACKEND=auto chooses the precision too: leave OCR_PRECISION unset, or name the backend")
+        _check(self.openvino_cache >= 1, "OCR_OPENVINO_CACHE must be >= 1")
+        _check(0 <= self.warm_up_width <= self.rec_max_width, "OCR_WARM_UP_WIDTH must be 0..rec_max_width")
         _check(self.image_store in IMAGE_STORES, f"OCR_IMAGE_STORE must be one of {', '.join(IMAGE_STORES)}")
         _check(self.image_store != "s3" or bool(self.s3_bucket), "OCR_IMAGE_STORE=s3 needs OCR_S3_BUCKET")
         _check(bool(self.s3_image_prefix.strip("/")) and self.s3_image_prefix.endswith("/"),

@@ -49,6 +49,13 @@ def test_plan_chunks_sorts_by_width_and_respects_the_budget():
     assert chunks == [[1, 3], [0, 4], [5], [6], [2]]
 
 
+def test_plan_chunks_are_powers_of_two_so_shapes_recur():
+    sizes = [len(chunk) for chunk in plan_chunks([64] * 7 + [128] * 12, budget=100_000)]
+    assert sizes == [4, 2, 1, 8, 4]
+    assert sorted(i for chunk in plan_chunks([64] * 7, budget=256) for i in chunk) == list(range(7))
+    assert [len(chunk) for chunk in plan_chunks([64] * 7, budget=256)] == [4, 2, 1]
+
+
 def test_plan_chunks_never_pads_a_line_for_a_batch_mate():
     widths = [400, 408, 416, 400, 408]
     assert plan_chunks(widths, budget=100_000) == [[0, 3], [1, 4], [2]]

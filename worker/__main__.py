@@ -21,6 +21,7 @@ from worker.metrics import WorkerMetrics
 from worker.outage import UNREACHABLE, Outage
 from worker.pipeline import OcrPipeline
 from worker.loaded_models import Pipelines
+from worker.warm_up import warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +29,12 @@ logger = logging.getLogger(__name__)
 def load_pipelines(settings: Settings) -> dict[str, OcrPipeline]:
     """The default model, loaded at start so the first batch does not wait; other versions
     load on first use (``worker.loaded_models.Pipelines``). The English word list too, unless jobs
-    read everything as it is by default (``OCR_DEFAULT_LANG=all``)."""
+    read everything as it is by default (``OCR_DEFAULT_LANG=all``). Warmed up (``worker.warm_up``)."""
     if settings.default_lang != "all":
         english()
-    return {settings.default_model: OcrPipeline.load(settings.default_model, settings)}
+    pipeline = OcrPipeline.load(settings.default_model, settings)
+    warm_up(pipeline, settings.warm_up_width)
+    return {settings.default_model: pipeline}
 
 
 def build_worker(
@@ -64,8 +67,8 @@ def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> in
     is waited out here, and the worker starts again under a fresh registration, keeping the
     loaded models. Nothing here exits on a Redis error; a Redis that may evict keys is refused
     whenever a registration starts (EvictingRedisError: ``shared.redis_memory``)."""
-    pipelines = Pipelines(settings, load_pipelines(settings))
     metrics = WorkerMetrics()
+    pipelines = Pipelines(settings, load_pipelines(settings), on_load=metrics.loaded)
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     outage = Outage(f"worker {name or os.getpid()}")

@@ -8,12 +8,15 @@ from one N x C x H x W float32 input to its one output.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from shared.errors import ModelError
+from shared.settings import Settings
+from worker.backend_choice import Choice, openvino_core
 
 logger = logging.getLogger(__name__)
 
@@ -73,24 +76,28 @@ class Engine:
 class OpenVinoEngine:
     """The same ONNX file compiled by OpenVINO for the CPU, one inference stream with
     ``threads`` threads; ``precision`` "bf16" lets OpenVINO run in bfloat16 (AVX512_BF16 / AMX),
-    "fp32" keeps float32. Outputs are copied out of OpenVINO's buffers."""
+    "fp32" keeps float32. ``precision`` afterwards is what OpenVINO actually chose (a CPU
+    without bf16 runs f32). OpenVINO compiles kernels for each new input shape (~0.15 s for a
+    line shape, ~0.4 s for a page) and keeps them in a cache of ``cache_entries`` primitives
+    (~30 per line shape, ~0.1 MB each: docs/BENCHMARKS.md). Outputs are copied out of
+    OpenVINO's buffers."""
 
     backend = "openvino"
 
-    def __init__(self, path: Path, threads: int, precision: str) -> None:
-        try:
-            import openvino as ov  # imported here: an ONNX Runtime worker never loads it
-        except ImportError:
-            raise ModelError("OCR_BACKEND=openvino needs the openvino package: pip install 'batchocr[openvino]'") from None
-
-        core = ov.Core()
+    def __init__(self, path: Path, threads: int, precision: str, cache_entries: int = 5000) -> None:
+        core = openvino_core()
+        if core is None:
+            raise ModelError("OCR_BACKEND=openvino needs the openvino package: pip install 'batchocr[openvino]'")
         self.model = core.read_model(str(path))
         config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
-        self.request = core.compile_model(self.model, "CPU", config).create_infer_request()
-        self.precision = precision
+                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+                  "CPU_RUNTIME_CACHE_CAPACITY": str(cache_entries)}
+        compiled = core.compile_model(self.model, "CPU", config)
+        self.request = compiled.create_infer_request()
+        chosen = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.precision = "bf16" if chosen == "bf16" else "fp32"
         self.calls = 0
-        logger.info("loaded %s on OpenVINO (%s) with %d threads", path.name, precision, threads)
+        logger.info("loaded %s on OpenVINO (%s) with %d threads", path.name, self.precision, threads)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         self.calls += 1
@@ -106,9 +113,23 @@ class OpenVinoEngine:
         return self.model.get_rt_info(path).astype(str) if self.model.has_rt_info(path) else None
 
 
-def build_engine(path: Path, threads: int, backend: str = "onnxruntime", precision: str = "fp32",
-                 mem_arena: bool = True) -> Engine | OpenVinoEngine:
-    """The engine for one model file on ``backend`` (``shared.settings.BACKENDS``)."""
-    if backend == "openvino":
-        return OpenVinoEngine(path, threads, precision)
-    return Engine(build_session(path, threads, mem_arena))
+@dataclass(frozen=True)
+class EngineOptions:
+    """How every engine of a worker is built: ``threads`` per engine (``Settings.threads``),
+    ONNX Runtime's memory arena, and OpenVINO's compiled-shape cache (``Settings``)."""
+
+    threads: int = 1
+    mem_arena: bool = True
+    openvino_cache: int = 5000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineOptions:
+        return cls(settings.threads, settings.ort_mem_arena, settings.openvino_cache)
+
+
+def build_engine(path: Path, choice: Choice, options: EngineOptions, spin: bool = True) -> Engine | OpenVinoEngine:
+    """The engine for one model file on ``choice``'s backend and precision
+    (``worker.backend_choice``); ``spin`` as in ``build_session``."""
+    if choice.backend == "openvino":
+        return OpenVinoEngine(path, options.threads, choice.precision, options.openvino_cache)
+    return Engine(build_session(path, options.threads, options.mem_arena, spin))

@@ -141,6 +141,7 @@ def result_document(
         width=int(width),
         height=int(height),
         model=loaded.model,
+        inference=page.inference,
         mode=loaded.payload.mode,
         batch_size=batch_size,
         batch_id=batch_id,

@@ -5,27 +5,38 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 
 from shared.settings import Settings
 from worker.pipeline import OcrPipeline
+from worker.warm_up import warm_up
 
 logger = logging.getLogger(__name__)
 
 
 class Pipelines:
-    """``get(version)`` -> a ready OcrPipeline; ModelError for a version that cannot load."""
+    """``get(version)`` -> a ready OcrPipeline, warmed up (``worker.warm_up``); ModelError for a
+    version that cannot load."""
 
-    def __init__(self, settings: Settings, preloaded: dict[str, OcrPipeline] | None = None) -> None:
+    def __init__(self, settings: Settings, preloaded: dict[str, OcrPipeline] | None = None,
+                 on_load: Callable[[OcrPipeline], None] | None = None) -> None:
         self.settings = settings
         self._loaded: OrderedDict[str, OcrPipeline] = OrderedDict(preloaded or {})
         self.limit = max(settings.max_loaded_models, len(self._loaded))
+        self.on_load = on_load  # told of every pipeline this object holds (worker metrics)
+        for pipeline in self._loaded.values():
+            if on_load is not None:
+                on_load(pipeline)
 
     def get(self, version: str) -> OcrPipeline:
         if version in self._loaded:
             self._loaded.move_to_end(version)
             return self._loaded[version]
         pipeline = OcrPipeline.load(version, self.settings)
+        warm_up(pipeline, self.settings.warm_up_width)
         self._loaded[version] = pipeline
+        if self.on_load is not None:
+            self.on_load(pipeline)
         while len(self._loaded) > self.limit:
             evicted, _ = self._loaded.popitem(last=False)
             logger.info("unloaded model %s (OCR_MAX_LOADED_MODELS=%d)", evicted, self.limit)

@@ -5,9 +5,10 @@ One ``WorkerMetrics`` per process, with its own registry, passed to the worker e
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from shared.document import ResultDocument
+from worker.pipeline import OcrPipeline
 
 STAGES = ("queue_wait", "decode", "detection", "recognition", "total")
 SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -25,8 +26,16 @@ class WorkerMetrics:
         self.confidence = Histogram("batchocr_line_confidence", "Recognition confidence of returned lines",
                                     ["model"], registry=self.registry,
                                     buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0))
+        self.inference = Gauge("batchocr_worker_inference", "1 for each loaded model version, labelled with "
+                               "the backend and precision it runs on", ["model", "backend", "precision"],
+                               registry=self.registry)
         self.recovered = Counter("batchocr_recovered_jobs", "Jobs of dead workers this worker's reaper "
                                  "handled", ["action"], registry=self.registry)
+
+    def loaded(self, pipeline: OcrPipeline) -> None:
+        """A model version this worker holds, and what it runs on (``worker.backend_choice``)."""
+        choice = pipeline.model.choice
+        self.inference.labels(pipeline.model.spec.name, choice.backend, choice.precision).set(1)
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)

@@ -12,7 +12,8 @@ import numpy as np
 from shared.errors import BadOptionError, ModelError
 from shared.models import FileRef, ModelSpec, version
 from worker.charset_masks import allowed_classes
-from worker.engine import Engine, OpenVinoEngine, build_engine, build_session
+from worker.backend_choice import Choice
+from worker.engine import Engine, EngineOptions, OpenVinoEngine, build_engine
 
 # PP-OCR's 0/180 text-line classifier, shipped in the rapidocr wheel (worker/orientation.py).
 CLS_FILE = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
@@ -32,7 +33,8 @@ class OcrModel:
     det: Engine | OpenVinoEngine
     rec: Engine | OpenVinoEngine
     vocab: list[str]
-    cls: Engine | None = None
+    cls: Engine | OpenVinoEngine | None = None
+    choice: Choice = Choice("onnxruntime", "fp32")
     _charsets: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
 
     def charset_classes(self, lang: str) -> np.ndarray | None:
@@ -51,13 +53,13 @@ def _file(spec: ModelSpec, ref: FileRef) -> Path:
     return path
 
 
-def _vocabulary(spec: ModelSpec, rec: Engine | OpenVinoEngine) -> list[str]:
+def _vocabulary(spec: ModelSpec, rec: Engine | OpenVinoEngine, choice: Choice) -> list[str]:
     """blank + symbols + space, from a dictionary file or an ONNX model's ``character`` metadata."""
     if spec.vocab is not None:
         symbols = _file(spec, spec.vocab).read_text("utf-8").splitlines()
     else:
-        source = rec if spec.vocab_from_metadata_of is None else Engine(build_session(
-            _file(spec, spec.vocab_from_metadata_of), 1, False))
+        source = rec if spec.vocab_from_metadata_of is None else build_engine(
+            _file(spec, spec.vocab_from_metadata_of), choice, EngineOptions(1, False))
         character = source.metadata("character")
         if character is None:
             raise ModelError(f"model {spec.name}: no 'character' vocabulary in the ONNX metadata")
@@ -65,11 +67,10 @@ def _vocabulary(spec: ModelSpec, rec: Engine | OpenVinoEngine) -> list[str]:
     return ["<blank>", *symbols, " "]
 
 
-def load_model(name: str, threads: int, mem_arena: bool = True, model_dir: str = "", backend: str = "onnxruntime",
-               precision: str = "fp32") -> OcrModel:
-    """Build the sessions for version ``name`` on ``backend`` at ``precision`` (detector and
-    recogniser; the small line classifier always on ONNX Runtime); fails loudly if the
-    vocabulary does not fit.
+def load_model(name: str, choice: Choice, options: EngineOptions, model_dir: str = "") -> OcrModel:
+    """Build the engines for version ``name`` on ``choice``'s backend and precision (detector
+    and recogniser; the small line classifier on the same backend in full precision, so a
+    worker loads one runtime); fails loudly if the vocabulary does not fit.
 
     Raises:
         ModelError: unknown version, missing package or file, or class count != vocabulary
@@ -79,13 +80,14 @@ def load_model(name: str, threads: int, mem_arena: bool = True, model_dir: str =
         spec = version(name, model_dir, installed=False)
     except BadOptionError as exc:
         raise ModelError(exc.message) from None
-    det = build_engine(_file(spec, spec.det), threads, backend, precision, mem_arena)
-    rec = build_engine(_file(spec, spec.rec), threads, backend, precision, mem_arena)
-    vocab = _vocabulary(spec, rec)
+    det = build_engine(_file(spec, spec.det), choice, options)
+    rec = build_engine(_file(spec, spec.rec), choice, options)
+    choice = Choice(choice.backend, rec.precision, choice.reason)  # what the backend actually runs
+    vocab = _vocabulary(spec, rec, choice)
     classes = rec.classes
     if classes is not None and classes != len(vocab):
         raise ModelError(f"model {spec.name}: {classes} output classes but the vocabulary gives {len(vocab)}")
-    cls = Engine(build_session(Path(str(importlib.resources.files("rapidocr") / "models" / CLS_FILE)),
-                               threads, mem_arena, spin=False))
-    logger.info("model %s ready: %d classes", name, len(vocab))
-    return OcrModel(spec=spec, det=det, rec=rec, vocab=vocab, cls=cls)
+    cls = build_engine(Path(str(importlib.resources.files("rapidocr") / "models" / CLS_FILE)),
+                       Choice(choice.backend, "fp32"), options, spin=False)
+    logger.info("model %s ready: %d classes, on %s (%s)", name, len(vocab), choice.label, choice.reason)
+    return OcrModel(spec=spec, det=det, rec=rec, vocab=vocab, cls=cls, choice=choice)

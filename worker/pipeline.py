@@ -21,6 +21,8 @@ from worker.deskew import level, needs_leveling, to_page_frame
 from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
 from worker.lexicon import english
 from worker.line_geometry import skew_angle
+from worker.backend_choice import choose
+from worker.engine import EngineOptions
 from worker.model_loading import OcrModel, load_model
 from worker.orientation import LineClassifier, page_vote, rotation_of, to_sent_frame, turn_upright, voters
 from worker.orientation import Params as OrientationParams
@@ -48,7 +50,8 @@ class PageResult:
 
     ``lines``, ``blocks``: the result contract's (``shared.document``); ``blocks`` index
     ``lines`` and are empty for line jobs; ``skew``: the page's text angle in degrees;
-    ``rotation``: clockwise degrees the page was found turned by (``worker.orientation``).
+    ``rotation``: clockwise degrees the page was found turned by (``worker.orientation``);
+    ``inference``: the backend and precision that read it (``worker.backend_choice``).
     """
 
     lines: list[Line] = field(default_factory=list)
@@ -57,6 +60,7 @@ class PageResult:
     rotation: int = 0
     detection_ms: float = 0.0
     recognition_ms: float = 0.0
+    inference: str = ""
 
     @property
     def text(self) -> str:
@@ -109,9 +113,10 @@ class OcrPipeline:
 
     @classmethod
     def load(cls, version: str, settings: Settings) -> OcrPipeline:
-        """Build model ``version``'s sessions with the settings' threads, arena and model dir."""
-        return cls(load_model(version, settings.threads, settings.ort_mem_arena, settings.model_dir, settings.backend,
-                              settings.precision), settings)
+        """Build model ``version``'s engines on the backend the settings choose for it
+        (``worker.backend_choice``), with their threads, arena and model dir."""
+        choice = choose(settings.backend, settings.precision, version)
+        return cls(load_model(version, choice, EngineOptions.from_settings(settings), settings.model_dir), settings)
 
     def hint(self, lang: str) -> Hint:
         """How the lines of a job with charset hint ``lang`` are decoded (``worker.ctc``);
@@ -184,7 +189,7 @@ class OcrPipeline:
         return results
 
     def _run_batch(self, tasks: list[PageTask]) -> list[PageResult]:
-        results = [PageResult() for _ in tasks]
+        results = [PageResult(inference=self.model.choice.label) for _ in tasks]
         rotations, shapes = [0] * len(tasks), [task.image.shape for task in tasks]
         crops: list[np.ndarray] = []
         owners: list[tuple[int, list[list[float]]]] = []

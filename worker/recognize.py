@@ -16,22 +16,34 @@ from worker.preprocess import REC_STRIDE, pad_stack, rec_normalize, rec_width
 
 def plan_chunks(widths: Sequence[int], budget: int) -> list[list[int]]:
     """Group line indices into chunks of one width each, narrowest first, ``lines x width <=
-    budget`` (memory bound; a line wider than the budget runs alone).
+    budget`` (memory bound; a line wider than the budget runs alone), each chunk a power of two
+    lines (7 lines of one width run as 4 + 2 + 1).
 
     Lines share a session call only with lines of their own padded width, so no line is padded
     for a batch-mate: the recogniser's global mixing sees the same input whatever the batch, and
-    a line reads the same alone or among any others (batch invariance). Recognition cost on CPU
-    grows with pixels and batching itself saves little per line, so more, narrower calls cost
-    little.
+    a line reads the same alone or among any others (batch invariance). Power-of-two chunk
+    sizes make input shapes recur (at most 1 + log2(budget / width) per width), which is what
+    a backend that compiles per shape needs (OpenVINO: ~0.15 s the first time it meets a shape,
+    docs/BENCHMARKS.md). Recognition cost on CPU grows with pixels and batching itself saves
+    little per line, so more, narrower calls cost little.
     """
     chunks: list[list[int]] = []
-    for idx in sorted(range(len(widths)), key=lambda i: (widths[i], i)):
-        width = widths[idx]
-        if chunks and widths[chunks[-1][0]] == width and (len(chunks[-1]) + 1) * width <= budget:
-            chunks[-1].append(idx)
-        else:
-            chunks.append([idx])
+    order = sorted(range(len(widths)), key=lambda i: (widths[i], i))
+    start = 0
+    while start < len(order):
+        width = widths[order[start]]
+        end = start
+        while end < len(order) and widths[order[end]] == width:
+            end += 1
+        while start < end:
+            size = _power_of_two_at_most(min(end - start, max(1, budget // max(1, width))))
+            chunks.append(order[start:start + size])
+            start += size
     return chunks
+
+
+def _power_of_two_at_most(n: int) -> int:
+    return 1 << (n.bit_length() - 1)
 
 
 def slot_width(width: int, tail: int, bucket: int) -> int:

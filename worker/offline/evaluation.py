@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             scores = run(pipeline, items, max(1, args.batch), args.ignore_case, lang, **extra)
             key = version if len(angles) == 1 else f"{version}@{angle}"
             results[key] = {"set": args.data.name, "mode": mode, "model": version, "lang": lang,
-                            "backend": f"{settings.backend}:{settings.precision}", **scores}
+                            "backend": pipeline.model.choice.label, **scores}
             print(_summary(results[key]))
     if args.json:
         single = len(results) == 1
@@ -235,7 +235,7 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Sett
         return settings
     backend, _, precision = args.backend.partition(":")
     try:
-        return settings.replace(backend=backend, precision=precision or "fp32")
+        return settings.replace(backend=backend, precision=precision or "auto")
     except ConfigError as exc:
         parser.error(exc.message)
 
