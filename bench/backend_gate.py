@@ -20,7 +20,8 @@ from pathlib import Path
 
 from bench.accuracy import EVAL
 from shared.settings import Settings
-from worker.backend_choice import GATES_FILE, REFERENCE, gate_passed
+from worker.backend_choice import GATES_FILE, REFERENCE, fingerprint, gate_passed
+from worker.model_loading import model_files
 from worker.offline.evaluation import evaluate_lines, evaluate_pages, line_items, page_items
 from worker.pipeline import OcrPipeline
 
@@ -67,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     candidate = measure(settings, model, args.candidate)
     table = json.loads(TABLE.read_text("utf-8")) if TABLE.is_file() else {}
     table.update({"tolerance": TOLERANCE, "reference": REFERENCE, "sets": list(SETS)})
-    entry = {name: {"cer": candidate[name], "reference": reference[name]} for name in SETS}
+    entry = {"fingerprint": fingerprint(model_files(model, settings.model_dir)),
+             "sets": {name: {"cer": candidate[name], "reference": reference[name]} for name in SETS}}
     table.setdefault("models", {}).setdefault(model, {})[args.candidate] = entry
     table.setdefault("measured", {})[f"{model} {args.candidate}"] = {"date": date.today().isoformat(),
                                                                      "machine": args.machine}
-    passed = gate_passed(table, model, args.candidate)
+    passed = gate_passed(table, model, args.candidate, entry["fingerprint"])
     for name in SETS:
         print(f"{name:24} {reference[name]:.4f} -> {candidate[name]:.4f} ({candidate[name] - reference[name]:+.4f})")
     print(f"{model} {args.candidate}: {'PASSED' if passed else 'FAILED'} (tolerance +{TOLERANCE})")

@@ -149,7 +149,7 @@ class Models:
 
     def pipeline(self, changes: dict | None = None) -> OcrPipeline:
         """The pipeline of a worker with default ``Settings`` plus ``changes``, on its default model."""
-        settings = Settings(intra_op_threads=THREADS).replace(**(changes or {}))
+        settings = Settings(intra_op_threads=THREADS, backend="onnxruntime").replace(**(changes or {}))
         if settings.default_model not in self._loaded:
             self._loaded[settings.default_model] = OcrPipeline.load(settings.default_model, settings).model
         return OcrPipeline(self._loaded[settings.default_model], settings)

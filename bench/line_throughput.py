@@ -1,13 +1,16 @@
 """Line throughput through the whole system, batch cap 1 vs 8, against the model-only floor.
 
     .venv/bin/python -m bench.line_throughput [--jobs 400] [--rounds 3] [--threads 2]
+        [--backend onnxruntime --backend openvino:bf16]
 
 Per round, side by side on one machine: (a) enqueue N single-line jobs from ../shared/eval
 (UW3 + OmniDocBench Chinese lines, cycled) through ``shared.jobs.submit``, run one in-process
 BatchWorker until the queue is empty, and time enqueue -> last result, for cap 1 and cap 8;
 (b) the same lines as preprocessed tensors straight into ``session.run`` in the same groups
 (model-only floor). Prints medians over rounds, the cap-8/cap-1 ratio, system efficiency
-(model-only time / end-to-end time) and how many lines read differently at cap 8 than at cap 1.
+(model-only time / end-to-end time) and how many lines read differently at cap 8 than at cap 1;
+with several ``--backend``, each runs in the same rounds (order alternating), and the report
+gives each one's cap-8 lines/s relative to the first.
 """
 
 from __future__ import annotations
@@ -82,36 +85,58 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backend", action="append", help="inference backend(s) to time side by side, as "
+                        "BACKEND[:PRECISION] (default: onnxruntime)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     images = load_lines(args.jobs)
     with RedisServer() as server:
-        settings = Settings(redis_url=server.url, intra_op_threads=args.threads, queue_name="bench")
-        pipelines = load_pipelines(settings)
-        pipeline = pipelines[settings.default_model]
+        base = Settings(redis_url=server.url, intra_op_threads=args.threads, queue_name="bench")
+        systems = {}  # backend label -> (settings, pipelines), each warmed up as a worker is
+        for name in args.backend or ["onnxruntime"]:
+            backend, _, precision = name.partition(":")
+            settings = base.replace(backend=backend, precision=precision or "auto")
+            pipelines = load_pipelines(settings)
+            systems[pipelines[settings.default_model].model.choice.label] = (settings, pipelines)
         connection = Redis.from_url(server.url)
-        times: dict[str, list[float]] = {"system_1": [], "system_8": [], "model_1": [], "model_8": []}
+        times: dict[str, list[float]] = {f"{label}/{kind}_{cap}": [] for label in systems
+                                         for kind in ("system", "model") for cap in (1, 8)}
         texts = {}
         for round_no in range(args.rounds):
-            for cap in (1, 8):
-                seconds, texts[cap] = run_system(connection, settings, pipelines, images, cap)
-                times[f"system_{cap}"].append(seconds)
-                times[f"model_{cap}"].append(run_model_only(pipeline, images, cap))
+            order = list(systems.items()) if round_no % 2 == 0 else list(systems.items())[::-1]
+            for label, (settings, pipelines) in order:
+                for cap in (1, 8):
+                    seconds, texts[label, cap] = run_system(connection, settings, pipelines, images, cap)
+                    times[f"{label}/system_{cap}"].append(seconds)
+                    times[f"{label}/model_{cap}"].append(run_model_only(pipelines[settings.default_model], images, cap))
             print(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    report = _report(args, list(systems), {k: statistics.median(v) for k, v in times.items()}, texts)
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def _report(args: argparse.Namespace, systems: list[str], med: dict[str, float], texts: dict) -> dict:
+    """Medians as lines/s, each backend's cap ratio and efficiency, and cap 8 vs the first."""
+    first = systems[0]
+    lines_per_s = {k: round(args.jobs / v, 2) for k, v in med.items()}
     report = {
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, threads={args.threads}",
         "jobs": args.jobs,
         "rounds": args.rounds,
-        "lines_per_s": {k: round(args.jobs / v, 2) for k, v in med.items()},
-        "ratio_system_8_vs_1": round(med["system_1"] / med["system_8"], 3),
-        "efficiency_1": round(med["model_1"] / med["system_1"], 3),
-        "efficiency_8": round(med["model_8"] / med["system_8"], 3),
-        "lines_differing_cap8_vs_cap1": sum(a != b for a, b in zip(texts[1], texts[8])),
+        # the first backend's figures also unprefixed, as before --backend (bench.ab_revisions reads them)
+        "lines_per_s": lines_per_s | {k.split("/", 1)[1]: v for k, v in lines_per_s.items() if k.startswith(first + "/")},
     }
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    for label in systems:
+        report[label] = {
+            "ratio_system_8_vs_1": round(med[f"{label}/system_1"] / med[f"{label}/system_8"], 3),
+            "efficiency_1": round(med[f"{label}/model_1"] / med[f"{label}/system_1"], 3),
+            "efficiency_8": round(med[f"{label}/model_8"] / med[f"{label}/system_8"], 3),
+            "lines_differing_cap8_vs_cap1": sum(a != b for a, b in zip(texts[label, 1], texts[label, 8])),
+        }
+    report["system_8_vs_first"] = {label: round(med[f"{first}/system_8"] / med[f"{label}/system_8"], 3)
+                                   for label in systems}
+    return report
 
 
 if __name__ == "__main__":

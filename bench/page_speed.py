@@ -3,10 +3,12 @@
     .venv/bin/python -m bench.page_speed [--rounds 3] [--threads 2] [--model V ...] [--width-scale S ...]
         [--lang L ...] [--det-max-side N ...] [--orientation on --orientation off]
         [--deskew on --deskew off] [--width-bucket N ...] [--backend onnxruntime --backend openvino:bf16]
+        [--set funsd_forms --set tapuscorpus_fr]
 
 One process holds both (same cores, same ONNX Runtime, 2 intra-op threads each); every round
 times each system over every page set, alternating which goes first. batchocr runs pages in
-groups of 8 (a worker's max_batch); RapidOCR one page per call, its only mode.
+groups of 8 (a worker's max_batch); RapidOCR one page per call, its only mode. Our models are
+warmed up first, as a worker warms them at start (``worker.warm_up``).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from shared.settings import Settings
 from worker.lexicon import english
 from worker.backend_choice import choose
 from worker.engine import EngineOptions
-from worker.model_loading import load_model
+from worker.model_loading import load_model, model_files
 from worker.offline.evaluation import page_items
 from worker.pipeline import OcrPipeline, PageTask
+from worker.warm_up import warm_up
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
-SETS = ("sroie_receipts", "omnidocbench_pages")
+SETS = ("sroie_receipts", "omnidocbench_pages")  # the default; --set names others
+ALL_SETS = ("sroie_receipts", "omnidocbench_pages", "funsd_forms", "tapuscorpus_fr")
 
 
 def time_ours(engine: tuple[OcrPipeline, str], paths: list[Path]) -> float:
@@ -55,9 +59,12 @@ def variants(args: argparse.Namespace, settings: Settings) -> dict[str, tuple[Oc
     runtimes = [tuple(b.split(":", 1)) if ":" in b else (b, "auto") for b in args.backend or
                 [f"{settings.backend}:{settings.precision}"]]
     options = EngineOptions.from_settings(settings)
-    models = {f"{v}/{b}-{p}" if args.backend else v:
-              load_model(v, choose(b, p, v), options, settings.model_dir)
-              for v in args.model or [settings.default_model] for b, p in runtimes}
+    models = {}
+    for version in args.model or [settings.default_model]:
+        for backend, precision in runtimes:
+            choice = choose(backend, precision, version, model_files(version, settings.model_dir))
+            model = load_model(version, choice, options, settings.model_dir)
+            models[f"{version}/{model.choice.label}" if args.backend else version] = model
     switches = {"on": True, "off": False}
     axes = {  # setting -> [(label or "", value)]
         "rec_width_scale": [(f"@{s:g}" if s else "", s) for s in args.width_scale or [settings.rec_width_scale]],
@@ -79,7 +86,7 @@ def variants(args: argparse.Namespace, settings: Settings) -> dict[str, tuple[Oc
     return ours
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -99,21 +106,30 @@ def main() -> None:
                         "(OCR_REC_WIDTH_BUCKET; default: the deployment's)")
     parser.add_argument("--backend", action="append", help="inference backend(s) to time, as BACKEND[:PRECISION] "
                         "(onnxruntime, openvino, openvino:bf16; default: OCR_BACKEND / OCR_PRECISION)")
-    args = parser.parse_args()
+    parser.add_argument("--set", action="append", choices=ALL_SETS, help="page set(s) to time (default: "
+                        f"{', '.join(SETS)})")
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    sets = tuple(args.set or SETS)
     settings = Settings.from_env(intra_op_threads=args.threads)
     ours = variants(args, settings)
+    for pipeline in {id(p.model): p for p, _ in ours.values()}.values():
+        warm_up(pipeline, settings.warm_up_width)  # as a worker does at start (OpenVINO compiles per shape)
     english()  # the word list lang=en/auto use: loaded once per worker process, not timed
     rapid = RapidOcrPeer(args.threads)
-    pages = {name: [path for path, _ in page_items(EVAL / name)] for name in SETS}
+    pages = {name: [path for path, _ in page_items(EVAL / name)] for name in sets}
     systems = [*((key, time_ours, engine) for key, engine in ours.items()), ("rapidocr", time_rapid, rapid)]
-    times: dict[str, list[float]] = {f"{s}/{n}": [] for n in SETS for s, _, _ in systems}
+    times: dict[str, list[float]] = {f"{s}/{n}": [] for n in sets for s, _, _ in systems}
     for round_no in range(args.rounds):
-        for name in SETS:
+        for name in sets:
             for system, timer, engine in systems if round_no % 2 == 0 else systems[::-1]:
                 times[f"{system}/{name}"].append(timer(engine, pages[name]))
         print(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
     report: dict[str, dict] = {}
-    for name in SETS:
+    for name in sets:
         rapid_s = statistics.median(times[f"rapidocr/{name}"])
         report[name] = {"pages": len(pages[name]), "rapidocr_pages_per_s": round(len(pages[name]) / rapid_s, 3)}
         for key in ours:

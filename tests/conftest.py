@@ -19,7 +19,11 @@ def redis_server():
 
 @pytest.fixture(scope="session")
 def base_settings(redis_server) -> Settings:
-    return Settings(redis_url=redis_server.url, queue_name="test-ocr", intra_op_threads=2)
+    # The session's in-process models run the reference backend, on which bench/gates.json's edit
+    # counts are measured; OpenVINO (what OCR_BACKEND=auto picks on a bf16 CPU) is held to it by
+    # worker/backend_gates.json and runs in worker processes (tests/test_backends.py and every
+    # test that starts `batchocr-worker`).
+    return Settings(redis_url=redis_server.url, queue_name="test-ocr", intra_op_threads=2, backend="onnxruntime")
 
 
 @pytest.fixture

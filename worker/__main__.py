@@ -68,7 +68,7 @@ def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> in
     loaded models. Nothing here exits on a Redis error; a Redis that may evict keys is refused
     whenever a registration starts (EvictingRedisError: ``shared.redis_memory``)."""
     metrics = WorkerMetrics()
-    pipelines = Pipelines(settings, load_pipelines(settings), on_load=metrics.loaded)
+    pipelines = Pipelines(settings, load_pipelines(settings), on_load=metrics.loaded, on_unload=metrics.unloaded)
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     outage = Outage(f"worker {name or os.getpid()}")

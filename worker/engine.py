@@ -124,6 +124,7 @@ class EngineOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
+        """A worker's engine options: ``Settings.threads`` (the cgroup-aware share of the cores)."""
         return cls(settings.threads, settings.ort_mem_arena, settings.openvino_cache)
 
 

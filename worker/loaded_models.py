@@ -19,11 +19,12 @@ class Pipelines:
     version that cannot load."""
 
     def __init__(self, settings: Settings, preloaded: dict[str, OcrPipeline] | None = None,
-                 on_load: Callable[[OcrPipeline], None] | None = None) -> None:
+                 on_load: Callable[[OcrPipeline], None] | None = None,
+                 on_unload: Callable[[OcrPipeline], None] | None = None) -> None:
         self.settings = settings
         self._loaded: OrderedDict[str, OcrPipeline] = OrderedDict(preloaded or {})
         self.limit = max(settings.max_loaded_models, len(self._loaded))
-        self.on_load = on_load  # told of every pipeline this object holds (worker metrics)
+        self.on_load, self.on_unload = on_load, on_unload  # told of every pipeline held, and let go (metrics)
         for pipeline in self._loaded.values():
             if on_load is not None:
                 on_load(pipeline)
@@ -38,8 +39,10 @@ class Pipelines:
         if self.on_load is not None:
             self.on_load(pipeline)
         while len(self._loaded) > self.limit:
-            evicted, _ = self._loaded.popitem(last=False)
+            evicted, dropped = self._loaded.popitem(last=False)
             logger.info("unloaded model %s (OCR_MAX_LOADED_MODELS=%d)", evicted, self.limit)
+            if self.on_unload is not None:
+                self.on_unload(dropped)
         return pipeline
 
     def loaded(self) -> list[str]:

@@ -37,6 +37,10 @@ class WorkerMetrics:
         choice = pipeline.model.choice
         self.inference.labels(pipeline.model.spec.name, choice.backend, choice.precision).set(1)
 
+    def unloaded(self, pipeline: OcrPipeline) -> None:
+        choice = pipeline.model.choice
+        self.inference.remove(pipeline.model.spec.name, choice.backend, choice.precision)
+
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
 

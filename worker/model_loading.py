@@ -59,12 +59,23 @@ def _vocabulary(spec: ModelSpec, rec: Engine | OpenVinoEngine, choice: Choice) -
         symbols = _file(spec, spec.vocab).read_text("utf-8").splitlines()
     else:
         source = rec if spec.vocab_from_metadata_of is None else build_engine(
-            _file(spec, spec.vocab_from_metadata_of), choice, EngineOptions(1, False))
+            _file(spec, spec.vocab_from_metadata_of), Choice(choice.backend, "fp32"), EngineOptions(1, False))
         character = source.metadata("character")
         if character is None:
             raise ModelError(f"model {spec.name}: no 'character' vocabulary in the ONNX metadata")
         symbols = character.splitlines()
     return ["<blank>", *symbols, " "]
+
+
+def model_files(name: str, model_dir: str = "") -> list[Path]:
+    """The detector and recogniser files of version ``name`` that exist (what a backend gate's
+    fingerprint covers: ``worker.backend_choice``); [] for an unknown version."""
+    try:
+        spec = version(name, model_dir, installed=False)
+    except BadOptionError:
+        return []
+    paths = [spec.path(spec.det), spec.path(spec.rec)]
+    return [path for path in paths if path is not None and path.is_file()]
 
 
 def load_model(name: str, choice: Choice, options: EngineOptions, model_dir: str = "") -> OcrModel:

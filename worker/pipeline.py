@@ -23,7 +23,7 @@ from worker.lexicon import english
 from worker.line_geometry import skew_angle
 from worker.backend_choice import choose
 from worker.engine import EngineOptions
-from worker.model_loading import OcrModel, load_model
+from worker.model_loading import OcrModel, load_model, model_files
 from worker.orientation import LineClassifier, page_vote, rotation_of, to_sent_frame, turn_upright, voters
 from worker.orientation import Params as OrientationParams
 from worker.reading_order import ordered_lines
@@ -115,7 +115,7 @@ class OcrPipeline:
     def load(cls, version: str, settings: Settings) -> OcrPipeline:
         """Build model ``version``'s engines on the backend the settings choose for it
         (``worker.backend_choice``), with their threads, arena and model dir."""
-        choice = choose(settings.backend, settings.precision, version)
+        choice = choose(settings.backend, settings.precision, version, model_files(version, settings.model_dir))
         return cls(load_model(version, choice, EngineOptions.from_settings(settings), settings.model_dir), settings)
 
     def hint(self, lang: str) -> Hint:

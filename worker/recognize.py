@@ -43,6 +43,7 @@ def plan_chunks(widths: Sequence[int], budget: int) -> list[list[int]]:
 
 
 def _power_of_two_at_most(n: int) -> int:
+    """The largest power of two <= ``n`` (n >= 1)."""
     return 1 << (n.bit_length() - 1)
 
 

@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logs.configure("WARNING")
-    settings = Settings.from_env(model_dir=str(args.model_dir.resolve()))
+    # Both versions on the reference backend: the gate measures what INT8 costs, not a backend change.
+    settings = Settings.from_env(model_dir=str(args.model_dir.resolve()), backend="onnxruntime", precision="auto")
     base = load_versions(settings.model_dir)[args.base]
     name = args.name or f"{args.base}-int8-{args.method}"
     if name in load_versions(settings.model_dir) and not args.replace:
