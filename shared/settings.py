@@ -189,6 +189,15 @@ class Settings:
         _check(self.precision != "bf16" or self.backend == "openvino", "OCR_PRECISION=bf16 needs OCR_BACKEND=openvino")
         _check(self.openvino_cache >= 1, "OCR_OPENVINO_CACHE must be >= 1")
         _check(self.warm_up_width >= 0, "OCR_WARM_UP_WIDTH must be >= 0")
+        self._check_stores_and_bounds()
+        _check(1 <= self.max_loaded_models <= 16, "OCR_MAX_LOADED_MODELS must be 1..16")
+        # Versions from OCR_MODEL_DIR's manifest are checked where the process starts
+        # (shared.models.check_default): settings do no I/O.
+        _check(self.default_model in BUILTIN or bool(self.model_dir),
+               f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(BUILTIN))}, or a version in OCR_MODEL_DIR")
+
+    def _check_stores_and_bounds(self) -> None:
+        """Where uploads and results go, and the backlog bounds (``shared.backlog``)."""
         _check(self.image_store in IMAGE_STORES, f"OCR_IMAGE_STORE must be one of {', '.join(IMAGE_STORES)}")
         _check(self.image_store != "s3" or bool(self.s3_bucket), "OCR_IMAGE_STORE=s3 needs OCR_S3_BUCKET")
         _check(bool(self.s3_image_prefix.strip("/")) and self.s3_image_prefix.endswith("/"),
@@ -200,11 +209,6 @@ class Settings:
         _check(self.max_queued_bytes == 0 or self.max_queued_bytes >= self.max_image_bytes,
                "OCR_MAX_QUEUED_BYTES must be 0 (from Redis's maxmemory) or >= OCR_MAX_IMAGE_BYTES")
         _check(0 < self.queue_share_per_key <= 1, "OCR_QUEUE_SHARE_PER_KEY must be within (0, 1]")
-        _check(1 <= self.max_loaded_models <= 16, "OCR_MAX_LOADED_MODELS must be 1..16")
-        # Versions from OCR_MODEL_DIR's manifest are checked where the process starts
-        # (shared.models.check_default): settings do no I/O.
-        _check(self.default_model in BUILTIN or bool(self.model_dir),
-               f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(BUILTIN))}, or a version in OCR_MODEL_DIR")
 
     @property
     def input_buckets(self) -> frozenset[str]:
