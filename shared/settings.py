@@ -63,7 +63,7 @@ class Settings:
     # ONNX Runtime threads per session; 0 = cores on this host / workers_per_host.
     intra_op_threads: int = 0
     workers_per_host: int = 1
-    # ONNX Runtime's CPU memory arena: faster (detection -35 %) but keeps peak memory (+~500 MB).
+    # ONNX Runtime's CPU memory arena, one per process shared by every session (worker/engine.py).
     ort_mem_arena: bool = True
     # Inference backend and precision (worker/backend_choice.py): auto = OpenVINO bf16 where the
     # package is installed, the CPU has native bf16 and the model's accuracy gate passed, else

@@ -226,3 +226,19 @@ def test_warm_up_runs_each_line_width_bucket_one_page_and_the_classifier_then_fo
     assert model.cls.shapes == [(1, 3, 48, 192), (8, 3, 48, 192)]
     assert model.rec.calls == model.det.calls == model.cls.calls == 0  # calls count jobs' work only
     assert warm_up(pipeline, 0) == 0.0 and model.rec.calls == 0
+
+
+def test_onnx_runtime_sessions_share_one_arena_and_read_as_without_it():
+    """Every arena session of a process draws on the one environment arena (a page worker's
+    peak memory: docs/BENCHMARKS.md); its outputs are those of a session without an arena."""
+    import numpy as np
+
+    from worker.engine import Engine, build_session, shared_arena
+
+    rec = model_files("ppocrv6-small")[1]
+    pooled, alone = build_session(rec, 1), build_session(rec, 1, mem_arena=False)
+    assert shared_arena()
+    assert pooled.get_session_options().get_session_config_entry("session.use_env_allocators") == "1"
+    assert not pooled.get_session_options().enable_mem_pattern
+    batch = np.random.default_rng(0).uniform(-1, 1, (2, 3, 48, 160)).astype(np.float32)
+    np.testing.assert_array_equal(Engine(pooled)(batch), Engine(alone)(batch))

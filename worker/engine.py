@@ -7,6 +7,7 @@ from one N x C x H x W float32 input to its one output.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,22 +27,44 @@ def build_session(path: Path, threads: int, mem_arena: bool = True, spin: bool =
 
     Several workers share a host, so each session gets an explicit share of the cores rather
     than ONNX Runtime's default of "all of them" (which oversubscribes N workers N-fold).
-    ``mem_arena`` keeps freed buffers for reuse: faster, but the process holds its peak memory.
+    ``mem_arena`` keeps freed buffers for reuse: faster than allocating each run's. Every
+    session of the process then draws on one arena (``shared_arena``), so the detector's
+    buffers serve the recogniser after it instead of each model holding its own peak, and no
+    per-shape memory pattern is planned (input shapes vary with every page and line width, so
+    patterns would only pile up): a page worker's peak fell from 1.5 GB to 1.0 GB
+    (docs/BENCHMARKS.md). Off: every run allocates and frees its own buffers.
     ``spin=False`` stops the session's threads busy-waiting after a run: for a small model run
     between the big ones, whose threads would otherwise compete with theirs for the cores.
     """
     options = ort.SessionOptions()
     options.enable_cpu_mem_arena = mem_arena
+    options.enable_mem_pattern = False
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    if mem_arena and shared_arena():
+        options.add_session_config_entry("session.use_env_allocators", "1")
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     logger.info("loaded %s with %d intra-op threads", path.name, threads)
     return session
+
+
+@functools.cache
+def shared_arena() -> bool:
+    """Register one CPU arena allocator with ONNX Runtime's process-wide environment, once
+    (what sessions with ``session.use_env_allocators`` draw on); False if this ONNX Runtime
+    cannot, and sessions then keep an arena each."""
+    try:
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
+    except (AttributeError, RuntimeError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
+        logger.warning("ONNX Runtime could not share one memory arena between sessions: %s", exc)
+        return False
+    return True
 
 
 class Engine:
