@@ -31,12 +31,28 @@ def is_complete(out: Path, name: str, formats: Iterable[str]) -> bool:
     return all(output_path(out, name, fmt).is_file() for fmt in formats)
 
 
+def process_umask() -> int:
+    """The process's umask (read from /proc where it can be, so no other thread ever sees it changed)."""
+    try:
+        for row in Path("/proc/self/status").read_text().splitlines():
+            if row.startswith("Umask:"):
+                return int(row.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed over it, with the mode a
+    plain ``open`` would give (0666 less the umask; ``mkstemp`` alone would leave it 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".batchocr-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            os.fchmod(handle.fileno(), 0o666 & ~process_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

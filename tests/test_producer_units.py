@@ -87,3 +87,22 @@ def test_inputs_whose_output_names_collide_fail_instead_of_overwriting(tmp_path)
     todo = run.plan()
     assert len(todo) == 1 and run.stats.failed_documents == 1
     assert run.stats.failures[0]["kind"] == "name_collision"
+
+
+def test_output_files_honour_the_umask(tmp_path):
+    import os
+
+    from producer.outputs import write_atomic
+
+    before = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "a" / "out.txt", b"x")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "a" / "out.txt").stat().st_mode & 0o777 == 0o640
+    os.umask(0o002)
+    try:
+        write_atomic(tmp_path / "b.txt", b"x")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o664

@@ -1,70 +1,94 @@
 """Searchable PDF output: each scan as a page image with an invisible text layer on top.
 
-Each line is written in text render mode 3 (invisible) at its box, horizontally scaled to the
-box's width, so selecting, searching and copying text works in any PDF viewer. Latin text uses
-Helvetica; anything outside Windows-1252 (e.g. Chinese) uses the built-in Adobe CJK font
-STSong-Light, which PDF readers map back to Unicode without embedding a font file.
+ReportLab lays out the pages, each scan filling its page at the scan's DPI (JPEG data as it
+is, other images losslessly); ``producer.formats.text_layer`` then draws the OCR text over
+each page in an embedded glyphless font with a ToUnicode map, so every reader extracts the
+text as it was read.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime
+import importlib.metadata
 import io
 from collections.abc import Iterable
 
+import pikepdf
 from reportlab.lib.utils import ImageReader
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
-from producer.formats.layout import PageOutput, line_box
-
-LATIN = "Helvetica"
-CJK = "STSong-Light"
+from producer.formats.layout import PageOutput
+from producer.formats.text_layer import add_text_layers
 
 
-def _font(text: str) -> str:
+def producer_name() -> str:
+    """``batchocr <version>``: the Producer and Creator of every PDF written."""
     try:
-        text.encode("cp1252")
-        return LATIN
-    except UnicodeEncodeError:
-        if CJK not in pdfmetrics.getRegisteredFontNames():
-            pdfmetrics.registerFont(UnicodeCIDFont(CJK))
-        return CJK
+        return f"batchocr {importlib.metadata.version('batchocr')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "batchocr"
 
 
-def _text_layer(pdf: canvas.Canvas, page: PageOutput, scale: float, page_height: float) -> None:
-    width, height = page.size
-    for line in page.lines:
-        box = line_box(line, width, height)
-        # The trailing space separates lines in extracted text; it also keeps a one-character
-        # CJK line readable (PDFium extracts nothing from a lone 2-byte CID string).
-        text = line.text.strip() + " "
-        font = _font(text)
-        size = max(box.height * scale * 0.8, 1.0)
-        natural = pdfmetrics.stringWidth(text, font, size)
-        layer = pdf.beginText()
-        layer.setTextRenderMode(3)
-        layer.setFont(font, size)
-        if natural > 0:
-            layer.setHorizScale(100.0 * box.width * scale / natural)
-        layer.setTextOrigin(box.x0 * scale, page_height - box.y1 * scale + box.height * scale * 0.2)
-        layer.textOut(text)
-        pdf.drawText(layer)
-
-
-def render(name: str, pages: list[PageOutput], images: Iterable[bytes]) -> bytes:
-    """A PDF of ``pages`` (their scans in ``images``, same order) with invisible text."""
+def _scans(pages: list[PageOutput], images: Iterable[bytes]) -> bytes:
+    """A PDF of the scans alone, one page each, sized from their pixels and DPI."""
     out = io.BytesIO()
     pdf = canvas.Canvas(out, pageCompression=1, invariant=1)
-    pdf.setTitle(name)
-    pdf.setCreator("batchocr")
     for page, image in zip(pages, images):
         width, height = page.size
         scale = 72.0 / page.dpi
-        page_width, page_height = width * scale, height * scale
-        pdf.setPageSize((page_width, page_height))
-        pdf.drawImage(ImageReader(io.BytesIO(image)), 0, 0, page_width, page_height)
-        _text_layer(pdf, page, scale, page_height)
+        pdf.setPageSize((width * scale, height * scale))
+        pdf.drawImage(ImageReader(io.BytesIO(image)), 0, 0, width * scale, height * scale)
         pdf.showPage()
     pdf.save()
     return out.getvalue()
+
+
+def render(name: str, pages: list[PageOutput], images: Iterable[bytes],
+           now: datetime.datetime | None = None) -> bytes:
+    """A PDF of ``pages`` (their scans in ``images``, same order) with invisible text, titled
+    ``name``, made by ``batchocr <version>`` at ``now`` (default: the current time)."""
+    pdf = pikepdf.open(io.BytesIO(_scans(pages, images)))
+    for target in pdf.pages:  # ReportLab lists its default font on every page; the scans use none
+        if pikepdf.Name.Font in target.Resources:
+            del target.Resources[pikepdf.Name.Font]
+        for image in target.Resources.get(pikepdf.Name.XObject, {}).values():
+            _without_ascii85(image)
+    add_text_layers(pdf, pages)
+    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).astimezone()
+    with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
+        meta["dc:title"] = name
+        meta["xmp:CreatorTool"] = producer_name()
+        meta["pdf:Producer"] = producer_name()
+        meta["xmp:CreateDate"] = stamp.isoformat()
+        meta["xmp:ModifyDate"] = stamp.isoformat()
+    pdf.docinfo.Title = name
+    pdf.docinfo.Creator = pdf.docinfo.Producer = producer_name()
+    pdf.docinfo.CreationDate = pdf.docinfo.ModDate = pikepdf.String(_pdf_date(stamp))
+    for key in ("/Author", "/Subject", "/Keywords"):
+        if key in pdf.docinfo:
+            del pdf.docinfo[key]
+    out = io.BytesIO()
+    pdf.save(out, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    return out.getvalue()
+
+
+def _without_ascii85(image: pikepdf.Object) -> None:
+    """ReportLab writes image data as ASCII85 text (a quarter larger): store it binary, with
+    its other filters (the JPEG's DCTDecode, a lossless image's FlateDecode) as they were."""
+    filters = image.get(pikepdf.Name.Filter)
+    if not isinstance(filters, pikepdf.Array) or len(filters) < 2 or filters[0] != pikepdf.Name.ASCII85Decode:
+        return
+    data = base64.a85decode(image.read_raw_bytes(), adobe=True)
+    rest = list(filters)[1:]
+    parms = image.get(pikepdf.Name.DecodeParms)
+    image.write(data, filter=rest[0] if len(rest) == 1 else pikepdf.Array(rest),
+                decode_parms=None if parms is None else (list(parms)[1:] if isinstance(parms, pikepdf.Array) else parms))
+
+
+def _pdf_date(stamp: datetime.datetime) -> str:
+    """A PDF date string, ``D:YYYYMMDDHHmmSS+HH'mm'``."""
+    offset = stamp.utcoffset() or datetime.timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return stamp.strftime("D:%Y%m%d%H%M%S") + f"{sign}{abs(minutes) // 60:02d}'{abs(minutes) % 60:02d}'"

@@ -1,0 +1,134 @@
+"""The invisible text layer of a searchable PDF, in a font every reader can map back to Unicode.
+
+As Tesseract and OCRmyPDF do it: one embedded "glyphless" TrueType font whose only glyph is
+blank, written as a Type 0 (CID) font. Each distinct character of the document gets a 2-byte
+code; the font's ``CIDToGIDMap`` sends every code to the blank glyph and its ``ToUnicode``
+CMap sends every code back to its character, so pdftotext (poppler), PDFium and pdf.js
+extract exactly the OCR text, whatever the script (Latin, symbols, CJK, beyond the BMP).
+Each line is drawn in text render mode 3 (invisible) over its box, horizontally scaled to
+the box's width.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Iterable
+
+import pikepdf
+from fontTools.fontBuilder import FontBuilder
+
+from producer.formats.layout import PageOutput, line_box
+
+FONT_NAME = "GlyphLessFont"
+ADVANCE = 500  # every code's width, in 1/1000 em: the line's text is then scaled to its box
+RESOURCE = pikepdf.Name("/BatchocrText")
+
+
+@functools.cache
+def glyphless_font() -> bytes:
+    """A TrueType font of two blank glyphs (``.notdef`` and ``blank``), half an em wide."""
+    units = 1000
+    builder = FontBuilder(units, isTTF=True)
+    builder.setupGlyphOrder([".notdef", "blank"])
+    builder.setupCharacterMap({0x20: "blank"})
+    empty = {".notdef": _empty_glyph(), "blank": _empty_glyph()}
+    builder.setupGlyf(empty)
+    builder.setupHorizontalMetrics({name: (ADVANCE, 0) for name in empty})
+    builder.setupHorizontalHeader(ascent=units, descent=0)
+    builder.setupNameTable({"familyName": FONT_NAME, "styleName": "Regular"})
+    builder.setupOS2(sTypoAscender=units, sTypoDescender=0, usWinAscent=units, usWinDescent=0)
+    builder.setupPost()
+    out = io.BytesIO()
+    builder.save(out)
+    return out.getvalue()
+
+
+def _empty_glyph():
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    return TTGlyphPen(None).glyph()
+
+
+class CodeTable:
+    """The document's characters and their 2-byte codes (1, 2, ...; 0 is unused)."""
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        characters = sorted({char for text in texts for char in text})
+        if len(characters) > 0xFFFE:
+            raise ValueError("more distinct characters than 2-byte codes")
+        self.codes = {char: index + 1 for index, char in enumerate(characters)}
+
+    def encode(self, text: str) -> bytes:
+        return b"".join(self.codes[char].to_bytes(2, "big") for char in text)
+
+    def to_unicode(self) -> bytes:
+        """A ToUnicode CMap: each code to its character (UTF-16BE, surrogates beyond the BMP)."""
+        entries = [f"<{code:04X}> <{char.encode('utf-16-be').hex().upper()}>" for char, code in self.codes.items()]
+        chunks = [entries[i:i + 100] for i in range(0, len(entries), 100)]  # at most 100 per block
+        body = "".join(f"{len(chunk)} beginbfchar\n" + "\n".join(chunk) + "\nendbfchar\n" for chunk in chunks)
+        return ("/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+                "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+                "/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
+                "1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n" + body +
+                "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n").encode("ascii")
+
+    def cid_to_gid(self) -> bytes:
+        """Every code (CID) to glyph 1, the blank one; CID 0 to ``.notdef``."""
+        return b"\x00\x00" + b"\x00\x01" * len(self.codes)
+
+
+def font_object(pdf: pikepdf.Pdf, table: CodeTable) -> pikepdf.Object:
+    """The Type 0 font of the text layer, added to ``pdf`` (one per document)."""
+    descriptor = pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.FontDescriptor, FontName=pikepdf.Name("/" + FONT_NAME), Flags=5,
+        FontBBox=[0, 0, ADVANCE, 1000], ItalicAngle=0, Ascent=1000, Descent=0, CapHeight=1000, StemV=80,
+        FontFile2=pdf.make_stream(glyphless_font())))
+    descendant = pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.Font, Subtype=pikepdf.Name.CIDFontType2, BaseFont=pikepdf.Name("/" + FONT_NAME),
+        CIDSystemInfo=pikepdf.Dictionary(Registry="Adobe", Ordering="Identity", Supplement=0),
+        FontDescriptor=descriptor, DW=ADVANCE, CIDToGIDMap=pdf.make_stream(table.cid_to_gid())))
+    return pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type0, BaseFont=pikepdf.Name("/" + FONT_NAME),
+        Encoding=pikepdf.Name("/Identity-H"), DescendantFonts=[descendant],
+        ToUnicode=pdf.make_stream(table.to_unicode())))
+
+
+def line_texts(page: PageOutput) -> list[str]:
+    """What the layer writes for each of a page's lines: its text and a trailing space, which
+    separates lines in extracted text (and keeps a one-character line extractable)."""
+    return [line.text.strip() + " " for line in page.lines]
+
+
+def page_operators(page: PageOutput, table: CodeTable, media_box: list[float]) -> bytes:
+    """The content stream drawing ``page``'s lines invisibly onto a PDF page whose media box
+    is ``media_box`` ([x0, y0, x1, y1] points; the scan fills it, ``page.size`` its pixels)."""
+    width, height = page.size
+    page_size = (media_box[2] - media_box[0], media_box[3] - media_box[1])
+    sx, sy = page_size[0] / max(width, 1), page_size[1] / max(height, 1)
+    ops = [b"q", f"1 0 0 1 {media_box[0]:.2f} {media_box[1]:.2f} cm".encode(), b"BT", b"3 Tr"]
+    for line, text in zip(page.lines, line_texts(page)):
+        box = line_box(line, width, height)
+        size = max(box.height * sy * 0.8, 1.0)
+        natural = len(text) * size * ADVANCE / 1000
+        scale = 100.0 * box.width * sx / natural
+        baseline = page_size[1] - box.y1 * sy + box.height * sy * 0.2
+        ops.append(f"{RESOURCE} {size:.2f} Tf {scale:.2f} Tz 1 0 0 1 {box.x0 * sx:.2f} {baseline:.2f} Tm".encode())
+        ops.append(b"<" + table.encode(text).hex().upper().encode() + b"> Tj")
+    ops += [b"ET", b"Q"]
+    return b"\n".join(ops) + b"\n"
+
+
+def add_text_layers(pdf: pikepdf.Pdf, pages: list[PageOutput]) -> None:
+    """Draw each of ``pages``' text invisibly over the matching page of ``pdf`` (same order),
+    after what the page already shows (its content wrapped in q/Q, so a graphics state it
+    leaves changed does not move the text)."""
+    table = CodeTable(text for page in pages for text in line_texts(page))
+    font = font_object(pdf, table)
+    for target, page in zip(pdf.pages, pages):
+        if not page.lines:
+            continue
+        target.add_resource(font, pikepdf.Name.Font, RESOURCE)
+        target.contents_add(pdf.make_stream(b"q\n"), prepend=True)
+        operators = page_operators(page, table, [float(v) for v in target.mediabox])
+        target.contents_add(pdf.make_stream(b"Q\n" + operators))
