@@ -60,11 +60,13 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_document(out: Path, name: str, formats: list[str], pages: list[PageOutput],
-                   images: Iterable[bytes]) -> None:
-    """Write every requested format of one document (``images``: its page scans, for PDF)."""
+                   images: Iterable[bytes], original: bytes | None = None) -> None:
+    """Write every requested format of one document. The searchable PDF of a PDF input is
+    ``original`` itself with the text layer added; of anything else, ``images`` (its page
+    scans) with the text layer over them."""
     for fmt in formats:
         if fmt == "pdf":
-            data = pdf.render(name, pages, images)
+            data = pdf.graft(name, pages, original) if original is not None else pdf.render(name, pages, images)
         else:
             data = RENDERERS[fmt](name, pages)
         write_atomic(output_path(out, name, fmt), data)

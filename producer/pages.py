@@ -46,7 +46,8 @@ class Page:
         return str(uuid.uuid5(NAMESPACE, key))
 
 
-def _read(doc: Document, objects: ObjectStore | None, max_bytes: int) -> bytes:
+def read_document(doc: Document, objects: ObjectStore | None, max_bytes: int) -> bytes:
+    """The document's bytes, from disk or S3 (at most ``max_bytes`` from S3)."""
     if doc.is_s3:
         if objects is None:
             raise InputError(f"{doc.origin}: no S3 settings")
@@ -61,7 +62,7 @@ def iter_pages(doc: Document, *, dpi: float, objects: ObjectStore | None, max_by
     if doc.kind == "image" and doc.is_s3 and not fetch_s3_images:
         yield Page(1, None, S3Uri.parse(doc.origin), dpi, f"{doc.origin}#{doc.etag}")
         return
-    data = _read(doc, objects, max_bytes)
+    data = read_document(doc, objects, max_bytes)
     if doc.kind == "pdf":
         yield from _pdf_pages(data, dpi, _sha(data))
     elif doc.kind == "tiff":
@@ -77,13 +78,13 @@ def page_count(doc: Document, objects: ObjectStore | None, max_bytes: int) -> in
         if doc.kind == "pdf":
             import pypdfium2
 
-            pdf = pypdfium2.PdfDocument(_read(doc, objects, max_bytes))
+            pdf = pypdfium2.PdfDocument(read_document(doc, objects, max_bytes))
             try:
                 return len(pdf)
             finally:
                 pdf.close()
         if doc.kind == "tiff":
-            with Image.open(io.BytesIO(_read(doc, objects, max_bytes))) as img:
+            with Image.open(io.BytesIO(read_document(doc, objects, max_bytes))) as img:
                 return int(getattr(img, "n_frames", 1))
     except Exception:  # the document fails with its reason when its pages are read
         return 1

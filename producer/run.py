@@ -16,7 +16,7 @@ from typing import Any
 
 from producer import outputs
 from producer.formats.layout import PageOutput
-from producer.pages import DEFAULT_DPI, iter_pages, page_count
+from producer.pages import DEFAULT_DPI, iter_pages, page_count, read_document
 from producer.sources import Document, discover
 from producer.transport import MISSING, PageRejected, Transport
 from shared.jobs import TERMINAL
@@ -180,6 +180,10 @@ class BulkRun:
         state.pages.clear()
 
     def _write(self, doc: Document, pages: list[PageOutput]) -> None:
+        if doc.kind == "pdf" and "pdf" in self.config.formats:  # the original's pages, kept as they are
+            original = read_document(doc, self.objects, self.config.max_bytes)
+            outputs.write_document(self.config.out, doc.name, self.config.formats, pages, iter(()), original)
+            return
         images = (page.data or b"" for page in iter_pages(
             doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes,
             fetch_s3_images=True)) if "pdf" in self.config.formats else iter(())

@@ -70,13 +70,13 @@ def test_poppler_extracts_every_character(searchable):
 
 def test_the_layer_is_one_embedded_glyphless_font_with_a_unicode_map(searchable):
     document = pikepdf.open(searchable)
-    fonts = document.pages[0].Resources.Font
-    assert len(fonts) == 1
-    (font,) = fonts.values()
+    font = document.pages[0].Resources.Font.BatchocrText
     assert font.Subtype == "/Type0" and font.Encoding == "/Identity-H" and "/ToUnicode" in font
     descendant = font.DescendantFonts[0]
     assert "/FontFile2" in descendant.FontDescriptor and "/CIDToGIDMap" in descendant
     assert b"3 Tr" in document.pages[0].Contents[-1].read_bytes()  # invisible
+    shown = pypdfium2.PdfDocument(searchable.read_bytes())[0].render(scale=1).to_pil().convert("L")
+    assert shown.getextrema() == (255, 255)  # the scan was white: nothing of the layer shows
 
 
 def test_codes_map_back_to_characters_beyond_the_bmp():
@@ -109,3 +109,62 @@ def test_metadata_names_the_source_batchocr_and_the_real_date(searchable):
     assert "/Author" not in info
     year = datetime.date.today().year
     assert str(info.CreationDate).startswith(f"D:{year}")
+
+
+def original_pdf(rotate: int = 0) -> bytes:
+    """A born-digital PDF as an office suite writes one: vector text, an embedded JPEG, a link
+    annotation; US Letter, optionally shown turned by /Rotate, with a crop box inset."""
+    from reportlab.pdfgen import canvas
+
+    out = io.BytesIO()
+    page = canvas.Canvas(out, pagesize=(612, 792))
+    page.setFont("Helvetica", 14)
+    page.drawString(72, 700, "Quarterly report, printed text")
+    page.drawImage(str(ROOT / "samples" / "pages" / "quarterly_report.jpg"), 72, 300, 300, 300)
+    page.linkURL("https://example.org/", (72, 690, 300, 715))
+    page.showPage()
+    page.save()
+    document = pikepdf.open(io.BytesIO(out.getvalue()))
+    document.pages[0].obj.CropBox = [10, 20, 602, 782]
+    if rotate:
+        document.pages[0].obj.Rotate = rotate
+    saved = io.BytesIO()
+    document.save(saved)
+    return saved.getvalue()
+
+
+@pytest.mark.parametrize("rotate", [0, 90, 270])
+def test_a_pdf_input_keeps_its_pages_and_gains_a_text_layer_where_pdfium_shows_them(rotate):
+    source = original_pdf(rotate)
+    shown = pypdfium2.PdfDocument(source)[0]
+    width, height = (round(v * 300 / 72) for v in shown.get_size())  # as the producer renders it at 300 dpi
+    box = [[100, 200], [900, 200], [900, 260], [100, 260]]
+    page = PageOutput(1, "job", {"width": width, "height": height,
+                                 "lines": [{"text": "OCR line ½ µm", "confidence": 0.9, "box": box}]}, 300.0)
+    out = pdf.graft("minutes.pdf", [page], source)
+    assert len(out) <= 1.1 * len(source) + 6000  # the text layer and its font: a few KB
+    before, after = pikepdf.open(io.BytesIO(source)), pikepdf.open(io.BytesIO(out))
+    assert len(after.pages) == 1 and list(after.pages[0].mediabox) == list(before.pages[0].mediabox)
+    assert int(after.pages[0].obj.get("/Rotate", 0)) == rotate and "/Annots" in after.pages[0].obj
+    assert after.pages[0].Resources.XObject.keys() == before.pages[0].Resources.XObject.keys()
+    textpage = pypdfium2.PdfDocument(out)[0].get_textpage()
+    text = textpage.get_text_range()
+    assert "Quarterly report, printed text" in text and "OCR line ½ µm" in text
+    # Where the reader shows the page, the OCR text lies inside the line's box (in points).
+    rendered = pypdfium2.PdfDocument(out)[0].render(scale=300 / 72)
+    assert rendered.width == width and rendered.height == height
+    first = text.index("OCR")
+    left, bottom, right, top = textpage.get_charbox(first)
+    x, y = _shown_point(after.pages[0].obj, (left + right) / 2, (bottom + top) / 2)
+    assert 100 <= x * 300 / 72 <= 900 and 200 <= y * 300 / 72 <= 260
+
+
+def _shown_point(page, x: float, y: float) -> tuple[float, float]:
+    """A user-space point as shown: points from the top left of the displayed crop box."""
+    x0, y0, x1, y1 = (float(v) for v in page.CropBox)
+    rotate = int(page.get("/Rotate", 0))
+    if rotate == 90:
+        return y - y0, x - x0
+    if rotate == 270:
+        return y1 - y, x1 - x
+    return x - x0, y1 - y

@@ -49,25 +49,41 @@ def render(name: str, pages: list[PageOutput], images: Iterable[bytes],
     """A PDF of ``pages`` (their scans in ``images``, same order) with invisible text, titled
     ``name``, made by ``batchocr <version>`` at ``now`` (default: the current time)."""
     pdf = pikepdf.open(io.BytesIO(_scans(pages, images)))
-    for target in pdf.pages:  # ReportLab lists its default font on every page; the scans use none
-        if pikepdf.Name.Font in target.Resources:
-            del target.Resources[pikepdf.Name.Font]
+    for target in pdf.pages:
         for image in target.Resources.get(pikepdf.Name.XObject, {}).values():
             _without_ascii85(image)
     add_text_layers(pdf, pages)
-    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).astimezone()
-    with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
-        meta["dc:title"] = name
-        meta["xmp:CreatorTool"] = producer_name()
-        meta["pdf:Producer"] = producer_name()
-        meta["xmp:CreateDate"] = stamp.isoformat()
-        meta["xmp:ModifyDate"] = stamp.isoformat()
-    pdf.docinfo.Title = name
-    pdf.docinfo.Creator = pdf.docinfo.Producer = producer_name()
-    pdf.docinfo.CreationDate = pdf.docinfo.ModDate = pikepdf.String(_pdf_date(stamp))
-    for key in ("/Author", "/Subject", "/Keywords"):
+    for key in ("/Author", "/Subject", "/Keywords"):  # ReportLab's placeholders
         if key in pdf.docinfo:
             del pdf.docinfo[key]
+    return _saved(pdf, name, now, created=True)
+
+
+def graft(name: str, pages: list[PageOutput], original: bytes, now: datetime.datetime | None = None) -> bytes:
+    """The ``original`` PDF (``pages`` OCRed from its pages, same order) kept as it is (vector
+    text, images, sizes, annotations) with the invisible text layer drawn over each page; its
+    own metadata kept, Title ``name`` where it had none, Producer ``batchocr <version>``."""
+    pdf = pikepdf.open(io.BytesIO(original))
+    add_text_layers(pdf, pages)
+    return _saved(pdf, str(pdf.docinfo.get("/Title") or name), now, created="/CreationDate" not in pdf.docinfo)
+
+
+def _saved(pdf: pikepdf.Pdf, title: str, now: datetime.datetime | None, created: bool) -> bytes:
+    """``pdf`` with its Title, Producer, dates (document info and XMP kept in step), saved."""
+    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).astimezone()
+    with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
+        meta["dc:title"] = title
+        meta["pdf:Producer"] = producer_name()
+        meta["xmp:ModifyDate"] = stamp.isoformat()
+        if created:
+            meta["xmp:CreatorTool"] = producer_name()
+            meta["xmp:CreateDate"] = stamp.isoformat()
+    pdf.docinfo.Title = title
+    pdf.docinfo.Producer = producer_name()
+    pdf.docinfo.ModDate = pikepdf.String(_pdf_date(stamp))
+    if created:
+        pdf.docinfo.Creator = producer_name()
+        pdf.docinfo.CreationDate = pikepdf.String(_pdf_date(stamp))
     out = io.BytesIO()
     pdf.save(out, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
     return out.getvalue()

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import pikepdf
 from fontTools.fontBuilder import FontBuilder
+from fontTools.pens.ttGlyphPen import TTGlyphPen
 
 from producer.formats.layout import PageOutput, line_box
 
@@ -27,12 +28,12 @@ RESOURCE = pikepdf.Name("/BatchocrText")
 
 @functools.cache
 def glyphless_font() -> bytes:
-    """A TrueType font of two blank glyphs (``.notdef`` and ``blank``), half an em wide."""
+    """A TrueType font of two glyphs half an em wide: an empty ``.notdef`` and ``blank``."""
     units = 1000
     builder = FontBuilder(units, isTTF=True)
     builder.setupGlyphOrder([".notdef", "blank"])
     builder.setupCharacterMap({0x20: "blank"})
-    empty = {".notdef": _empty_glyph(), "blank": _empty_glyph()}
+    empty = {".notdef": _empty_glyph(), "blank": _box_glyph()}
     builder.setupGlyf(empty)
     builder.setupHorizontalMetrics({name: (ADVANCE, 0) for name in empty})
     builder.setupHorizontalHeader(ascent=units, descent=0)
@@ -45,9 +46,18 @@ def glyphless_font() -> bytes:
 
 
 def _empty_glyph():
-    from fontTools.pens.ttGlyphPen import TTGlyphPen
-
     return TTGlyphPen(None).glyph()
+
+
+def _box_glyph():
+    """A box as wide as the advance and as tall as a capital: never painted (the layer is
+    drawn in render mode 3), but it gives every character a box, which readers need to
+    select and extract text drawn turned (PDFium drops characters of zero height there)."""
+    pen = TTGlyphPen(None)
+    for point in ((0, 0), (0, 700), (ADVANCE, 700), (ADVANCE, 0)):
+        (pen.moveTo if point == (0, 0) else pen.lineTo)(point)
+    pen.closePath()
+    return pen.glyph()
 
 
 class CodeTable:
@@ -100,35 +110,66 @@ def line_texts(page: PageOutput) -> list[str]:
     return [line.text.strip() + " " for line in page.lines]
 
 
-def page_operators(page: PageOutput, table: CodeTable, media_box: list[float]) -> bytes:
-    """The content stream drawing ``page``'s lines invisibly onto a PDF page whose media box
-    is ``media_box`` ([x0, y0, x1, y1] points; the scan fills it, ``page.size`` its pixels)."""
+def page_operators(page: PageOutput, table: CodeTable, shown: tuple[float, float]) -> bytes:
+    """The operators drawing ``page``'s lines invisibly over a page shown ``shown`` points wide
+    and high (as a reader displays it, rotation applied; the scan or rendering fills it, its
+    pixels ``page.size``), in coordinates whose origin is the shown page's lower left."""
     width, height = page.size
-    page_size = (media_box[2] - media_box[0], media_box[3] - media_box[1])
-    sx, sy = page_size[0] / max(width, 1), page_size[1] / max(height, 1)
-    ops = [b"q", f"1 0 0 1 {media_box[0]:.2f} {media_box[1]:.2f} cm".encode(), b"BT", b"3 Tr"]
+    sx, sy = shown[0] / max(width, 1), shown[1] / max(height, 1)
+    ops = [b"BT", b"3 Tr"]
     for line, text in zip(page.lines, line_texts(page)):
         box = line_box(line, width, height)
         size = max(box.height * sy * 0.8, 1.0)
         natural = len(text) * size * ADVANCE / 1000
         scale = 100.0 * box.width * sx / natural
-        baseline = page_size[1] - box.y1 * sy + box.height * sy * 0.2
+        baseline = shown[1] - box.y1 * sy + box.height * sy * 0.2
         ops.append(f"{RESOURCE} {size:.2f} Tf {scale:.2f} Tz 1 0 0 1 {box.x0 * sx:.2f} {baseline:.2f} Tm".encode())
         ops.append(b"<" + table.encode(text).hex().upper().encode() + b"> Tj")
-    ops += [b"ET", b"Q"]
+    ops.append(b"ET")
     return b"\n".join(ops) + b"\n"
+
+
+def inherited(page: pikepdf.Dictionary, key: str):
+    """A page attribute, from the page or the nearest page tree node above it that has it."""
+    node, depth = page, 0
+    while node is not None and depth < 64:
+        if key in node:
+            return node[key]
+        node, depth = node.get("/Parent"), depth + 1
+    return None
+
+
+def shown_frame(page: pikepdf.Dictionary) -> tuple[tuple[float, float], list[float]]:
+    """The shown size of a page (its crop box, turned by /Rotate) and the matrix from shown
+    coordinates (origin lower left of what a reader displays) to the page's user space."""
+    box = inherited(page, "/CropBox") or inherited(page, "/MediaBox") or [0, 0, 612, 792]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    x0, x1, y0, y1 = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+    w, h = x1 - x0, y1 - y0
+    rotate = int(inherited(page, "/Rotate") or 0) % 360
+    if rotate == 90:
+        return (h, w), [0, 1, -1, 0, x0 + w, y0]
+    if rotate == 180:
+        return (w, h), [-1, 0, 0, -1, x0 + w, y0 + h]
+    if rotate == 270:
+        return (h, w), [0, -1, 1, 0, x0, y0 + h]
+    return (w, h), [1, 0, 0, 1, x0, y0]
 
 
 def add_text_layers(pdf: pikepdf.Pdf, pages: list[PageOutput]) -> None:
     """Draw each of ``pages``' text invisibly over the matching page of ``pdf`` (same order),
     after what the page already shows (its content wrapped in q/Q, so a graphics state it
-    leaves changed does not move the text)."""
+    leaves changed does not move the text), placed by the page's crop box and rotation as
+    PDFium renders it."""
     table = CodeTable(text for page in pages for text in line_texts(page))
     font = font_object(pdf, table)
     for target, page in zip(pdf.pages, pages):
         if not page.lines:
             continue
+        if "/Resources" not in target.obj:  # inherited: made the page's own before adding to it
+            target.obj.Resources = pikepdf.Dictionary(inherited(target.obj, "/Resources") or {})
         target.add_resource(font, pikepdf.Name.Font, RESOURCE)
+        shown, matrix = shown_frame(target.obj)
+        cm = " ".join(f"{value:g}" for value in matrix).encode() + b" cm\n"
         target.contents_add(pdf.make_stream(b"q\n"), prepend=True)
-        operators = page_operators(page, table, [float(v) for v in target.mediabox])
-        target.contents_add(pdf.make_stream(b"Q\n" + operators))
+        target.contents_add(pdf.make_stream(b"Q\nq\n" + cm + page_operators(page, table, shown) + b"Q\n"))
