@@ -33,7 +33,7 @@ from shared.settings import Settings
 from worker.__main__ import build_worker, load_pipelines
 from worker.pipeline import OcrPipeline
 from worker.preprocess import pad_stack, rec_normalize, rec_width
-from worker.recognize import plan_chunks, slot_width
+from worker.recognize import plan_chunks, slot_width, spread
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 
@@ -71,12 +71,12 @@ def run_model_only(pipeline: OcrPipeline, images: list[bytes], cap: int) -> floa
         group = crops[begin : begin + cap]
         widths = [rec_width(c.shape, height, max_width, pipeline.width_scale) for c in group]
         slots = [slot_width(w, pipeline.tail_pad, settings.rec_width_bucket) for w in widths]
-        for chunk in plan_chunks(slots, settings.rec_chunk_width):
+        for chunk in spread(plan_chunks(slots, settings.rec_chunk_width), model.rec.streams):
             tensors = [rec_normalize(group[i], height, widths[i]) for i in chunk]
             batches.append(pad_stack(tensors, slots[chunk[0]]))
     start = time.perf_counter()
-    for batch in batches:
-        model.rec(batch)
+    for _ in model.rec.map(batches):  # as the worker runs them: overlapped where the engine has streams
+        pass
     return time.perf_counter() - start
 
 

@@ -44,7 +44,8 @@ for backend, precision in (("onnxruntime", "fp32"), ("openvino", "fp32"), ("open
     for result, (_, label) in zip(results, lines):
         count.add(result.text, label)
     out[backend + ":" + precision] = {"texts": [r.text for r in results], "cer": count.cer,
-                                      "engine": [pipeline.model.det.backend, pipeline.model.rec.precision]}
+                                      "engine": [pipeline.model.det.backend, pipeline.model.rec.precision],
+                                      "streams": pipeline.model.rec.streams}
 from worker.backend_choice import openvino_bf16
 out["native_bf16"] = openvino_bf16()
 json.dump(out, sys.stdout)
@@ -108,6 +109,7 @@ def test_openvino_reads_the_lines_onnx_runtime_reads():
     reference = figures["onnxruntime:fp32"]
     assert figures["openvino:fp32"]["engine"] == ["openvino", "fp32"]
     assert figures["openvino:bf16"]["engine"] == ["openvino", "bf16" if figures["native_bf16"] else "fp32"]
+    assert figures["openvino:fp32"]["streams"] == 2  # 40 lines in overlapping chunks, read in order
     assert figures["openvino:fp32"]["texts"] == reference["texts"]
     assert figures["openvino:bf16"]["cer"] <= reference["cer"] + 0.002  # the backend gate's tolerance
 

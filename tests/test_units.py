@@ -136,3 +136,13 @@ def test_an_empty_hint_is_the_deployments_default_and_an_unknown_one_is_refused(
     assert auto.detect is not None and auto.classes is not None and settings.default_lang == "auto"
     with pytest.raises(BadOptionError):
         OcrPipeline(model, settings).hint("klingon")
+
+
+def test_spread_halves_chunks_until_every_stream_has_one():
+    from worker.recognize import spread
+
+    assert spread([[0, 1, 2, 3]], 2) == [[0, 1], [2, 3]]
+    assert spread([[0, 1], [2]], 2) == [[0, 1], [2]]
+    assert spread([[0, 1], [2]], 4) == [[0], [1], [2]]
+    assert spread([[5]], 2) == [[5]] and spread([], 2) == []
+    assert spread([[0, 1, 2, 3]], 1) == [[0, 1, 2, 3]]

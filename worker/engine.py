@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +82,17 @@ class Engine:
         self.output_name = session.get_outputs()[0].name
         self.calls = 0
 
+    streams = 1
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on ``batch`` (N x 3 x H x W float32); returns its only output."""
         self.calls += 1
         return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def map(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Each batch's output, in order (one after another here; ``OpenVinoEngine.map``
+        overlaps them)."""
+        return (self(batch) for batch in batches)
 
     @property
     def classes(self) -> int | None:
@@ -97,34 +106,66 @@ class Engine:
 
 
 class OpenVinoEngine:
-    """The same ONNX file compiled by OpenVINO for the CPU, one inference stream with
-    ``threads`` threads; ``precision`` "bf16" lets OpenVINO run in bfloat16 (AVX512_BF16 / AMX),
-    "fp32" keeps float32. ``precision`` afterwards is what OpenVINO actually chose (a CPU
-    without bf16 runs f32). OpenVINO compiles kernels for each new input shape (~0.15 s for a
-    line shape, ~0.4 s for a page) and keeps them in a cache of ``cache_entries`` primitives
-    (~30 per line shape, ~0.1 MB each: docs/BENCHMARKS.md). Outputs are copied out of
-    OpenVINO's buffers."""
+    """The same ONNX file compiled by OpenVINO for the CPU with ``threads`` threads;
+    ``precision`` "bf16" lets OpenVINO run in bfloat16 (AVX512_BF16 / AMX), "fp32" keeps
+    float32. ``precision`` afterwards is what OpenVINO actually chose (a CPU without bf16 runs
+    f32). ``streams`` > 1 splits the threads into that many inference streams of their own
+    (for the recogniser: one small line input keeps 1 thread busier than 2, so ``map`` runs
+    ``streams`` chunks at once, 1.65x the lines/s of one 2-thread stream here); a lone
+    ``__call__`` then runs on one stream. OpenVINO compiles kernels for each new input shape
+    (~0.15 s for a line shape, ~0.4 s for a page) and keeps them in a cache of
+    ``cache_entries`` primitives (~30 per line shape, ~0.1 MB each: docs/BENCHMARKS.md).
+    Outputs are copied out of OpenVINO's buffers."""
 
     backend = "openvino"
 
-    def __init__(self, path: Path, threads: int, precision: str, cache_entries: int = 5000) -> None:
+    def __init__(self, path: Path, threads: int, precision: str, cache_entries: int = 5000,
+                 streams: int = 1) -> None:
         core = openvino_core()
         if core is None:
             raise ModelError("OCR_BACKEND=openvino needs the openvino package: pip install 'batchocr[openvino]'")
         self.model = core.read_model(str(path))
-        config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+        self.streams = max(1, min(streams, threads))
+        config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": self.streams,
+                  "PERFORMANCE_HINT": "LATENCY" if self.streams == 1 else "THROUGHPUT",
                   "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
                   "CPU_RUNTIME_CACHE_CAPACITY": str(cache_entries)}
         compiled = core.compile_model(self.model, "CPU", config)
-        self.request = compiled.create_infer_request()
+        self.requests = [compiled.create_infer_request() for _ in range(self.streams)]
         chosen = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.precision = "bf16" if chosen == "bf16" else "fp32"
         self.calls = 0
-        logger.info("loaded %s on OpenVINO (%s) with %d threads", path.name, self.precision, threads)
+        logger.info("loaded %s on OpenVINO (%s) with %d threads in %d stream(s)", path.name, self.precision,
+                    threads, self.streams)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         self.calls += 1
-        return np.array(self.request.infer([batch], share_inputs=False)[0], copy=True)
+        return np.array(self.requests[0].infer([batch], share_inputs=False)[0], copy=True)
+
+    def map(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Each batch's output, in order, with up to ``streams`` batches running at once (the
+        next batch is taken from ``batches``, e.g. preprocessed, while they run)."""
+        free, running = list(self.requests), deque()
+        try:
+            for batch in batches:
+                if not free:
+                    yield self._collect(running, free)
+                request = free.pop()
+                self.calls += 1
+                request.start_async([batch], share_inputs=False)
+                running.append(request)
+            while running:
+                yield self._collect(running, free)
+        finally:
+            for request in running:  # a failed or abandoned map leaves nothing running
+                request.wait()
+
+    @staticmethod
+    def _collect(running: deque, free: list) -> np.ndarray:
+        request = running.popleft()
+        request.wait()
+        free.append(request)
+        return np.array(request.get_output_tensor(0).data, copy=True)
 
     @property
     def classes(self) -> int | None:
@@ -151,9 +192,12 @@ class EngineOptions:
         return cls(settings.threads, settings.ort_mem_arena, settings.openvino_cache)
 
 
-def build_engine(path: Path, choice: Choice, options: EngineOptions, spin: bool = True) -> Engine | OpenVinoEngine:
+def build_engine(path: Path, choice: Choice, options: EngineOptions, spin: bool = True,
+                 streams: int = 1) -> Engine | OpenVinoEngine:
     """The engine for one model file on ``choice``'s backend and precision
-    (``worker.backend_choice``); ``spin`` as in ``build_session``."""
+    (``worker.backend_choice``); ``spin`` as in ``build_session``; ``streams`` as in
+    ``OpenVinoEngine`` (ONNX Runtime runs one call at a time: two 1-thread runs at once gained
+    it 9 % here, not worth a second session)."""
     if choice.backend == "openvino":
-        return OpenVinoEngine(path, options.threads, choice.precision, options.openvino_cache)
+        return OpenVinoEngine(path, options.threads, choice.precision, options.openvino_cache, streams)
     return Engine(build_session(path, options.threads, options.mem_arena, spin))

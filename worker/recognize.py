@@ -80,11 +80,26 @@ def recognize_lines(
     widths = [rec_width(crop.shape, height, max_width, width_scale) for crop in crops]
     slots = [slot_width(width, tail_pad, bucket) for width in widths]
     results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
-    for chunk in plan_chunks(slots, budget):
-        tensors = [rec_normalize(crops[i], height, widths[i]) for i in chunk]
-        probs = model.rec(pad_stack(tensors, slots[chunk[0]]))
+    chunks = spread(plan_chunks(slots, budget), model.rec.streams)
+    batches = (pad_stack([rec_normalize(crops[i], height, widths[i]) for i in chunk], slots[chunk[0]])
+               for chunk in chunks)
+    for chunk, probs in zip(chunks, model.rec.map(batches)):
         steps = [slots[i] // REC_STRIDE for i in chunk]
         chunk_hints = [hints[i] for i in chunk] if hints is not None else None
         for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_hints)):
             results[i] = decoded
     return results
+
+
+def spread(chunks: list[list[int]], streams: int) -> list[list[int]]:
+    """Fewer chunks than the recogniser has streams leave streams idle: halve the largest
+    (powers of two stay powers of two) until every stream has one or no chunk has 2 lines."""
+    chunks = list(chunks)
+    while len(chunks) < streams:
+        largest = max(range(len(chunks)), key=lambda i: len(chunks[i]), default=None)
+        if largest is None or len(chunks[largest]) < 2:
+            break
+        chunk = chunks.pop(largest)
+        half = len(chunk) // 2
+        chunks[largest:largest] = [chunk[:half], chunk[half:]]
+    return chunks
