@@ -45,6 +45,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="", help="model name (default: the deployment's)")
     parser.add_argument("--result-store", choices=("redis", "s3"), default="", help="override the deployment's")
     parser.add_argument("--dpi", type=float, default=DEFAULT_DPI, help="PDF render DPI; also assumed for images without one")
+    parser.add_argument("--text-layer", choices=("skip", "redo", "force"), default="skip",
+                        help="PDF pages that already carry text: skip = keep it, do not OCR (default); redo = "
+                             "OCR again pages whose only text is an invisible earlier OCR layer, dropping it; "
+                             "force = OCR every page")
     parser.add_argument("--max-in-flight", type=int, default=32, help="jobs submitted but not finished (backpressure)")
     parser.add_argument("--retry-failed", action="store_true", help="resubmit pages whose jobs failed before")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -91,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                                      ("result_store", args.result_store)) if v}
         config = RunConfig(args.source, args.out, args.formats, options, dpi=args.dpi,
                            max_in_flight=args.max_in_flight, retry_failed=args.retry_failed,
+                           text_layer=args.text_layer,
                            tenant=key_id(api_key) if api_key and args.redis is None else "")
         return _run(config, transport, objects, progress=not args.no_progress)
     except BatchOcrError as exc:

@@ -37,6 +37,8 @@ class Page:
     uri: S3Uri | None
     dpi: float
     content_id: str
+    # A PDF page that keeps its own text (``producer.text_pages``): its result document, no job.
+    text: dict | None = None
 
     def job_id(self, options: dict[str, str], tenant: str = "") -> str:
         """Deterministic job id: content hash + canonical options (+ the API key's id)."""
@@ -56,15 +58,16 @@ def read_document(doc: Document, objects: ObjectStore | None, max_bytes: int) ->
 
 
 def iter_pages(doc: Document, *, dpi: float, objects: ObjectStore | None, max_bytes: int,
-               fetch_s3_images: bool = False) -> Iterator[Page]:
+               fetch_s3_images: bool = False, text_layer: str = "skip") -> Iterator[Page]:
     """Pages of ``doc`` in order. S3 images are passed by reference (the worker reads them)
-    unless ``fetch_s3_images`` (the PDF writer needs their pixels)."""
+    unless ``fetch_s3_images`` (the PDF writer needs their pixels). PDF pages that carry text
+    are OCRed or not as ``text_layer`` says (``producer.text_pages``)."""
     if doc.kind == "image" and doc.is_s3 and not fetch_s3_images:
         yield Page(1, None, S3Uri.parse(doc.origin), dpi, f"{doc.origin}#{doc.etag}")
         return
     data = read_document(doc, objects, max_bytes)
     if doc.kind == "pdf":
-        yield from _pdf_pages(data, dpi, _sha(data))
+        yield from _pdf_pages(data, dpi, _sha(data), text_layer)
     elif doc.kind == "tiff":
         yield from _tiff_pages(data, dpi, _sha(data))
     else:
@@ -121,17 +124,23 @@ def _tiff_pages(data: bytes, dpi: float, source_id: str) -> Iterator[Page]:
             yield Page(number, png, None, page_dpi, f"{source_id}:page{number}")
 
 
-def _pdf_pages(data: bytes, dpi: float, source_id: str) -> Iterator[Page]:
+def _pdf_pages(data: bytes, dpi: float, source_id: str, text_layer: str) -> Iterator[Page]:
     import pypdfium2
+
+    from producer.text_pages import layer_document, should_ocr, text_characters
 
     pdf = pypdfium2.PdfDocument(data)
     try:
         for index in range(len(pdf)):
             page = pdf[index]
             try:
+                content_id = f"{source_id}:page{index + 1}@{dpi:g}dpi"
+                if not should_ocr(text_layer, *text_characters(page.get_textpage())):
+                    yield Page(index + 1, None, None, dpi, content_id, text=layer_document(page, dpi))
+                    continue
                 png = _png(page.render(scale=dpi / 72.0).to_pil())
             finally:
                 page.close()
-            yield Page(index + 1, png, None, dpi, f"{source_id}:page{index + 1}@{dpi:g}dpi")
+            yield Page(index + 1, png, None, dpi, content_id)
     finally:
         pdf.close()

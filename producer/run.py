@@ -38,6 +38,8 @@ class RunConfig:
     max_bytes: int = 512 * 1024 * 1024
     # The API key's id: part of every job id, so two tenants' identical pages never share a job.
     tenant: str = ""
+    # PDF pages that carry text: skip | redo | force (producer.text_pages).
+    text_layer: str = "skip"
 
 
 @dataclass
@@ -112,7 +114,8 @@ class BulkRun:
         document alone; a queue that cannot be reached (after backoff) ends the run, which a
         re-run resumes."""
         state = DocState(doc)
-        pages = iter_pages(doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes)
+        pages = iter_pages(doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes,
+                           text_layer=self.config.text_layer)
         while True:
             try:
                 page = next(pages)
@@ -126,6 +129,11 @@ class BulkRun:
                 time.sleep(self.config.poll_s)
                 self._collect()
             state.pages[page.number], state.dpi[page.number] = None, page.dpi
+            if page.text is not None:  # the page keeps its own text: nothing to OCR
+                state.pages[page.number] = PageOutput(page.number, "", page.text, page.dpi)
+                self.stats.pages_done += 1
+                self.progress(self.stats.pages_done, self.stats.pages_failed)
+                continue
             self._submit_page(state, page)
         state.all_submitted = True
         self._maybe_finish(state)
@@ -153,7 +161,8 @@ class BulkRun:
                 continue
             for state, number in self.in_flight.pop(job_id):
                 if view["status"] == "finished":
-                    state.pages[number] = PageOutput(number, job_id, view["result"], state.dpi[number])
+                    state.pages[number] = PageOutput(number, job_id, {**view["result"], "source": "ocr"},
+                                                     state.dpi[number])
                     self.stats.pages_done += 1
                 else:
                     error = view.get("error") or {}
@@ -180,13 +189,14 @@ class BulkRun:
         state.pages.clear()
 
     def _write(self, doc: Document, pages: list[PageOutput]) -> None:
-        if doc.kind == "pdf" and "pdf" in self.config.formats:  # the original's pages, kept as they are
-            original = read_document(doc, self.objects, self.config.max_bytes)
+        if doc.kind == "pdf" and "pdf" in self.config.formats and self.config.text_layer != "force":
+            original = read_document(doc, self.objects, self.config.max_bytes)  # its pages kept as they are
             outputs.write_document(self.config.out, doc.name, self.config.formats, pages, iter(()), original)
             return
+        # Scans, or with --text-layer force a PDF's pages rasterized (as OCRmyPDF's --force-ocr).
         images = (page.data or b"" for page in iter_pages(
             doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes,
-            fetch_s3_images=True)) if "pdf" in self.config.formats else iter(())
+            fetch_s3_images=True, text_layer=self.config.text_layer)) if "pdf" in self.config.formats else iter(())
         outputs.write_document(self.config.out, doc.name, self.config.formats, pages, images)
 
     def _failure(self, doc: Document, page: int, kind: str, message: str, job_id: str = "") -> dict[str, str]:

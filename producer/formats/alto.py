@@ -1,6 +1,7 @@
-"""ALTO 4.2 XML output: one ``Page`` per page, a ``TextBlock`` per block of the result (in reading
-order), a ``TextLine`` per line and a ``String`` (with ``SP`` between) per word. Coordinates are
-in pixels."""
+"""ALTO 4.2 XML output: one ``Page`` per page (``PC``: its mean line confidence), a ``TextBlock``
+per block of the result (in reading order; ``ROTATION``, counterclockwise degrees, where the page
+was found turned), a ``TextLine`` per line and a ``String`` (with ``SP`` between, ``WC`` its
+confidence) per word. Coordinates are in pixels of the image as sent."""
 
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ def _page(layout: ET.Element, page: PageOutput) -> None:
     width, height = page.size
     pid = f"P{page.number}"
     element = ET.SubElement(layout, "Page", {"ID": pid, "PHYSICAL_IMG_NR": str(page.number),
-                                             "WIDTH": str(width), "HEIGHT": str(height)})
+                                             "WIDTH": str(width), "HEIGHT": str(height),
+                                             "PC": f"{max(0.0, min(1.0, page.confidence)):.3f}"})
+    rotation = {"ROTATION": str(page.text_angle)} if page.text_angle else {}
     space = ET.SubElement(element, "PrintSpace", _pos(Box(0, 0, max(width, 1), max(height, 1))))
     n = 0
     for b, block in enumerate(page.blocks, 1):
         boxes = [line_box(line, width, height) for line in block]
-        text_block = ET.SubElement(space, "TextBlock", {"ID": f"{pid}_B{b}", **_pos(enclosing(boxes))})
+        text_block = ET.SubElement(space, "TextBlock", {"ID": f"{pid}_B{b}", **_pos(enclosing(boxes)), **rotation})
         for line, box in zip(block, boxes):
             n += 1
             _line(text_block, f"{pid}_L{n}", line, box)

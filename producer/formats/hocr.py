@@ -1,5 +1,6 @@
 """hOCR 1.2 output: XHTML with one ``ocr_page`` per page, an ``ocr_carea`` holding an ``ocr_par`` per
-block of the result (in reading order), and ``ocr_line`` and ``ocrx_word`` spans."""
+block of the result (in reading order), and ``ocr_line`` and ``ocrx_word`` spans, with ``x_wconf``
+confidences and, where the page was found turned, ``textangle`` (counterclockwise degrees)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ def _bbox(box: Box) -> str:
     return f"bbox {box.x0} {box.y0} {box.x1} {box.y1}"
 
 
-def _line(parent: ET.Element, ident: str, line: Line, box: Box) -> None:
+def _line(parent: ET.Element, ident: str, line: Line, box: Box, angle: str) -> None:
     conf = _conf(line.confidence)
     span = ET.SubElement(parent, "span", {"class": "ocr_line", "id": f"line_{ident}",
-                                         "title": f"{_bbox(box)}; x_wconf {conf}"})
+                                         "title": f"{_bbox(box)}{angle}; x_wconf {conf}"})
     for w, (word, wbox) in enumerate(words(line.text, box), 1):
         item = ET.SubElement(span, "span", {"class": "ocrx_word", "id": f"word_{ident}_{w}",
                                             "title": f"{_bbox(wbox)}; x_wconf {conf}"})
@@ -49,14 +50,14 @@ def render(name: str, pages: list[PageOutput]) -> bytes:
             "class": "ocr_page", "id": f"page_{page.number}",
             "title": f'image "{name}"; bbox 0 0 {width} {height}; ppageno {page.number - 1}; '
                      f"scan_res {page.dpi:g} {page.dpi:g}"})
-        n = 0
+        n, angle = 0, f"; textangle {page.text_angle}" if page.text_angle else ""
         for b, block in enumerate(page.blocks, 1):
             boxes = [line_box(line, width, height) for line in block]
-            bbox = _bbox(enclosing(boxes))
+            bbox = _bbox(enclosing(boxes)) + angle
             area = ET.SubElement(div, "div", {"class": "ocr_carea", "id": f"block_{page.number}_{b}", "title": bbox})
             par = ET.SubElement(area, "p", {"class": "ocr_par", "id": f"par_{page.number}_{b}", "title": bbox})
             for line, box in zip(block, boxes):
                 n += 1
-                _line(par, f"{page.number}_{n}", line, box)
+                _line(par, f"{page.number}_{n}", line, box, angle)
     return (b'<?xml version="1.0" encoding="UTF-8"?>\n' + DOCTYPE.encode()
             + ET.tostring(html, encoding="utf-8", xml_declaration=False) + b"\n")

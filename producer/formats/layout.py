@@ -51,6 +51,18 @@ class PageOutput:
         return int(self.document.width or 0), int(self.document.height or 0)
 
     @property
+    def text_angle(self) -> int:
+        """Counterclockwise degrees the text runs at in the image (hOCR ``textangle``, ALTO
+        ``ROTATION``): the page was found turned ``rotation`` degrees clockwise."""
+        return (360 - int(self.document.rotation or 0)) % 360
+
+    @property
+    def confidence(self) -> float:
+        """The mean confidence of the page's lines (0 without lines)."""
+        lines = self.lines
+        return sum(line.confidence for line in lines) / len(lines) if lines else 0.0
+
+    @property
     def lines(self) -> list[Line]:
         return [line for line in self.document.lines if line.text.strip()]
 

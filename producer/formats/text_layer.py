@@ -24,6 +24,7 @@ from producer.formats.layout import PageOutput, line_box
 FONT_NAME = "GlyphLessFont"
 ADVANCE = 500  # every code's width, in 1/1000 em: the line's text is then scaled to its box
 RESOURCE = pikepdf.Name("/BatchocrText")
+INVISIBLE = 3  # text render mode: neither filled nor stroked
 
 
 @functools.cache
@@ -160,10 +161,14 @@ def add_text_layers(pdf: pikepdf.Pdf, pages: list[PageOutput]) -> None:
     """Draw each of ``pages``' text invisibly over the matching page of ``pdf`` (same order),
     after what the page already shows (its content wrapped in q/Q, so a graphics state it
     leaves changed does not move the text), placed by the page's crop box and rotation as
-    PDFium renders it."""
+    PDFium renders it. A page OCRed again loses its earlier invisible layer first; a page that
+    kept its own text (``producer.text_pages``) is left as it is."""
     table = CodeTable(text for page in pages for text in line_texts(page))
     font = font_object(pdf, table)
     for target, page in zip(pdf.pages, pages):
+        if page.result.get("source") == "text_layer":  # kept its own text: nothing to add
+            continue
+        drop_invisible_text(pdf, target)  # an earlier OCR layer would read twice
         if not page.lines:
             continue
         if "/Resources" not in target.obj:  # inherited: made the page's own before adding to it
@@ -173,3 +178,39 @@ def add_text_layers(pdf: pikepdf.Pdf, pages: list[PageOutput]) -> None:
         cm = " ".join(f"{value:g}" for value in matrix).encode() + b" cm\n"
         target.contents_add(pdf.make_stream(b"q\n"), prepend=True)
         target.contents_add(pdf.make_stream(b"Q\nq\n" + cm + page_operators(page, table, shown) + b"Q\n"))
+
+
+SHOW = {"Tj", "TJ", "'", '"'}
+TEXT_STATE = {"Tc", "Tw", "Tz", "TL", "Tf", "Tr", "Ts"}  # also valid outside BT ... ET
+
+
+def drop_invisible_text(pdf: pikepdf.Pdf, target: pikepdf.Page) -> int:
+    """Remove the text objects of the page's own content that draw only invisible text (render
+    mode 3: an earlier OCR layer), keeping their text-state settings for what follows; returns
+    how many were removed. Visible text, images and vector art stay."""
+    kept, block, removed = [], None, 0
+    mode, stack, shows_visible = 0, [], False
+    for instruction in pikepdf.parse_content_stream(target):
+        operator = str(instruction.operator)
+        if operator == "q":
+            stack.append(mode)
+        elif operator == "Q" and stack:
+            mode = stack.pop()
+        elif operator == "Tr" and instruction.operands:
+            mode = int(instruction.operands[0])
+        if operator == "BT":
+            block, shows_visible = [instruction], False
+            continue
+        if block is None:
+            kept.append(instruction)
+            continue
+        block.append(instruction)
+        shows_visible |= operator in SHOW and mode != INVISIBLE
+        if operator == "ET":
+            invisible_only = not shows_visible and any(str(i.operator) in SHOW for i in block)
+            removed += invisible_only
+            kept.extend([i for i in block if str(i.operator) in TEXT_STATE] if invisible_only else block)
+            block = None
+    if removed:
+        target.obj.Contents = pdf.make_stream(pikepdf.unparse_content_stream(kept + (block or [])))
+    return removed

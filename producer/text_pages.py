@@ -1,0 +1,78 @@
+"""PDF pages that already carry text: born-digital pages, and pages OCRed before.
+
+``--text-layer`` decides, page by page, as OCRmyPDF's ``--skip-text`` / ``--redo-ocr`` /
+``--force-ocr`` do:
+
+- ``skip`` (default): a page with any text keeps it and is not OCRed; its text (lines and
+  boxes, read with PDFium) goes to every output as if it had been read.
+- ``redo``: a page whose only text is invisible (render mode 3: an earlier OCR layer) is OCRed
+  again, and that old layer is dropped from the searchable PDF; visible text is kept as in
+  ``skip``.
+- ``force``: every page is rasterized and OCRed; the searchable PDF is made of the rasterized
+  pages, as OCRmyPDF's ``--force-ocr`` does (no text is left twice).
+
+Each page's JSON says which way it went (``source``: ``text_layer`` or ``ocr``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+
+import pypdfium2
+import pypdfium2.raw as pdfium_c
+
+POLICIES = ("skip", "redo", "force")
+INVISIBLE = 3  # text render mode: neither filled nor stroked
+
+
+def text_characters(textpage: pypdfium2.PdfTextPage) -> tuple[int, int]:
+    """The page's non-blank characters drawn visibly and invisibly (render mode 3)."""
+    visible = invisible = 0
+    for index in range(textpage.count_chars()):
+        if chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, index) or 32).isspace():
+            continue
+        textobj = textpage.get_textobj(index)
+        if textobj is not None and pdfium_c.FPDFTextObj_GetTextRenderMode(textobj.raw) == INVISIBLE:
+            invisible += 1
+        else:
+            visible += 1
+    return visible, invisible
+
+
+def should_ocr(policy: str, visible: int, invisible: int) -> bool:
+    """Whether a page with these characters is OCRed under ``policy``."""
+    if policy == "force":
+        return True
+    if policy == "redo":
+        return visible == 0
+    return visible == 0 and invisible == 0
+
+
+def layer_document(page: pypdfium2.PdfPage, dpi: float) -> dict:
+    """A page's own text as a result document: one line per PDFium text run, with its box in
+    the pixels of the page rendered at ``dpi`` (what an OCRed page's boxes are in)."""
+    scale = dpi / 72.0
+    width, height = math.ceil(page.get_width() * scale), math.ceil(page.get_height() * scale)
+    textpage = page.get_textpage()
+    lines = []
+    for index in range(textpage.count_rects()):
+        left, bottom, right, top = textpage.get_rect(index)
+        text = textpage.get_text_bounded(left, bottom, right, top).strip()
+        if not text:
+            continue
+        corners = [_to_pixels(page, width, height, x, y) for x, y in ((left, top), (right, top), (right, bottom),
+                                                                       (left, bottom))]
+        xs, ys = [x for x, _ in corners], [y for _, y in corners]
+        box = [[min(xs), min(ys)], [max(xs), min(ys)], [max(xs), max(ys)], [min(xs), max(ys)]]
+        lines.append({"text": " ".join(text.split()), "confidence": 1.0, "box": box})
+    return {"text": "\n".join(line["text"] for line in lines), "lines": lines, "blocks": [], "width": width,
+            "height": height, "mode": "page", "source": "text_layer"}
+
+
+def _to_pixels(page: pypdfium2.PdfPage, width: int, height: int, x: float, y: float) -> tuple[int, int]:
+    """A user-space point in the pixels of the page rendered ``width`` x ``height`` (PDFium's own
+    mapping: crop box and /Rotate applied as when it renders)."""
+    device_x, device_y = ctypes.c_int(), ctypes.c_int()
+    pdfium_c.FPDF_PageToDevice(page.raw, 0, 0, width, height, 0, x, y, device_x, device_y)
+    return min(max(device_x.value, 0), width), min(max(device_y.value, 0), height)
