@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="PDF pages that already carry text: skip = keep it, do not OCR (default); redo = "
                              "OCR again pages whose only text is an invisible earlier OCR layer, dropping it; "
                              "force = OCR every page")
+    parser.add_argument("--pdfa", action="store_true",
+                        help="write the searchable PDF as PDF/A-2b (a PDF input's pages are then rasterized)")
     parser.add_argument("--max-in-flight", type=int, default=32, help="jobs submitted but not finished (backpressure)")
     parser.add_argument("--retry-failed", action="store_true", help="resubmit pages whose jobs failed before")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                                      ("result_store", args.result_store)) if v}
         config = RunConfig(args.source, args.out, args.formats, options, dpi=args.dpi,
                            max_in_flight=args.max_in_flight, retry_failed=args.retry_failed,
-                           text_layer=args.text_layer,
+                           text_layer=args.text_layer, pdfa=args.pdfa,
                            tenant=key_id(api_key) if api_key and args.redis is None else "")
         return _run(config, transport, objects, progress=not args.no_progress)
     except BatchOcrError as exc:

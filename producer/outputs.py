@@ -60,13 +60,15 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_document(out: Path, name: str, formats: list[str], pages: list[PageOutput],
-                   images: Iterable[bytes], original: bytes | None = None) -> None:
+                   images: Iterable[bytes], original: bytes | None = None, pdfa: bool = False) -> None:
     """Write every requested format of one document. The searchable PDF of a PDF input is
     ``original`` itself with the text layer added; of anything else, ``images`` (its page
-    scans) with the text layer over them."""
+    scans) with the text layer over them, PDF/A-2b with ``pdfa``."""
     for fmt in formats:
-        if fmt == "pdf":
-            data = pdf.graft(name, pages, original) if original is not None else pdf.render(name, pages, images)
+        if fmt == "pdf" and original is not None:
+            data = pdf.graft(name, pages, original)
+        elif fmt == "pdf":
+            data = pdf.render(name, pages, images, pdfa=pdfa)
         else:
             data = RENDERERS[fmt](name, pages)
         write_atomic(output_path(out, name, fmt), data)

@@ -40,6 +40,8 @@ class RunConfig:
     tenant: str = ""
     # PDF pages that carry text: skip | redo | force (producer.text_pages).
     text_layer: str = "skip"
+    # Searchable PDFs as PDF/A-2b (a PDF input's pages are then rasterized: producer.formats.pdfa).
+    pdfa: bool = False
 
 
 @dataclass
@@ -189,15 +191,18 @@ class BulkRun:
         state.pages.clear()
 
     def _write(self, doc: Document, pages: list[PageOutput]) -> None:
-        if doc.kind == "pdf" and "pdf" in self.config.formats and self.config.text_layer != "force":
+        rasterize = self.config.text_layer == "force" or self.config.pdfa
+        if doc.kind == "pdf" and "pdf" in self.config.formats and not rasterize:
             original = read_document(doc, self.objects, self.config.max_bytes)  # its pages kept as they are
             outputs.write_document(self.config.out, doc.name, self.config.formats, pages, iter(()), original)
             return
-        # Scans, or with --text-layer force a PDF's pages rasterized (as OCRmyPDF's --force-ocr).
+        # Scans, or a PDF's pages rasterized: with --text-layer force (as OCRmyPDF's --force-ocr),
+        # or for PDF/A, which an arbitrary original cannot be made into.
         images = (page.data or b"" for page in iter_pages(
             doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes,
-            fetch_s3_images=True, text_layer=self.config.text_layer)) if "pdf" in self.config.formats else iter(())
-        outputs.write_document(self.config.out, doc.name, self.config.formats, pages, images)
+            fetch_s3_images=True, text_layer="force" if rasterize else self.config.text_layer)
+        ) if "pdf" in self.config.formats else iter(())
+        outputs.write_document(self.config.out, doc.name, self.config.formats, pages, images, pdfa=self.config.pdfa)
 
     def _failure(self, doc: Document, page: int, kind: str, message: str, job_id: str = "") -> dict[str, str]:
         self.stats.pages_failed += 1

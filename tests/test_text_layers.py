@@ -112,11 +112,11 @@ def test_an_earlier_invisible_layer_is_dropped_and_visible_text_stays(mixed):
 
 def test_each_policy_through_the_real_stack(mixed, tmp_path):
     with Topology(workers=1, env=clean_env(), log_level="WARNING") as topology:
-        def run(policy: str) -> tuple[dict, list[dict], str]:
-            out = tmp_path / policy
+        def run(policy: str, *extra: str) -> tuple[dict, list[dict], str]:
+            out = tmp_path / (policy + "".join(extra))
             done = subprocess.run([sys.executable, "-m", "producer.cli", str(mixed.parent), "--out", str(out),
                                    "--api", topology.api_url, "--formats", "json,pdf", "--no-progress",
-                                   "--text-layer", policy], env=clean_env(), capture_output=True, text=True,
+                                   "--text-layer", policy, *extra], env=clean_env(), capture_output=True, text=True,
                                   timeout=600)
             assert done.returncode == 0, done.stderr
             summary = json.loads((out / "_batchocr" / "summary.json").read_text())
@@ -137,3 +137,9 @@ def test_each_policy_through_the_real_stack(mixed, tmp_path):
         assert "board meeting" in pages[0]["text"] and texts[0].count("board meeting") == 1
         rasterized = pypdfium2.PdfDocument(str(tmp_path / "force" / "minutes.pdf.pdf"))
         assert [text_characters(rasterized[i].get_textpage())[0] for i in range(3)] == [0, 0, 0]  # all OCR
+        # PDF/A: the pages rasterized, each one's text (its own, or read) in the one invisible layer.
+        summary, pages, texts = run("skip", "--pdfa")
+        assert summary["submitted"] == 0 and summary["reused"] == 1
+        assert PRINTED in texts[0] and "QUARTERLY" in texts[1] and "OLD LAYER TEXT" in texts[2]
+        archived = pikepdf.open(tmp_path / "skip--pdfa" / "minutes.pdf.pdf")
+        assert "/OutputIntents" in archived.Root and len(archived.pages) == 3

@@ -19,6 +19,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
 from producer.formats.layout import PageOutput
+from producer.formats.pdfa import make_pdfa, pdfa_metadata
 from producer.formats.text_layer import add_text_layers
 
 
@@ -45,9 +46,10 @@ def _scans(pages: list[PageOutput], images: Iterable[bytes]) -> bytes:
 
 
 def render(name: str, pages: list[PageOutput], images: Iterable[bytes],
-           now: datetime.datetime | None = None) -> bytes:
+           now: datetime.datetime | None = None, pdfa: bool = False) -> bytes:
     """A PDF of ``pages`` (their scans in ``images``, same order) with invisible text, titled
-    ``name``, made by ``batchocr <version>`` at ``now`` (default: the current time)."""
+    ``name``, made by ``batchocr <version>`` at ``now`` (default: the current time); PDF/A-2b
+    with ``pdfa`` (``producer.formats.pdfa``)."""
     pdf = pikepdf.open(io.BytesIO(_scans(pages, images)))
     for target in pdf.pages:
         for image in target.Resources.get(pikepdf.Name.XObject, {}).values():
@@ -56,7 +58,9 @@ def render(name: str, pages: list[PageOutput], images: Iterable[bytes],
     for key in ("/Author", "/Subject", "/Keywords"):  # ReportLab's placeholders
         if key in pdf.docinfo:
             del pdf.docinfo[key]
-    return _saved(pdf, name, now, created=True)
+    if pdfa:
+        make_pdfa(pdf)
+    return _saved(pdf, name, now, created=True, pdfa=pdfa)
 
 
 def graft(name: str, pages: list[PageOutput], original: bytes, now: datetime.datetime | None = None) -> bytes:
@@ -64,14 +68,16 @@ def graft(name: str, pages: list[PageOutput], original: bytes, now: datetime.dat
     text, images, sizes, annotations) with the invisible text layer drawn over each page; its
     own metadata kept, Title ``name`` where it had none, Producer ``batchocr <version>``."""
     pdf = pikepdf.open(io.BytesIO(original))
-    add_text_layers(pdf, pages)
+    add_text_layers(pdf, pages, grafted=True)
     return _saved(pdf, str(pdf.docinfo.get("/Title") or name), now, created="/CreationDate" not in pdf.docinfo)
 
 
-def _saved(pdf: pikepdf.Pdf, title: str, now: datetime.datetime | None, created: bool) -> bytes:
+def _saved(pdf: pikepdf.Pdf, title: str, now: datetime.datetime | None, created: bool, pdfa: bool = False) -> bytes:
     """``pdf`` with its Title, Producer, dates (document info and XMP kept in step), saved."""
     stamp = (now or datetime.datetime.now(datetime.timezone.utc)).astimezone()
     with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
+        if pdfa:
+            pdfa_metadata(meta)
         meta["dc:title"] = title
         meta["pdf:Producer"] = producer_name()
         meta["xmp:ModifyDate"] = stamp.isoformat()

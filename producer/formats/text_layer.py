@@ -157,18 +157,20 @@ def shown_frame(page: pikepdf.Dictionary) -> tuple[tuple[float, float], list[flo
     return (w, h), [1, 0, 0, 1, x0, y0]
 
 
-def add_text_layers(pdf: pikepdf.Pdf, pages: list[PageOutput]) -> None:
+def add_text_layers(pdf: pikepdf.Pdf, pages: list[PageOutput], grafted: bool = False) -> None:
     """Draw each of ``pages``' text invisibly over the matching page of ``pdf`` (same order),
     after what the page already shows (its content wrapped in q/Q, so a graphics state it
     leaves changed does not move the text), placed by the page's crop box and rotation as
-    PDFium renders it. A page OCRed again loses its earlier invisible layer first; a page that
-    kept its own text (``producer.text_pages``) is left as it is."""
+    PDFium renders it. ``grafted``: ``pdf`` is the original document: a page OCRed again loses
+    its earlier invisible layer first, a page that kept its own text (``producer.text_pages``)
+    is left as it is. Otherwise (pages of scans or renderings) every page gets its text."""
     table = CodeTable(text for page in pages for text in line_texts(page))
     font = font_object(pdf, table)
     for target, page in zip(pdf.pages, pages):
-        if page.result.get("source") == "text_layer":  # kept its own text: nothing to add
+        if grafted and page.result.get("source") == "text_layer":  # kept its own text: nothing to add
             continue
-        drop_invisible_text(pdf, target)  # an earlier OCR layer would read twice
+        if grafted:
+            drop_invisible_text(pdf, target)  # an earlier OCR layer would read twice
         if not page.lines:
             continue
         if "/Resources" not in target.obj:  # inherited: made the page's own before adding to it
