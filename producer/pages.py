@@ -135,7 +135,7 @@ def _pdf_pages(data: bytes, dpi: float, source_id: str, text_layer: str) -> Iter
             page = pdf[index]
             try:
                 content_id = f"{source_id}:page{index + 1}@{dpi:g}dpi"
-                if not should_ocr(text_layer, *text_characters(page.get_textpage())):
+                if text_layer != "force" and not should_ocr(text_layer, *text_characters(page.get_textpage())):
                     yield Page(index + 1, None, None, dpi, content_id, text=layer_document(page, dpi))
                     continue
                 png = _png(page.render(scale=dpi / 72.0).to_pil())

@@ -22,8 +22,11 @@ import math
 import pypdfium2
 import pypdfium2.raw as pdfium_c
 
+from producer.formats.content_edit import INVISIBLE
+
 POLICIES = ("skip", "redo", "force")
-INVISIBLE = 3  # text render mode: neither filled nor stroked
+# PDFium's marks for a hyphen that ends a line (a soft hyphen it may join lines over).
+HYPHENS = str.maketrans({"\x02": "-", "\ufffe": "-"})
 
 
 def text_characters(textpage: pypdfium2.PdfTextPage) -> tuple[int, int]:
@@ -58,16 +61,25 @@ def layer_document(page: pypdfium2.PdfPage, dpi: float) -> dict:
     lines = []
     for index in range(textpage.count_rects()):
         left, bottom, right, top = textpage.get_rect(index)
-        text = textpage.get_text_bounded(left, bottom, right, top).strip()
+        text = printable(textpage.get_text_bounded(left, bottom, right, top))
         if not text:
             continue
         corners = [_to_pixels(page, width, height, x, y) for x, y in ((left, top), (right, top), (right, bottom),
                                                                        (left, bottom))]
         xs, ys = [x for x, _ in corners], [y for _, y in corners]
         box = [[min(xs), min(ys)], [max(xs), min(ys)], [max(xs), max(ys)], [min(xs), max(ys)]]
-        lines.append({"text": " ".join(text.split()), "confidence": 1.0, "box": box})
+        lines.append({"text": text, "confidence": 1.0, "box": box})
     return {"text": "\n".join(line["text"] for line in lines), "lines": lines, "blocks": [], "width": width,
             "height": height, "mode": "page", "source": "text_layer"}
+
+
+def printable(text: str) -> str:
+    """A text run as it reads: PDFium's line-end hyphen marks back to hyphens, and characters
+    XML cannot hold (C0 controls, U+FFFE/FFFF, lone surrogates) dropped, whitespace collapsed."""
+    text = text.translate(HYPHENS)
+    kept = "".join(c for c in text if c in "\t\n\r" or not (ord(c) < 32 or c in "\ufffe\uffff"
+                                                           or 0xD800 <= ord(c) <= 0xDFFF))
+    return " ".join(kept.split())
 
 
 def _to_pixels(page: pypdfium2.PdfPage, width: int, height: int, x: float, y: float) -> tuple[int, int]:

@@ -70,7 +70,7 @@ def test_poppler_extracts_every_character(searchable):
 
 def test_the_layer_is_one_embedded_glyphless_font_with_a_unicode_map(searchable):
     document = pikepdf.open(searchable)
-    font = document.pages[0].Resources.Font.BatchocrText
+    (font,) = [font for name, font in document.pages[0].Resources.Font.items() if name.startswith("/BatchocrText")]
     assert font.Subtype == "/Type0" and font.Encoding == "/Identity-H" and "/ToUnicode" in font
     descendant = font.DescendantFonts[0]
     assert "/FontFile2" in descendant.FontDescriptor and "/CIDToGIDMap" in descendant
@@ -193,3 +193,41 @@ def test_pdfa_2b_has_what_the_standard_requires():
         assert b"/F1" not in b"".join(op for op in [pikepdf.unparse_content_stream(
             pikepdf.parse_content_stream(target))])
     assert pypdfium2.PdfDocument(data)[0].get_textpage().get_text_range().split()[:3] == ["plain", "ASCII", "-5"]
+
+
+def turned_page(texts: list[str], degrees: float) -> tuple[PageOutput, bytes]:
+    """Lines whose text runs at ``degrees`` clockwise in the image (90: top to bottom), each
+    quad from where its text starts, as the worker returns lines of a turned or skewed page."""
+    import math
+
+    size = 1400
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    lines = []
+    for index, text in enumerate(texts):
+        length, thick = 24 * len(text), 44
+        x, y = (700 - 70 * index, 200) if degrees == 90 else (100, 200 + 90 * index)
+        along, down = (cos * length, sin * length), (-sin * thick, cos * thick)
+        quad = [[x, y], [x + along[0], y + along[1]], [x + along[0] + down[0], y + along[1] + down[1]],
+                [x + down[0], y + down[1]]]
+        lines.append({"text": text, "confidence": 0.9, "box": [[round(a), round(b)] for a, b in quad]})
+    scan = io.BytesIO()
+    Image.new("L", (size, size), 255).save(scan, format="PNG")
+    return PageOutput(1, "job", {"width": size, "height": size, "lines": lines}, 150.0), scan.getvalue()
+
+
+@pytest.mark.parametrize("degrees", [90, 5, -8])
+def test_turned_and_skewed_lines_extract_whole_and_in_order(tmp_path, degrees):
+    texts = ["the first line of text", "a second line here", "third and final line"]
+    page, scan = turned_page(texts, degrees)
+    path = tmp_path / "turned.pdf"
+    path.write_bytes(pdf.render("turned", [page], [scan]))
+    expected = ["".join(t.split()) for t in texts]
+    # poppler's reading-order mode follows text at right angles only, and its -raw mode (the
+    # content's order) splits vertical text into words: each case read with the mode that keeps it.
+    flags = [] if degrees == 90 else ["-raw"]
+    poppler = subprocess.run(["pdftotext", *flags, "-enc", "UTF-8", str(path), "-"], capture_output=True, text=True,
+                             check=True, timeout=60).stdout
+    assert compact(poppler) == expected  # whole lines, in order, each in its direction
+    textpage = pypdfium2.PdfDocument(path.read_bytes())[0].get_textpage()
+    # PDFium orders lines of vertical text its own way (right to left here): same lines, whole.
+    assert sorted(compact(textpage.get_text_range())) == sorted(expected)

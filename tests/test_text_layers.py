@@ -15,7 +15,7 @@ import pytest
 from ops.launcher import Topology
 from producer.formats import pdf
 from producer.formats.layout import PageOutput
-from producer.formats.text_layer import drop_invisible_text
+from producer.formats.content_edit import drop_invisible_text
 from producer.pages import iter_pages
 from producer.sources import Document
 from producer.text_pages import should_ocr, text_characters
@@ -143,3 +143,35 @@ def test_each_policy_through_the_real_stack(mixed, tmp_path):
         assert PRINTED in texts[0] and "QUARTERLY" in texts[1] and "OLD LAYER TEXT" in texts[2]
         archived = pikepdf.open(tmp_path / "skip--pdfa" / "minutes.pdf.pdf")
         assert "/OutputIntents" in archived.Root and len(archived.pages) == 3
+
+
+def test_an_ocr_layer_in_a_form_xobject_is_dropped_and_state_around_it_is_kept():
+    """OCRmyPDF draws its layer as a Form XObject; a layer drawn inline may set a colour that
+    later drawing uses."""
+    from producer.formats.content_edit import split
+
+    document = pikepdf.open(io.BytesIO(scanned_page()))
+    page = document.pages[0]
+    font = document.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                      BaseFont=pikepdf.Name.Helvetica))
+    form = document.make_stream(b"BT 3 Tr /F1 12 Tf 10 10 Td (OLD FORM LAYER) Tj ET", Type=pikepdf.Name.XObject,
+                                Subtype=pikepdf.Name.Form, BBox=[0, 0, 612, 792],
+                                Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font)))
+    page.add_resource(font, pikepdf.Name.Font, pikepdf.Name.F1)
+    page.add_resource(form, pikepdf.Name.XObject, pikepdf.Name.OcrLayer)
+    page.contents_add(document.make_stream(b"/OcrLayer Do BT 3 Tr 1 0 0 rg /F1 9 Tf (INLINE OLD) Tj ET "
+                                           b"0 0 50 50 re f"))
+    assert drop_invisible_text(document, page) == 2
+    pieces = split(pikepdf.parse_content_stream(page))
+    operators = [str(p.operator) for p in pieces if not hasattr(p, "instructions")]
+    assert "Do" in operators and "rg" in operators and "Tj" not in operators  # the scan's Do and the red stay
+    out = io.BytesIO()
+    document.save(out)
+    assert pypdfium2.PdfDocument(out.getvalue())[0].get_textpage().get_text_range().strip() == ""
+
+
+def test_a_line_end_hyphen_reads_as_a_hyphen_and_xml_breaking_characters_go():
+    from producer.text_pages import printable
+
+    assert printable("a hyphen\x02") == "a hyphen-" and printable("co\ufffeoperate") == "co-operate"
+    assert printable("bell\x07 and\x00 nul\uffff  ok") == "bell and nul ok"

@@ -5,6 +5,7 @@ for a wider batch-mate, so its text and confidence do not depend on the batch it
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -83,11 +84,12 @@ def recognize_lines(
     chunks = spread(plan_chunks(slots, budget), model.rec.streams)
     batches = (pad_stack([rec_normalize(crops[i], height, widths[i]) for i in chunk], slots[chunk[0]])
                for chunk in chunks)
-    for chunk, probs in zip(chunks, model.rec.map(batches)):
-        steps = [slots[i] // REC_STRIDE for i in chunk]
-        chunk_hints = [hints[i] for i in chunk] if hints is not None else None
-        for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_hints)):
-            results[i] = decoded
+    with contextlib.closing(model.rec.map(batches)) as outputs:  # nothing left running if decoding fails
+        for chunk, probs in zip(chunks, outputs):
+            steps = [slots[i] // REC_STRIDE for i in chunk]
+            chunk_hints = [hints[i] for i in chunk] if hints is not None else None
+            for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_hints)):
+                results[i] = decoded
     return results
 
 

@@ -60,21 +60,26 @@ def render(name: str, pages: list[PageOutput], images: Iterable[bytes],
             del pdf.docinfo[key]
     if pdfa:
         make_pdfa(pdf)
+    del pdf.trailer.ID  # ReportLab's invariant mode gives every document the same one; qpdf makes a new one
     return _saved(pdf, name, now, created=True, pdfa=pdfa)
 
 
 def graft(name: str, pages: list[PageOutput], original: bytes, now: datetime.datetime | None = None) -> bytes:
     """The ``original`` PDF (``pages`` OCRed from its pages, same order) kept as it is (vector
     text, images, sizes, annotations) with the invisible text layer drawn over each page; its
-    own metadata kept, Title ``name`` where it had none, Producer ``batchocr <version>``."""
+    own metadata kept, Title ``name`` where it had none, Producer ``batchocr <version>``. The
+    file is rewritten: an owner password's restrictions and any digital signature do not carry
+    over (README)."""
     pdf = pikepdf.open(io.BytesIO(original))
     add_text_layers(pdf, pages, grafted=True)
-    return _saved(pdf, str(pdf.docinfo.get("/Title") or name), now, created="/CreationDate" not in pdf.docinfo)
+    return _saved(pdf, str(pdf.docinfo.get("/Title") or name), now, created="/CreationDate" not in pdf.docinfo,
+                  streams=pikepdf.ObjectStreamMode.preserve)  # e.g. PDF/A-1 forbids object streams
 
 
-def _saved(pdf: pikepdf.Pdf, title: str, now: datetime.datetime | None, created: bool, pdfa: bool = False) -> bytes:
+def _saved(pdf: pikepdf.Pdf, title: str, now: datetime.datetime | None, created: bool, pdfa: bool = False,
+           streams: pikepdf.ObjectStreamMode = pikepdf.ObjectStreamMode.generate) -> bytes:
     """``pdf`` with its Title, Producer, dates (document info and XMP kept in step), saved."""
-    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).astimezone()
+    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).astimezone().replace(microsecond=0)
     with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
         if pdfa:
             pdfa_metadata(meta)
@@ -91,7 +96,7 @@ def _saved(pdf: pikepdf.Pdf, title: str, now: datetime.datetime | None, created:
         pdf.docinfo.Creator = producer_name()
         pdf.docinfo.CreationDate = pikepdf.String(_pdf_date(stamp))
     out = io.BytesIO()
-    pdf.save(out, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    pdf.save(out, compress_streams=True, object_stream_mode=streams)
     return out.getvalue()
 
 

@@ -14,7 +14,7 @@ import functools
 
 import pikepdf
 
-from producer.formats.text_layer import SHOW
+from producer.formats.content_edit import drop_empty_text
 
 
 @functools.cache
@@ -30,10 +30,10 @@ def make_pdfa(pdf: pikepdf.Pdf) -> None:
     PDF/A-2b, in place (the metadata's part and conformance are written by the caller's
     ``open_metadata`` through ``pdfa_metadata``)."""
     for page in pdf.pages:
-        _drop_empty_text_objects(pdf, page)
+        drop_empty_text(pdf, page)
         fonts = page.Resources.get(pikepdf.Name.Font)
         if fonts is not None:
-            for name in [key for key in fonts.keys() if key != "/BatchocrText"]:
+            for name in [key for key in fonts.keys() if not key.startswith("/BatchocrText")]:
                 del fonts[name]
         for image in page.Resources.get(pikepdf.Name.XObject, {}).values():
             if image.get(pikepdf.Name.ColorSpace) == pikepdf.Name.DeviceCMYK:
@@ -48,22 +48,3 @@ def pdfa_metadata(meta) -> None:
     """Declare PDF/A-2b in an open XMP metadata block."""
     meta["pdfaid:part"] = "2"
     meta["pdfaid:conformance"] = "B"
-
-
-def _drop_empty_text_objects(pdf: pikepdf.Pdf, page: pikepdf.Page) -> None:
-    """Remove BT ... ET objects that show no text (ReportLab's preamble selects its default font
-    in one), so no unembedded font is named by the page."""
-    kept, block = [], None
-    for instruction in pikepdf.parse_content_stream(page):
-        operator = str(instruction.operator)
-        if operator == "BT":
-            block = [instruction]
-        elif block is not None:
-            block.append(instruction)
-            if operator == "ET":
-                if any(str(i.operator) in SHOW for i in block):
-                    kept.extend(block)
-                block = None
-        else:
-            kept.append(instruction)
-    page.obj.Contents = pdf.make_stream(pikepdf.unparse_content_stream(kept + (block or [])))

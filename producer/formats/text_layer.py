@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from collections.abc import Iterable
 
 import pikepdf
 from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.ttGlyphPen import TTGlyphPen
 
+from producer.formats.content_edit import drop_invisible_text, open_depth
 from producer.formats.layout import PageOutput, line_box
 
 FONT_NAME = "GlyphLessFont"
 ADVANCE = 500  # every code's width, in 1/1000 em: the line's text is then scaled to its box
-RESOURCE = pikepdf.Name("/BatchocrText")
-INVISIBLE = 3  # text render mode: neither filled nor stroked
+
 
 
 @functools.cache
@@ -111,23 +112,42 @@ def line_texts(page: PageOutput) -> list[str]:
     return [line.text.strip() + " " for line in page.lines]
 
 
-def page_operators(page: PageOutput, table: CodeTable, shown: tuple[float, float]) -> bytes:
+def page_operators(page: PageOutput, table: CodeTable, shown: tuple[float, float], font: str) -> bytes:
     """The operators drawing ``page``'s lines invisibly over a page shown ``shown`` points wide
     and high (as a reader displays it, rotation applied; the scan or rendering fills it, its
-    pixels ``page.size``), in coordinates whose origin is the shown page's lower left."""
+    pixels ``page.size``), in coordinates whose origin is the shown page's lower left. Each
+    line runs along its quad (corners clockwise from where its text starts), so a skewed or
+    turned line's text lies where it is printed and in its direction."""
     width, height = page.size
     sx, sy = shown[0] / max(width, 1), shown[1] / max(height, 1)
-    ops = [b"BT", b"3 Tr"]
+    ops = [b"BT", b"3 Tr 0 Tc 0 Tw 0 Ts"]
     for line, text in zip(page.lines, line_texts(page)):
-        box = line_box(line, width, height)
-        size = max(box.height * sy * 0.8, 1.0)
-        natural = len(text) * size * ADVANCE / 1000
-        scale = 100.0 * box.width * sx / natural
-        baseline = shown[1] - box.y1 * sy + box.height * sy * 0.2
-        ops.append(f"{RESOURCE} {size:.2f} Tf {scale:.2f} Tz 1 0 0 1 {box.x0 * sx:.2f} {baseline:.2f} Tm".encode())
+        start, end, left = _shown_corners(line, (width, height), (sx, sy), shown[1])
+        dx, dy = end[0] - start[0], end[1] - start[1]
+        length = max(math.hypot(dx, dy), 0.5)
+        cos, sin = dx / length, dy / length
+        thickness = max(abs((start[0] - left[0]) * sin - (start[1] - left[1]) * cos), 1.0)
+        size = max(thickness * 0.8, 1.0)
+        scale = 100.0 * length / (len(text) * size * ADVANCE / 1000)
+        x, y = left[0] - sin * thickness * 0.2, left[1] + cos * thickness * 0.2  # baseline above the bottom
+        ops.append(f"{font} {size:.2f} Tf {scale:.2f} Tz {cos:.5f} {sin:.5f} {-sin:.5f} {cos:.5f} {x:.2f} {y:.2f} Tm"
+                   .encode())
         ops.append(b"<" + table.encode(text).hex().upper().encode() + b"> Tj")
     ops.append(b"ET")
     return b"\n".join(ops) + b"\n"
+
+
+def _shown_corners(line, size: tuple[int, int], scale: tuple[float, float], shown_height: float):
+    """A line's top-left, top-right and bottom-left corners in shown points (y up), clipped to
+    the page; its axis-aligned box's where the quad is degenerate."""
+    points = [(float(x), float(y)) for x, y in line.box][:4]
+    if len(points) < 4:
+        box = line_box(line, *size)
+        points = [(box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1), (box.x0, box.y1)]
+    width, height = size
+    tl, tr, _, bl = ((min(max(x, 0.0), width) * scale[0], shown_height - min(max(y, 0.0), height) * scale[1])
+                     for x, y in points)
+    return tl, tr, bl
 
 
 def inherited(page: pikepdf.Dictionary, key: str):
@@ -147,7 +167,10 @@ def shown_frame(page: pikepdf.Dictionary) -> tuple[tuple[float, float], list[flo
     x0, y0, x1, y1 = (float(v) for v in box)
     x0, x1, y0, y1 = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
     w, h = x1 - x0, y1 - y0
-    rotate = int(inherited(page, "/Rotate") or 0) % 360
+    try:  # as PDFium reads it: whole quarter turns
+        rotate = int(float(inherited(page, "/Rotate") or 0) / 90) % 4 * 90
+    except (TypeError, ValueError):
+        rotate = 0
     if rotate == 90:
         return (h, w), [0, 1, -1, 0, x0 + w, y0]
     if rotate == 180:
@@ -159,15 +182,20 @@ def shown_frame(page: pikepdf.Dictionary) -> tuple[tuple[float, float], list[flo
 
 def add_text_layers(pdf: pikepdf.Pdf, pages: list[PageOutput], grafted: bool = False) -> None:
     """Draw each of ``pages``' text invisibly over the matching page of ``pdf`` (same order),
-    after what the page already shows (its content wrapped in q/Q, so a graphics state it
-    leaves changed does not move the text), placed by the page's crop box and rotation as
-    PDFium renders it. ``grafted``: ``pdf`` is the original document: a page OCRed again loses
-    its earlier invisible layer first, a page that kept its own text (``producer.text_pages``)
-    is left as it is. Otherwise (pages of scans or renderings) every page gets its text."""
-    table = CodeTable(text for page in pages for text in line_texts(page))
+    after what the page already shows (its content wrapped in q/Q, with every q it leaves open
+    closed, so a graphics state it leaves changed does not move the text), placed by the
+    page's crop box and rotation as PDFium renders it. ``grafted``: ``pdf`` is the original
+    document: a page OCRed again loses its earlier invisible layer first
+    (``producer.formats.content_edit``), a page that kept its own text
+    (``producer.text_pages``) is left as it is. Otherwise (pages of scans or renderings) every
+    page gets its text."""
+    if len(pdf.pages) != len(pages):
+        raise ValueError(f"the PDF has {len(pdf.pages)} pages, its OCR {len(pages)}")
+    drawn = [not (grafted and page.result.get("source") == "text_layer") for page in pages]
+    table = CodeTable(text for page, draw in zip(pages, drawn) if draw for text in line_texts(page))
     font = font_object(pdf, table)
-    for target, page in zip(pdf.pages, pages):
-        if grafted and page.result.get("source") == "text_layer":  # kept its own text: nothing to add
+    for target, page, draw in zip(pdf.pages, pages, drawn):
+        if not draw:  # kept its own text: nothing to add
             continue
         if grafted:
             drop_invisible_text(pdf, target)  # an earlier OCR layer would read twice
@@ -175,44 +203,10 @@ def add_text_layers(pdf: pikepdf.Pdf, pages: list[PageOutput], grafted: bool = F
             continue
         if "/Resources" not in target.obj:  # inherited: made the page's own before adding to it
             target.obj.Resources = pikepdf.Dictionary(inherited(target.obj, "/Resources") or {})
-        target.add_resource(font, pikepdf.Name.Font, RESOURCE)
+        name = target.add_resource(font, pikepdf.Name.Font, prefix="BatchocrText")
         shown, matrix = shown_frame(target.obj)
         cm = " ".join(f"{value:g}" for value in matrix).encode() + b" cm\n"
+        close = b"Q\n" * (open_depth(target) + 1)
         target.contents_add(pdf.make_stream(b"q\n"), prepend=True)
-        target.contents_add(pdf.make_stream(b"Q\nq\n" + cm + page_operators(page, table, shown) + b"Q\n"))
-
-
-SHOW = {"Tj", "TJ", "'", '"'}
-TEXT_STATE = {"Tc", "Tw", "Tz", "TL", "Tf", "Tr", "Ts"}  # also valid outside BT ... ET
-
-
-def drop_invisible_text(pdf: pikepdf.Pdf, target: pikepdf.Page) -> int:
-    """Remove the text objects of the page's own content that draw only invisible text (render
-    mode 3: an earlier OCR layer), keeping their text-state settings for what follows; returns
-    how many were removed. Visible text, images and vector art stay."""
-    kept, block, removed = [], None, 0
-    mode, stack, shows_visible = 0, [], False
-    for instruction in pikepdf.parse_content_stream(target):
-        operator = str(instruction.operator)
-        if operator == "q":
-            stack.append(mode)
-        elif operator == "Q" and stack:
-            mode = stack.pop()
-        elif operator == "Tr" and instruction.operands:
-            mode = int(instruction.operands[0])
-        if operator == "BT":
-            block, shows_visible = [instruction], False
-            continue
-        if block is None:
-            kept.append(instruction)
-            continue
-        block.append(instruction)
-        shows_visible |= operator in SHOW and mode != INVISIBLE
-        if operator == "ET":
-            invisible_only = not shows_visible and any(str(i.operator) in SHOW for i in block)
-            removed += invisible_only
-            kept.extend([i for i in block if str(i.operator) in TEXT_STATE] if invisible_only else block)
-            block = None
-    if removed:
-        target.obj.Contents = pdf.make_stream(pikepdf.unparse_content_stream(kept + (block or [])))
-    return removed
+        target.contents_add(pdf.make_stream(close + b"q\n" + cm + page_operators(page, table, shown, str(name))
+                                            + b"Q\n"))
