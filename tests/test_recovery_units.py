@@ -125,3 +125,20 @@ def test_leases_are_renewed_and_released_only_by_their_owner(redis):
     assert not redis.exists(keys.lease_key("gone")), "a lapsed lease is not taken back"
     release_leases(redis, ["j1"], "worker-b")
     assert not redis.exists(keys.lease_key("j1"))
+
+
+def test_a_job_queued_again_and_taken_at_once_is_not_queued_a_second_time(client, redis, make_worker, settings):
+    """The race fresh-clone CI met: a dead worker's job, stuck in the intermediate queue long
+    enough to be due, is queued again for its expired lease; a live worker takes it into the
+    intermediate queue at once; the same reaper pass must not queue it again from there."""
+    job_id = submit(client)
+    queue = start_as_a_worker_would(make_worker, job_id, redis)
+    now = [1_000_000.0]
+    redis.rpush(queue.intermediate_queue.key, job_id)  # as the dead worker left it
+    reaper = Reaper(redis, settings.replace(lease_s=2), [queue], clock=lambda: now[0])
+    redis.hset(keys.limbo_key(queue.name), job_id, now[0] - 60)  # first seen stuck long ago
+    taken = reaper._reap_started(queue)
+    assert taken == [job_id]
+    redis.lmove(queue.key, queue.intermediate_queue.key, "LEFT", "RIGHT")  # a live worker takes it
+    assert reaper._reap_limbo(queue) == []
+    assert redis.llen(queue.key) == 0 and redis.lrange(queue.intermediate_queue.key, 0, -1) == [job_id.encode()]

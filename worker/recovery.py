@@ -73,6 +73,9 @@ def requeue(job: Job, queue: Queue, *, reason: str) -> None:
             pipe.zrem(queue.started_job_registry.key, *entries)
         pipe.lrem(queue.intermediate_queue.key, 0, job.id)
         pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id), keys.lease_key(job.id))
+        # Forget when it was first seen stuck: a live worker may take it into the intermediate
+        # queue at once, and an old sighting would have it queued a second time (run twice).
+        pipe.hdel(keys.limbo_key(queue.name), job.id)
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
         pipe.lrem(queue.key, 0, job.id)  # repeatable: a retry after a lost reply queues it once
         queue.push_job_id(job.id, pipeline=pipe, at_front=True)
