@@ -74,7 +74,7 @@ def test_the_layer_is_one_embedded_glyphless_font_with_a_unicode_map(searchable)
     assert font.Subtype == "/Type0" and font.Encoding == "/Identity-H" and "/ToUnicode" in font
     descendant = font.DescendantFonts[0]
     assert "/FontFile2" in descendant.FontDescriptor and "/CIDToGIDMap" in descendant
-    assert b"3 Tr" in document.pages[0].Contents[-1].read_bytes()  # invisible
+    assert b"3 Tr" in document.pages[0].Contents[0].read_bytes()  # invisible, drawn first
     shown = pypdfium2.PdfDocument(searchable.read_bytes())[0].render(scale=1).to_pil().convert("L")
     assert shown.getextrema() == (255, 255)  # the scan was white: nothing of the layer shows
 
@@ -231,3 +231,18 @@ def test_turned_and_skewed_lines_extract_whole_and_in_order(tmp_path, degrees):
     textpage = pypdfium2.PdfDocument(path.read_bytes())[0].get_textpage()
     # PDFium orders lines of vertical text its own way (right to left here): same lines, whole.
     assert sorted(compact(textpage.get_text_range())) == sorted(expected)
+
+
+def test_a_damaged_original_still_gets_its_text_layer():
+    """Bytes that are no operator, an unclosed text object and string, an odd /Rotate: the
+    layer, drawn first, is read; nothing raises."""
+    document = pikepdf.open(io.BytesIO(original_pdf()))
+    document.pages[0].obj.Contents = document.make_stream(b"BT /F1 12 Tf (kept ) Tj q q 1 0 0 rg \x00\xff junk ((( ")
+    document.pages[0].obj.Rotate = 45
+    damaged = io.BytesIO()
+    document.save(damaged)
+    box = [[100, 100], [600, 100], [600, 150], [100, 150]]
+    page = PageOutput(1, "job", {"width": 2550, "height": 3300, "source": "ocr",
+                                 "lines": [{"text": "OCR text", "confidence": 0.9, "box": box}]}, 300.0)
+    out = pdf.graft("damaged.pdf", [page], damaged.getvalue())
+    assert "OCR text" in pypdfium2.PdfDocument(out)[0].get_textpage().get_text_range()

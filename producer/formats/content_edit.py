@@ -31,6 +31,14 @@ class TextObject:
     shows_visible: bool = False
 
 
+def operator_of(instruction) -> str:
+    """An instruction's operator; '' for bytes that are no operator name (a damaged stream)."""
+    try:
+        return str(instruction.operator)
+    except (UnicodeDecodeError, ValueError):
+        return ""
+
+
 def _mode(instruction, current: int) -> int:
     try:
         return int(float(instruction.operands[0]))
@@ -43,7 +51,7 @@ def split(instructions) -> list:
     one a second ``BT`` interrupts, is kept as plain instructions)."""
     pieces, block, mode, stack = [], None, 0, []
     for instruction in instructions:
-        operator = str(instruction.operator)
+        operator = operator_of(instruction)
         if operator == "q":
             stack.append(mode)
         elif operator == "Q" and stack:
@@ -84,7 +92,7 @@ def rewrite(pdf: pikepdf.Pdf, page: pikepdf.Page, drop: Callable[[TextObject], b
         elif drop(piece):
             dropped += 1
             if keep_state:
-                kept.extend(i for i in piece.instructions if str(i.operator) not in SHOW | POSITION | {"BT", "ET"})
+                kept.extend(i for i in piece.instructions if operator_of(i) not in SHOW | POSITION | {"BT", "ET"})
         else:
             kept.extend(piece.instructions)
     if dropped:
@@ -102,7 +110,7 @@ def drop_invisible_text(pdf: pikepdf.Pdf, page: pikepdf.Page) -> int:
         return removed
     kept, dropped = [], 0
     for instruction in pikepdf.parse_content_stream(page):
-        if str(instruction.operator) == "Do" and instruction.operands and str(instruction.operands[0]) in layers:
+        if operator_of(instruction) == "Do" and instruction.operands and str(instruction.operands[0]) in layers:
             dropped += 1
             continue
         kept.append(instruction)
@@ -120,7 +128,7 @@ def _invisible_form(xobject) -> bool:
     except pikepdf.PdfError:
         return False
     blocks = [piece for piece in pieces if isinstance(piece, TextObject)]
-    painted = any(str(piece.operator) in PAINT | {"Do"} for piece in pieces if not isinstance(piece, TextObject))
+    painted = any(operator_of(piece) in PAINT | {"Do"} for piece in pieces if not isinstance(piece, TextObject))
     return bool(blocks) and not painted and any(b.shows for b in blocks) and not any(b.shows_visible for b in blocks)
 
 
@@ -128,16 +136,3 @@ def drop_empty_text(pdf: pikepdf.Pdf, page: pikepdf.Page) -> int:
     """Remove text objects that show nothing (ReportLab's page preamble selects its default
     font in one), with everything in them, so they name no font."""
     return rewrite(pdf, page, lambda block: not block.shows, keep_state=False)
-
-
-def open_depth(page: pikepdf.Page) -> int:
-    """How many ``q`` the page's content leaves unclosed (0 if it cannot be parsed)."""
-    depth = 0
-    try:
-        for instruction in pikepdf.parse_content_stream(page):
-            operator = str(instruction.operator)
-            depth += operator == "q"
-            depth -= operator == "Q" and depth > 0
-    except pikepdf.PdfError:
-        return 0
-    return depth

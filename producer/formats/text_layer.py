@@ -20,7 +20,7 @@ import pikepdf
 from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.ttGlyphPen import TTGlyphPen
 
-from producer.formats.content_edit import drop_invisible_text, open_depth
+from producer.formats.content_edit import drop_invisible_text
 from producer.formats.layout import PageOutput, line_box
 
 FONT_NAME = "GlyphLessFont"
@@ -181,10 +181,10 @@ def shown_frame(page: pikepdf.Dictionary) -> tuple[tuple[float, float], list[flo
 
 
 def add_text_layers(pdf: pikepdf.Pdf, pages: list[PageOutput], grafted: bool = False) -> None:
-    """Draw each of ``pages``' text invisibly over the matching page of ``pdf`` (same order),
-    after what the page already shows (its content wrapped in q/Q, with every q it leaves open
-    closed, so a graphics state it leaves changed does not move the text), placed by the
-    page's crop box and rotation as PDFium renders it. ``grafted``: ``pdf`` is the original
+    """Draw each of ``pages``' text invisibly on the matching page of ``pdf`` (same order),
+    before what the page shows (invisible text needs no place on top; drawn first, in its own
+    q/Q, no state the page's content leaves and no damage in it, such as an unclosed string,
+    can move or swallow it), placed by the page's crop box and rotation as PDFium renders it. ``grafted``: ``pdf`` is the original
     document: a page OCRed again loses its earlier invisible layer first
     (``producer.formats.content_edit``), a page that kept its own text
     (``producer.text_pages``) is left as it is. Otherwise (pages of scans or renderings) every
@@ -206,7 +206,5 @@ def add_text_layers(pdf: pikepdf.Pdf, pages: list[PageOutput], grafted: bool = F
         name = target.add_resource(font, pikepdf.Name.Font, prefix="BatchocrText")
         shown, matrix = shown_frame(target.obj)
         cm = " ".join(f"{value:g}" for value in matrix).encode() + b" cm\n"
-        close = b"Q\n" * (open_depth(target) + 1)
-        target.contents_add(pdf.make_stream(b"q\n"), prepend=True)
-        target.contents_add(pdf.make_stream(close + b"q\n" + cm + page_operators(page, table, shown, str(name))
-                                            + b"Q\n"))
+        layer = b"q\n" + cm + page_operators(page, table, shown, str(name)) + b"Q\n"
+        target.contents_add(pdf.make_stream(layer), prepend=True)
