@@ -1,4 +1,4 @@
-"""Searchable PDF output: each scan as a page image with an invisible text layer on top.
+"""Searchable PDF output: each scan as a page image with an invisible text layer.
 
 ReportLab lays out the pages, each scan filling its page at the scan's DPI (JPEG data as it
 is, other images losslessly); ``producer.formats.text_layer`` then draws the OCR text over
@@ -66,7 +66,7 @@ def render(name: str, pages: list[PageOutput], images: Iterable[bytes],
 
 def graft(name: str, pages: list[PageOutput], original: bytes, now: datetime.datetime | None = None) -> bytes:
     """The ``original`` PDF (``pages`` OCRed from its pages, same order) kept as it is (vector
-    text, images, sizes, annotations) with the invisible text layer drawn over each page; its
+    text, images, sizes, annotations) with the invisible text layer added to each page; its
     own metadata kept, Title ``name`` where it had none, Producer ``batchocr <version>``. The
     file is rewritten: an owner password's restrictions and any digital signature do not carry
     over (README)."""
