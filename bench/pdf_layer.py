@@ -40,8 +40,7 @@ def ocr_pages(pipeline: OcrPipeline, paths: list[Path]) -> list[tuple[PageOutput
     for path in paths:
         image = read_image(path, pipeline.settings)
         (result,) = pipeline.run([PageTask(image, "page", "")])
-        lines = [{"text": line.text, "confidence": line.confidence, "box": [list(p) for p in line.box]}
-                 for line in result.lines]
+        lines = [line.to_json() for line in result.lines]
         document = {"width": image.shape[1], "height": image.shape[0], "lines": lines}
         out.append((PageOutput(1, path.stem, document, 300.0), path.read_bytes()))
     return out

@@ -15,9 +15,10 @@ Point = tuple[int | float, int | float]
 
 
 @dataclass(frozen=True)
-class Line:
-    """One recognised line. ``box``: 4 [x, y] corners in the pixels of the image the client
-    sent, clockwise from top-left; ``confidence``: the recogniser's mean, 0..1."""
+class Word:
+    """One word of a line (its text split on whitespace), placed by the recogniser's own
+    alignment (``worker.words``). ``box``: 4 [x, y] corners, in the line box's frame and order;
+    ``confidence``: the mean of its characters', 0..1."""
 
     text: str
     confidence: float
@@ -27,9 +28,32 @@ class Line:
         return {"text": self.text, "confidence": self.confidence, "box": [list(p) for p in self.box]}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Line:
+    def from_json(cls, data: dict[str, Any]) -> Word:
         return cls(str(data.get("text", "")), float(data.get("confidence", 0.0)),
                    tuple((x, y) for x, y in data.get("box", ())))
+
+
+@dataclass(frozen=True)
+class Line:
+    """One recognised line. ``box``: 4 [x, y] corners in the pixels of the image the client
+    sent, clockwise from top-left; ``confidence``: the recogniser's mean, 0..1; ``words``: its
+    words in reading order (empty from releases before them, and where the recogniser's
+    alignment gave none)."""
+
+    text: str
+    confidence: float
+    box: tuple[Point, ...]
+    words: tuple[Word, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "confidence": self.confidence, "box": [list(p) for p in self.box],
+                "words": [word.to_json() for word in self.words]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Line:
+        return cls(str(data.get("text", "")), float(data.get("confidence", 0.0)),
+                   tuple((x, y) for x, y in data.get("box", ())),
+                   tuple(Word.from_json(word) for word in data.get("words") or ()))
 
 
 @dataclass(frozen=True)

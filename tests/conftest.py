@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from redis import Redis
 
@@ -44,6 +46,28 @@ def redis(redis_server):
 def pipelines(base_settings):
     """The models, loaded once for the whole session (as a worker process does)."""
     return load_pipelines(base_settings)
+
+
+@pytest.fixture(scope="session")
+def read_page(pipelines, base_settings):
+    """(page set, page id, clockwise degrees) -> (PageResult of the eval page turned so, the
+    upright image, its labels), each read once a session with the default model."""
+    from tests.helpers import eval_page
+    from worker.offline.evaluation import turn
+    from worker.pipeline import PageTask
+    from worker.preprocess import decode_image
+
+    pipeline = pipelines[base_settings.default_model]
+
+    @functools.cache
+    def run(name: str, page_id: str, degrees: int = 0):
+        data, labels = eval_page(name, page_id)
+        image = decode_image(data, base_settings)
+        (result,) = pipeline.run([PageTask(turn(image, degrees), "page")])
+        assert not isinstance(result, BaseException), result
+        return result, image, labels
+
+    return run
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producer.formats.layout import Box, words
+from producer.formats.layout import Box, estimated_words
 from producer.outputs import output_path
 from producer.pages import iter_pages
 from producer.sources import Document, discover, safe_name
@@ -51,8 +51,8 @@ def test_the_same_content_under_two_names_is_one_job(tmp_path):
     assert page.job_id({"mode": "page"}) != ids[0]
 
 
-def test_word_boxes_split_the_line_box_by_characters():
-    split = words("ab  cdef", Box(0, 10, 80, 30))
+def test_word_boxes_of_older_results_split_the_line_box_by_characters():
+    split = estimated_words("ab  cdef", Box(0, 10, 80, 30))
     assert split == [("ab", Box(0, 10, 20, 30)), ("cdef", Box(40, 10, 80, 30))]
 
 

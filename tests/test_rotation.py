@@ -5,7 +5,6 @@ in the pixels of the image as sent; an upside-down line on an upright page is re
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numpy as np
 import pytest
@@ -23,18 +22,9 @@ TEXTBOOK = ("omnidocbench_pages", "jiaocaineedrop_jiaocai_needrop_en_3361")
 
 
 @pytest.fixture(scope="module")
-def read(pipelines, base_settings):
+def read(read_page):
     """(set, page id, clockwise degrees) -> (PageResult of the page turned so, upright image)."""
-    pipeline = pipelines[base_settings.default_model]
-
-    @functools.cache
-    def run(name: str, page_id: str, degrees: int = 0):
-        image = decode_image(eval_page(name, page_id)[0], base_settings)
-        result = pipeline.run([PageTask(turn(image, degrees), "page")])[0]
-        assert not isinstance(result, BaseException), result
-        return result, image
-
-    return run
+    return lambda *page: read_page(*page)[:2]
 
 
 def _distance(a: str, b: str) -> float:

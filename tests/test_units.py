@@ -23,24 +23,25 @@ def one_hot(ids: list[int], classes: int = 4, p: float = 0.9) -> np.ndarray:
 
 def test_ctc_collapses_repeats_drops_blanks_and_ignores_padding_steps():
     probs = np.stack([one_hot([1, 1, 0, 1, 2, 2, 3, 2]), one_hot([2, 0, 2, 1, 1, 1, 1, 1])])
-    assert ctc_greedy_decode(probs, [8, 3], VOCAB) == [("aab b", pytest.approx(0.9)), ("bb", pytest.approx(0.9))]
+    assert [reading[:2] for reading in ctc_greedy_decode(probs, [8, 3], VOCAB)] == [
+        ("aab b", pytest.approx(0.9)), ("bb", pytest.approx(0.9))]
 
 
 def test_ctc_charset_restricts_the_argmax_per_line():
     probs = np.stack([one_hot([2, 2, 1]), one_hot([2, 2, 1])])
     only_a = np.array([0, 1])
     hints = [Hint(only_a), Hint()]
-    assert [text for text, _ in ctc_greedy_decode(probs, [3, 3], VOCAB, hints)] == ["a", "ba"]
+    assert [reading.text for reading in ctc_greedy_decode(probs, [3, 3], VOCAB, hints)] == ["a", "ba"]
 
 
 def test_ctc_auto_hint_restricts_only_the_lines_that_read_as_english():
     probs = np.stack([one_hot([1, 2, 0]), one_hot([2, 2, 1])])  # read over every class: "ab", "ba"
     auto = Hint(np.array([0, 1]), None, Lexicon({"ab": 1}))  # English here: the word "ab"
-    assert [text for text, _ in ctc_greedy_decode(probs, [3, 3], VOCAB, [auto, auto])] == ["a", "ba"]
+    assert [reading.text for reading in ctc_greedy_decode(probs, [3, 3], VOCAB, [auto, auto])] == ["a", "ba"]
 
 
 def test_ctc_empty_line_has_zero_confidence():
-    assert ctc_greedy_decode(one_hot([0, 0, 0])[None], [3], VOCAB) == [("", 0.0)]
+    assert ctc_greedy_decode(one_hot([0, 0, 0])[None], [3], VOCAB) == [("", 0.0, ())]
 
 
 def test_plan_chunks_sorts_by_width_and_respects_the_budget():

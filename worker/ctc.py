@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from worker.language import reads_as_english
 from worker.lexicon import Lexicon, correct
+from worker.words import Span, spans
 
 
 @dataclass(frozen=True)
@@ -31,13 +33,23 @@ class Hint:
 NO_HINT = Hint()
 
 
+class Reading(NamedTuple):
+    """One line as read: its text, the mean probability of its characters (0.0 for an empty
+    line) and its words' spans along the crop (``worker.words``)."""
+
+    text: str
+    confidence: float
+    words: tuple[Span, ...] = ()
+
+
 def ctc_greedy_decode(
     probs: np.ndarray,
     lengths: Sequence[int],
     vocab: Sequence[str],
     hints: Sequence[Hint] | None = None,
-) -> list[tuple[str, float]]:
-    """Decode softmax outputs into text and a confidence per line.
+    widths: Sequence[float] | None = None,
+) -> list[Reading]:
+    """Decode softmax outputs into text, a confidence and word spans per line.
 
     Args:
         probs: N x T x C float32 class probabilities; class 0 is the CTC blank.
@@ -46,28 +58,45 @@ def ctc_greedy_decode(
             batch-mate, so they are none there).
         vocab: C strings, ``vocab[0]`` being the blank.
         hints: per line, how to decode it (default: every class, no lexicon).
+        widths: per line, the steps its own crop fills (its resized width / stride; the rest
+            of ``lengths`` is tail pad): what word spans are fractions of (default: lengths).
 
     Returns:
-        One ``(text, confidence)`` per line; confidence is the mean probability of the kept
-        characters (0.0 for an empty line).
+        One ``Reading`` per line; confidence is the mean probability of the kept characters.
     """
     characters: dict[int, list[str]] = {}  # per allowed-column set: each column's character
+    separators = _separators(vocab)
     out = []
     for row in range(probs.shape[0]):
         steps = probs[row, : int(lengths[row])]
+        width = float(widths[row]) if widths is not None else float(lengths[row])
         hint = hints[row] if hints is not None else NO_HINT
         if hint.detect is not None:
-            read = _decode(steps, None, vocab, None, characters)
-            if not reads_as_english(read[0], hint.detect):
+            read = _decode(steps, None, vocab, None, characters, (separators, width))
+            if not reads_as_english(read.text, hint.detect):
                 out.append(read)
                 continue
-        out.append(_decode(steps, hint.classes, vocab, hint.lexicon, characters))
+        out.append(_decode(steps, hint.classes, vocab, hint.lexicon, characters, (separators, width)))
     return out
 
 
+_SEPARATORS: dict[int, tuple[Sequence[str], frozenset[int]]] = {}
+
+
+def _separators(vocab: Sequence[str]) -> frozenset[int]:
+    """The class ids of whitespace characters (PP-OCR's space; any other a vocabulary has),
+    which separate words as ``str.split`` does; found once per vocabulary."""
+    known = _SEPARATORS.get(id(vocab))
+    if known is None or known[0] is not vocab:
+        known = (vocab, frozenset(i for i, ch in enumerate(vocab) if i and ch.isspace()))
+        _SEPARATORS[id(vocab)] = known
+    return known[1]
+
+
 def _decode(steps: np.ndarray, classes: np.ndarray | None, vocab: Sequence[str], lexicon: Lexicon | None,
-            characters: dict[int, list[str]]) -> tuple[str, float]:
-    """One line's T x C steps, argmax over ``classes`` (None: all), then the lexicon pass."""
+            characters: dict[int, list[str]], layout: tuple[frozenset[int], float]) -> Reading:
+    """One line's T x C steps, argmax over ``classes`` (None: all), then the lexicon pass
+    (which changes words, never how many); ``layout``: the whitespace ids and the crop's width."""
     if classes is not None:
         steps = steps[:, classes]
     best_col = steps.argmax(axis=1)
@@ -81,4 +110,5 @@ def _decode(steps: np.ndarray, classes: np.ndarray | None, vocab: Sequence[str],
         if id(classes) not in characters:
             characters[id(classes)] = [vocab[i] for i in classes]
         text = correct(text, steps, best_col, characters[id(classes)], lexicon)
-    return text, float(best[keep].mean()) if chars.size else 0.0
+    confidence = float(best[keep].mean()) if chars.size else 0.0
+    return Reading(text, confidence, spans(ids, best, *layout))

@@ -119,16 +119,28 @@ def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
     Crops much taller than wide are vertical text or a rotated line: they are turned 90°
     so the recogniser reads along the long side.
     """
-    width = int(round(max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[3] - quad[2]))))
-    height = int(round(max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2]))))
-    width, height = max(width, 1), max(height, 1)
+    width, height = _sides(quad)
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
     matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
     crop = cv2.warpPerspective(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE,
                                flags=cv2.INTER_CUBIC)
-    if height >= TALL * width:
+    if read_along_height(quad):
         crop = np.rot90(crop)
     return np.ascontiguousarray(crop)
+
+
+def read_along_height(quad: np.ndarray) -> bool:
+    """Whether ``crop_quad`` turns this quad's crop a quarter (counterclockwise): its width
+    then runs along the quad's edge from corner 0 to corner 3."""
+    width, height = _sides(quad)
+    return height >= TALL * width
+
+
+def _sides(quad: np.ndarray) -> tuple[int, int]:
+    """A quad's width (edges 0-1, 3-2) and height (edges 0-3, 1-2) in whole pixels, >= 1."""
+    width = int(round(max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[3] - quad[2]))))
+    height = int(round(max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2]))))
+    return max(width, 1), max(height, 1)
 
 
 def reading_order(quads: np.ndarray) -> np.ndarray:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.document import Block, Line, joined_text
+from shared.document import Block, Line, Word, joined_text
 from shared.payload import resolve_lang
 from shared.settings import Settings
-from worker.ctc import Hint
+from worker.ctc import Hint, Reading
 from worker.deskew import level, needs_leveling, to_page_frame
-from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, reading_order
+from worker.detect import DetParams, crop_quad, db_boxes, det_preprocess, read_along_height, reading_order
 from worker.lexicon import english
 from worker.line_geometry import skew_angle
 from worker.backend_choice import choose
@@ -28,6 +28,7 @@ from worker.orientation import LineClassifier, page_vote, rotation_of, to_sent_f
 from worker.orientation import Params as OrientationParams
 from worker.reading_order import ordered_lines
 from worker.recognize import recognize_lines
+from worker.words import line_words, mirrored
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,9 @@ class PageResult:
         def sent(box) -> tuple:
             return tuple((round(x), round(y)) for x, y in to_sent_frame(np.asarray(box), rotation, upright_shape))
 
-        self.lines = [Line(line.text, line.confidence, sent(line.box)) for line in self.lines]
+        self.lines = [Line(line.text, line.confidence, sent(line.box),
+                           tuple(Word(w.text, w.confidence, sent(w.box)) for w in line.words))
+                      for line in self.lines]
         self.blocks = [Block(block.kind, sent(block.box), block.lines) for block in self.blocks]
 
 
@@ -169,7 +172,7 @@ class OcrPipeline:
         turned = [np.ascontiguousarray(crop[::-1, ::-1]) for crop in crops]
         readings = self._recognize(crops + turned, [Hint()] * (2 * len(crops)))
         weights = np.asarray([crop.shape[1] for crop in crops], np.float64)
-        confidence = np.asarray([c for _, c in readings]).reshape(2, -1) @ weights
+        confidence = np.asarray([reading.confidence for reading in readings]).reshape(2, -1) @ weights
         return bool(confidence[1] > confidence[0])
 
     def run(self, tasks: list[PageTask]) -> list[PageResult | Exception]:
@@ -192,7 +195,7 @@ class OcrPipeline:
         results = [PageResult(inference=self.model.choice.label) for _ in tasks]
         rotations, shapes = [0] * len(tasks), [task.image.shape for task in tasks]
         crops: list[np.ndarray] = []
-        owners: list[tuple[int, list[list[float]]]] = []
+        owners: list[tuple[int, np.ndarray, bool]] = []  # per crop: its task, quad, turned a quarter
         for index, task in enumerate(tasks):
             start = time.perf_counter()
             if task.mode == "line":
@@ -203,18 +206,20 @@ class OcrPipeline:
                 quads, task_crops, rotations[index], shapes[index] = self.page_lines(task.image)
             results[index].detection_ms = (time.perf_counter() - start) * 1000
             crops.extend(task_crops)
-            owners.extend((index, np.round(quad).astype(int).tolist()) for quad in quads)
+            owners.extend((index, quad, task.mode == "page" and read_along_height(quad)) for quad in quads)
         start = time.perf_counter()
         task_hints = [self.hint(task.lang) for task in tasks]
-        hints = [task_hints[index] for index, _ in owners]
+        hints = [task_hints[index] for index, _, _ in owners]
         texts = self._recognize(crops, hints)
-        pages = [i for i, (index, _) in enumerate(owners) if tasks[index].mode == "page"]
+        pages = [i for i, (index, _, _) in enumerate(owners) if tasks[index].mode == "page"]
         self._reread_upside_down(crops, hints, texts, pages)
         recognition_ms = (time.perf_counter() - start) * 1000
-        for (index, box), (text, confidence) in zip(owners, texts):
+        for (index, quad, along_height), (text, confidence, spans) in zip(owners, texts):
             keep = tasks[index].mode == "line" or (text and confidence >= self.settings.min_line_confidence)
             if keep:
-                results[index].lines.append(Line(text, round(confidence, 4), tuple(map(tuple, box))))
+                box = tuple(map(tuple, np.round(quad).astype(int).tolist()))
+                words = line_words(text, spans, quad, along_height)
+                results[index].lines.append(Line(text, round(confidence, 4), box, words))
         for task, result, rotation, shape in zip(tasks, results, rotations, shapes):
             result.recognition_ms = recognition_ms
             if task.mode == "page":
@@ -222,8 +227,8 @@ class OcrPipeline:
                 result.turn_back(rotation, shape)
         return results
 
-    def _recognize(self, crops: list[np.ndarray], hints: list[Hint]) -> list[tuple[str, float]]:
-        """(text, confidence) of every crop, all recognised together (``worker.recognize``)."""
+    def _recognize(self, crops: list[np.ndarray], hints: list[Hint]) -> list[Reading]:
+        """The reading of every crop, all recognised together (``worker.recognize``)."""
         if not crops:
             return []
         return recognize_lines(
@@ -237,7 +242,7 @@ class OcrPipeline:
             width_scale=self.width_scale,
         )
 
-    def _reread_upside_down(self, crops: list[np.ndarray], hints: list[Hint], texts: list[tuple[str, float]],
+    def _reread_upside_down(self, crops: list[np.ndarray], hints: list[Hint], texts: list[Reading],
                             candidates: list[int]) -> None:
         """Page lines read unsure that the classifier thinks upside down are read turned 180
         degrees too; ``texts`` keeps, per line, the reading the recogniser is surer of."""
@@ -252,5 +257,5 @@ class OcrPipeline:
         readings = self._recognize([np.ascontiguousarray(crops[i][::-1, ::-1]) for i in turned],
                                    [hints[i] for i in turned])
         for i, reading in zip(turned, readings):
-            if reading[1] > texts[i][1]:
-                texts[i] = reading
+            if reading.confidence > texts[i].confidence:
+                texts[i] = Reading(reading.text, reading.confidence, mirrored(reading.words))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from worker.ctc import Hint, ctc_greedy_decode
+from worker.ctc import Hint, Reading, ctc_greedy_decode
 from worker.model_loading import OcrModel
 from worker.preprocess import REC_STRIDE, pad_stack, rec_normalize, rec_width
 
@@ -64,8 +64,9 @@ def recognize_lines(
     hints: Sequence[Hint] | None = None,
     tail_pad: int = 0,
     width_scale: float = 1.0,
-) -> list[tuple[str, float]]:
-    """Recognise BGR line crops; returns one ``(text, confidence)`` per crop, in input order.
+) -> list[Reading]:
+    """Recognise BGR line crops; returns one ``Reading`` (text, confidence, word spans) per
+    crop, in input order.
 
     ``hints`` (optional, one per crop) say how each line is decoded: a character set, a
     lexicon, English detection (``worker.ctc.Hint``).
@@ -80,7 +81,7 @@ def recognize_lines(
     height = model.spec.rec_height
     widths = [rec_width(crop.shape, height, max_width, width_scale) for crop in crops]
     slots = [slot_width(width, tail_pad, bucket) for width in widths]
-    results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+    results: list[Reading] = [Reading("", 0.0)] * len(crops)
     chunks = spread(plan_chunks(slots, budget), model.rec.streams)
     batches = (pad_stack([rec_normalize(crops[i], height, widths[i]) for i in chunk], slots[chunk[0]])
                for chunk in chunks)
@@ -88,7 +89,8 @@ def recognize_lines(
         for chunk, probs in zip(chunks, outputs):
             steps = [slots[i] // REC_STRIDE for i in chunk]
             chunk_hints = [hints[i] for i in chunk] if hints is not None else None
-            for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_hints)):
+            own = [widths[i] / REC_STRIDE for i in chunk]
+            for i, decoded in zip(chunk, ctc_greedy_decode(probs, steps, model.vocab, chunk_hints, own)):
                 results[i] = decoded
     return results
 

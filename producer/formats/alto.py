@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from producer.formats.layout import Box, PageOutput, enclosing, line_box, words
+from producer.formats.layout import Box, PageOutput, enclosing, line_box, line_words
 from shared.document import Line
 
 NS = "http://www.loc.gov/standards/alto/ns-v4#"
@@ -41,16 +41,16 @@ def _page(layout: ET.Element, page: PageOutput) -> None:
         text_block = ET.SubElement(space, "TextBlock", {"ID": f"{pid}_B{b}", **_pos(enclosing(boxes)), **rotation})
         for line, box in zip(block, boxes):
             n += 1
-            _line(text_block, f"{pid}_L{n}", line, box)
+            _line(text_block, f"{pid}_L{n}", line, box, page.size)
 
 
-def _line(parent: ET.Element, lid: str, line: Line, box: Box) -> None:
+def _line(parent: ET.Element, lid: str, line: Line, box: Box, size: tuple[int, int]) -> None:
     text_line = ET.SubElement(parent, "TextLine", {"ID": lid, **_pos(box)})
-    wc = f"{max(0.0, min(1.0, line.confidence)):.3f}"
-    for w, (word, wbox) in enumerate(words(line.text, box), 1):
+    for w, word in enumerate(line_words(line, *size), 1):
         if w > 1:
             ET.SubElement(text_line, "SP")
-        ET.SubElement(text_line, "String", {"ID": f"{lid}_W{w}", "CONTENT": word, **_pos(wbox), "WC": wc})
+        ET.SubElement(text_line, "String", {"ID": f"{lid}_W{w}", "CONTENT": word.text, **_pos(word.box),
+                                            "WC": f"{max(0.0, min(1.0, word.confidence)):.3f}"})
 
 
 def render(name: str, pages: list[PageOutput]) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from producer.formats.layout import Box, PageOutput, enclosing, line_box, words
+from producer.formats.layout import Box, PageOutput, enclosing, line_box, line_words
 from shared.document import Line
 
 XHTML = "http://www.w3.org/1999/xhtml"
@@ -22,14 +22,14 @@ def _bbox(box: Box) -> str:
     return f"bbox {box.x0} {box.y0} {box.x1} {box.y1}"
 
 
-def _line(parent: ET.Element, ident: str, line: Line, box: Box, angle: str) -> None:
+def _line(parent: ET.Element, ident: str, line: Line, box: Box, angle: str, size: tuple[int, int]) -> None:
     conf = _conf(line.confidence)
     span = ET.SubElement(parent, "span", {"class": "ocr_line", "id": f"line_{ident}",
                                          "title": f"{_bbox(box)}{angle}; x_wconf {conf}"})
-    for w, (word, wbox) in enumerate(words(line.text, box), 1):
+    for w, word in enumerate(line_words(line, *size), 1):
         item = ET.SubElement(span, "span", {"class": "ocrx_word", "id": f"word_{ident}_{w}",
-                                            "title": f"{_bbox(wbox)}; x_wconf {conf}"})
-        item.text = word
+                                            "title": f"{_bbox(word.box)}; x_wconf {_conf(word.confidence)}"})
+        item.text = word.text
         item.tail = " "
     if len(span):
         span[-1].tail = None
@@ -58,6 +58,6 @@ def render(name: str, pages: list[PageOutput]) -> bytes:
             par = ET.SubElement(area, "p", {"class": "ocr_par", "id": f"par_{page.number}_{b}", "title": bbox})
             for line, box in zip(block, boxes):
                 n += 1
-                _line(par, f"{page.number}_{n}", line, box, angle)
+                _line(par, f"{page.number}_{n}", line, box, angle, page.size)
     return (b'<?xml version="1.0" encoding="UTF-8"?>\n' + DOCTYPE.encode()
             + ET.tostring(html, encoding="utf-8", xml_declaration=False) + b"\n")

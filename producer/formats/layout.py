@@ -1,9 +1,10 @@
 """Page geometry shared by the output writers: line boxes and word boxes.
 
-The worker returns each line as a quadrilateral (4 [x, y] corners in image pixels). hOCR, ALTO
-and the PDF text layer want axis-aligned boxes, and words. The recogniser reads whole lines,
-so a word's box is estimated from its character offsets within the line's box (characters are
-assumed equally wide): good enough to select and search text, not a glyph-exact position.
+The worker returns each line as a quadrilateral (4 [x, y] corners in image pixels) and its
+words placed by the recogniser's own alignment (``worker.words``). hOCR, ALTO and the PDF text
+layer want axis-aligned boxes. Results of releases before word boxes (or a line whose
+alignment gave none) get words estimated from their character offsets within the line's box
+(characters assumed equally wide).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from shared.document import Line, ResultDocument
+from shared.document import Line, Point, ResultDocument
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,13 @@ def enclosing(boxes: list[Box]) -> Box:
 
 def line_box(line: Line, width: int, height: int) -> Box:
     """The bounding box of a line's quad, clipped to the page (at least 1 px each way)."""
-    xs = [point[0] for point in line.box]
-    ys = [point[1] for point in line.box]
+    return word_box(line.box, width, height)
+
+
+def word_box(quad: tuple[Point, ...], width: int, height: int) -> Box:
+    """The bounding box of a quad (a line's, a word's), clipped to the page (>= 1 px each way)."""
+    xs = [point[0] for point in quad] or [0]
+    ys = [point[1] for point in quad] or [0]
     x0 = min(max(int(min(xs)), 0), max(width - 1, 0))
     y0 = min(max(int(min(ys)), 0), max(height - 1, 0))
     x1 = max(min(int(round(max(xs))), width), x0 + 1)
@@ -94,7 +100,33 @@ def line_box(line: Line, width: int, height: int) -> Box:
     return Box(x0, y0, x1, y1)
 
 
-def words(text: str, box: Box) -> list[tuple[str, Box]]:
+@dataclass(frozen=True)
+class PlacedWord:
+    """A word as the writers draw it: its text, axis-aligned box, confidence (0..1) and
+    quad (4 [x, y] corners in the line's order)."""
+
+    text: str
+    box: Box
+    confidence: float
+    quad: tuple[Point, ...]
+
+
+def line_words(line: Line, width: int, height: int) -> list[PlacedWord]:
+    """A line's words: as the recogniser placed them (``Line.words``) where they pair with the
+    line's text, estimated from character counts otherwise (each with the line's confidence)."""
+    names = line.text.split()
+    if line.words and [word.text for word in line.words] == names:
+        return [PlacedWord(word.text, word_box(word.box, width, height), word.confidence, word.box)
+                for word in line.words]
+    box = line_box(line, width, height)
+    return [PlacedWord(name, wbox, line.confidence, _corners(wbox)) for name, wbox in estimated_words(line.text, box)]
+
+
+def _corners(box: Box) -> tuple[Point, ...]:
+    return (box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1), (box.x0, box.y1)
+
+
+def estimated_words(text: str, box: Box) -> list[tuple[str, Box]]:
     """Split ``text`` on spaces; each word gets the share of ``box`` its characters span."""
     total = max(len(text), 1)
     out, start = [], 0

@@ -5,8 +5,8 @@ blank, written as a Type 0 (CID) font. Each distinct character of the document g
 code; the font's ``CIDToGIDMap`` sends every code to the blank glyph and its ``ToUnicode``
 CMap sends every code back to its character, so pdftotext (poppler), PDFium and pdf.js
 extract exactly the OCR text, whatever the script (Latin, symbols, CJK, beyond the BMP).
-Each line is drawn in text render mode 3 (invisible) over its box, horizontally scaled to
-the box's width.
+Each line is drawn in text render mode 3 (invisible) along its box, each word (with the space
+after it) horizontally scaled over the word's box as the recogniser placed it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.ttGlyphPen import TTGlyphPen
 
 from producer.formats.content_edit import drop_invisible_text
-from producer.formats.layout import PageOutput, line_box
+from producer.formats.layout import PageOutput, line_box, line_words
 
 FONT_NAME = "GlyphLessFont"
 ADVANCE = 500  # every code's width, in 1/1000 em: the line's text is then scaled to its box
@@ -128,13 +128,38 @@ def page_operators(page: PageOutput, table: CodeTable, shown: tuple[float, float
         cos, sin = dx / length, dy / length
         thickness = max(abs((start[0] - left[0]) * sin - (start[1] - left[1]) * cos), 1.0)
         size = max(thickness * 0.8, 1.0)
-        scale = 100.0 * length / (len(text) * size * ADVANCE / 1000)
         x, y = left[0] - sin * thickness * 0.2, left[1] + cos * thickness * 0.2  # baseline above the bottom
-        ops.append(f"{font} {size:.2f} Tf {scale:.2f} Tz {cos:.5f} {sin:.5f} {-sin:.5f} {cos:.5f} {x:.2f} {y:.2f} Tm"
-                   .encode())
-        ops.append(b"<" + table.encode(text).hex().upper().encode() + b"> Tj")
+        for piece, (a, b) in _pieces(line, text, (width, height)):
+            scale = 100.0 * (b - a) * length / (max(len(piece.rstrip()), 1) * size * ADVANCE / 1000)
+            px, py = x + a * length * cos, y + a * length * sin
+            ops.append(f"{font} {size:.2f} Tf {scale:.2f} Tz {cos:.5f} {sin:.5f} {-sin:.5f} {cos:.5f} "
+                       f"{px:.2f} {py:.2f} Tm".encode())
+            ops.append(b"<" + table.encode(piece).hex().upper().encode() + b"> Tj")
     ops.append(b"ET")
     return b"\n".join(ops) + b"\n"
+
+
+def _pieces(line, text: str, size: tuple[int, int]) -> list[tuple[str, tuple[float, float]]]:
+    """What to draw of a line and where: each word with its following space, its characters
+    over the word's part (fractions of the line's top edge) as the recogniser placed it; the
+    whole ``text`` over the whole line where its words were estimated or do not run along
+    that edge (a tall line read down its height)."""
+    whole = [(text, (0.0, 1.0))]
+    placed = line_words(line, *size)
+    if not line.words or len(line.box) < 4 or " ".join(w.text for w in placed) + " " != text:
+        return whole
+    (x0, y0), (x1, y1) = (float(v) for v in line.box[0]), (float(v) for v in line.box[1])
+    dx, dy = x1 - x0, y1 - y0
+    norm = dx * dx + dy * dy
+    if norm <= 0:
+        return whole
+    spans = []
+    for word in placed:
+        (a, b) = ((float(p[0]) - x0) * dx + (float(p[1]) - y0) * dy for p in word.quad[:2])
+        spans.append((a / norm, b / norm))
+    if any(b <= a for a, b in spans) or any(b0 > a1 for (_, b0), (a1, _) in zip(spans, spans[1:])):
+        return whole
+    return [(word.text + " ", span) for word, span in zip(placed, spans)]
 
 
 def _shown_corners(line, size: tuple[int, int], scale: tuple[float, float], shown_height: float):
