@@ -5,7 +5,7 @@
 Real scans from ../shared/eval are OCRed once (default settings, ONNX Runtime), each page's
 result goes through ``producer.formats.pdf.render`` (and, with ``--renderer``, through an older
 ``pdf.py`` given as a file, for a before/after), and the PDF's text is read back with poppler's
-``pdftotext`` and with PDFium. Fidelity is the character error rate of each reader's text
+``pdftotext``, pdf.js (``tools/pdfjs``) and PDFium. Fidelity is the character error rate of each reader's text
 against the OCR text itself (whitespace removed, no Unicode normalisation: a ² read back as 2
 counts, line order as the reader gives it), so 0 means the reader lost, added or changed no character; ``lost`` counts the OCR text's characters
 missing from a reader's text whatever their order (pdftotext orders columns its own way). Sizes: the PDF against the scan's bytes.
@@ -31,6 +31,7 @@ from shared.settings import Settings
 from worker.offline.evaluation import page_images, read_image
 from worker.pipeline import OcrPipeline, PageTask
 
+PDFJS = Path(__file__).resolve().parent.parent / "tools" / "pdfjs" / "extract.mjs"  # npm ci --prefix tools/pdfjs
 SETS = ["sroie_receipts", "funsd_forms", "tapuscorpus_fr", "omnidocbench_pages"]
 
 
@@ -47,8 +48,8 @@ def ocr_pages(pipeline: OcrPipeline, paths: list[Path]) -> list[tuple[PageOutput
 
 
 def readers(data: bytes) -> dict[str, str]:
-    """The PDF's text as pdftotext (its own reading order, and ``-raw``: the content's order)
-    and PDFium extract it."""
+    """The PDF's text as pdftotext (its own reading order, and ``-raw``: the content's order),
+    pdf.js and PDFium extract it."""
     texts = {}
     with tempfile.NamedTemporaryFile(suffix=".pdf") as handle:
         handle.write(data)
@@ -56,6 +57,8 @@ def readers(data: bytes) -> dict[str, str]:
         for name, flags in (("pdftotext", []), ("pdftotext -raw", ["-raw"])):
             texts[name] = subprocess.run(["pdftotext", *flags, "-enc", "UTF-8", handle.name, "-"],
                                          capture_output=True, text=True, check=True, timeout=120).stdout
+        texts["pdf.js"] = subprocess.run(["node", str(PDFJS), handle.name], capture_output=True, text=True,
+                                         check=True, timeout=120).stdout
     texts["pdfium"] = "".join(page.get_textpage().get_text_range() for page in pypdfium2.PdfDocument(data))
     return texts
 
@@ -70,7 +73,7 @@ def load_renderer(path: Path | None):
 
 
 def measure(pages: list[tuple[PageOutput, bytes]], render) -> dict:
-    names = ("pdftotext", "pdftotext -raw", "pdfium")
+    names = ("pdftotext", "pdftotext -raw", "pdf.js", "pdfium")
     errors, lost = dict.fromkeys(names, 0), {name: Counter() for name in names}
     characters = scan_bytes = pdf_bytes = 0
     for page, scan in pages:

@@ -11,20 +11,24 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from PIL import Image, ImageSequence
 
 from shared.errors import InputError
 from shared.s3 import ObjectStore, S3Uri
+from shared.settings import Settings
 from producer.sources import Document
 
 # Fixed namespace for job ids: uuid5(NAMESPACE, content id + options).
 NAMESPACE = uuid.UUID("7f1d2a4e-5b0c-4f3e-9a61-0c2b8e4d9f17")
 DEFAULT_DPI = 300.0
+# The API's default OCR_MAX_IMAGE_PIXELS: larger pages are rendered at a lower DPI.
+DEFAULT_MAX_PIXELS = next(f.default for f in fields(Settings) if f.name == "max_image_pixels")
 
 
 @dataclass(frozen=True)
@@ -58,16 +62,18 @@ def read_document(doc: Document, objects: ObjectStore | None, max_bytes: int) ->
 
 
 def iter_pages(doc: Document, *, dpi: float, objects: ObjectStore | None, max_bytes: int,
-               fetch_s3_images: bool = False, text_layer: str = "skip") -> Iterator[Page]:
+               fetch_s3_images: bool = False, text_layer: str = "skip",
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Page]:
     """Pages of ``doc`` in order. S3 images are passed by reference (the worker reads them)
     unless ``fetch_s3_images`` (the PDF writer needs their pixels). PDF pages that carry text
-    are OCRed or not as ``text_layer`` says (``producer.text_pages``)."""
+    are OCRed or not as ``text_layer`` says (``producer.text_pages``); a PDF page that would
+    render past ``max_pixels`` at ``dpi`` (a poster, a map) renders at the DPI that fits."""
     if doc.kind == "image" and doc.is_s3 and not fetch_s3_images:
         yield Page(1, None, S3Uri.parse(doc.origin), dpi, f"{doc.origin}#{doc.etag}")
         return
     data = read_document(doc, objects, max_bytes)
     if doc.kind == "pdf":
-        yield from _pdf_pages(data, dpi, _sha(data), text_layer)
+        yield from _pdf_pages(data, dpi, _sha(data), text_layer, max_pixels)
     elif doc.kind == "tiff":
         yield from _tiff_pages(data, dpi, _sha(data))
     else:
@@ -124,7 +130,7 @@ def _tiff_pages(data: bytes, dpi: float, source_id: str) -> Iterator[Page]:
             yield Page(number, png, None, page_dpi, f"{source_id}:page{number}")
 
 
-def _pdf_pages(data: bytes, dpi: float, source_id: str, text_layer: str) -> Iterator[Page]:
+def _pdf_pages(data: bytes, dpi: float, source_id: str, text_layer: str, max_pixels: int) -> Iterator[Page]:
     import pypdfium2
 
     from producer.text_pages import layer_document, should_ocr, text_characters
@@ -134,13 +140,24 @@ def _pdf_pages(data: bytes, dpi: float, source_id: str, text_layer: str) -> Iter
         for index in range(len(pdf)):
             page = pdf[index]
             try:
-                content_id = f"{source_id}:page{index + 1}@{dpi:g}dpi"
+                page_dpi = fitting_dpi(page.get_size(), dpi, max_pixels)
+                content_id = f"{source_id}:page{index + 1}@{page_dpi:g}dpi"
                 if text_layer != "force" and not should_ocr(text_layer, *text_characters(page.get_textpage())):
-                    yield Page(index + 1, None, None, dpi, content_id, text=layer_document(page, dpi))
+                    yield Page(index + 1, None, None, page_dpi, content_id, text=layer_document(page, page_dpi))
                     continue
-                png = _png(page.render(scale=dpi / 72.0).to_pil())
+                png = _png(page.render(scale=page_dpi / 72.0).to_pil())
             finally:
                 page.close()
-            yield Page(index + 1, png, None, dpi, content_id)
+            yield Page(index + 1, png, None, page_dpi, content_id)
     finally:
         pdf.close()
+
+
+def fitting_dpi(size_pt: tuple[float, float], dpi: float, max_pixels: int) -> float:
+    """``dpi``, or the whole DPI below it at which a page ``size_pt`` points big renders to at
+    most ``max_pixels`` pixels (the API refuses larger images: OCR_MAX_IMAGE_PIXELS)."""
+    width, height = (max(float(v), 1.0) / 72.0 for v in size_pt)  # inches
+    if (width * dpi + 1) * (height * dpi + 1) <= max_pixels:
+        return dpi
+    fit = math.floor(math.sqrt(max_pixels / (width * height))) - 1
+    return float(max(fit, 1))

@@ -16,7 +16,7 @@ from typing import Any
 
 from producer import outputs
 from producer.formats.layout import PageOutput
-from producer.pages import DEFAULT_DPI, iter_pages, page_count, read_document
+from producer.pages import DEFAULT_DPI, DEFAULT_MAX_PIXELS, iter_pages, page_count, read_document
 from producer.sources import Document, discover
 from producer.transport import MISSING, PageRejected, Transport
 from shared.jobs import TERMINAL
@@ -42,6 +42,8 @@ class RunConfig:
     text_layer: str = "skip"
     # Searchable PDFs as PDF/A-2b (a PDF input's pages are then rasterized: producer.formats.pdfa).
     pdfa: bool = False
+    # PDF pages that would render larger at ``dpi`` are rendered at the DPI that fits.
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -117,7 +119,7 @@ class BulkRun:
         re-run resumes."""
         state = DocState(doc)
         pages = iter_pages(doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes,
-                           text_layer=self.config.text_layer)
+                           text_layer=self.config.text_layer, max_pixels=self.config.max_pixels)
         while True:
             try:
                 page = next(pages)
@@ -200,7 +202,8 @@ class BulkRun:
         # or for PDF/A, which an arbitrary original cannot be made into.
         images = (page.data or b"" for page in iter_pages(
             doc, dpi=self.config.dpi, objects=self.objects, max_bytes=self.config.max_bytes,
-            fetch_s3_images=True, text_layer="force" if rasterize else self.config.text_layer)
+            fetch_s3_images=True, text_layer="force" if rasterize else self.config.text_layer,
+            max_pixels=self.config.max_pixels)
         ) if "pdf" in self.config.formats else iter(())
         outputs.write_document(self.config.out, doc.name, self.config.formats, pages, images, pdfa=self.config.pdfa)
 

@@ -1,5 +1,5 @@
 """The searchable PDF: its text layer extracts exactly in independent readers (poppler's
-pdftotext and PDFium), scans are embedded as they are, and the metadata is batchocr's."""
+pdftotext, PDFium and pdf.js), scans are embedded as they are, and the metadata is batchocr's."""
 
 from __future__ import annotations
 
@@ -58,6 +58,16 @@ def searchable(tmp_path_factory):
 def test_pdfium_extracts_every_character(searchable):
     text = pypdfium2.PdfDocument(searchable.read_bytes())[0].get_textpage().get_text_range()
     assert compact(text) == ["".join(line.split()) for line in LINES]
+
+
+def pdfjs_text(path) -> str:
+    """The text pdf.js (from npm, tools/pdfjs) extracts, as a viewer's search and copy see it."""
+    return subprocess.run(["node", str(ROOT / "tools" / "pdfjs" / "extract.mjs"), str(path)], capture_output=True,
+                          text=True, check=True, timeout=120).stdout
+
+
+def test_pdfjs_extracts_every_character(searchable):
+    assert compact(pdfjs_text(searchable)) == ["".join(line.split()) for line in LINES]
 
 
 def test_poppler_extracts_every_character(searchable):
@@ -231,6 +241,7 @@ def test_turned_and_skewed_lines_extract_whole_and_in_order(tmp_path, degrees):
     textpage = pypdfium2.PdfDocument(path.read_bytes())[0].get_textpage()
     # PDFium orders lines of vertical text its own way (right to left here): same lines, whole.
     assert sorted(compact(textpage.get_text_range())) == sorted(expected)
+    assert "".join(compact(pdfjs_text(path))) == "".join(expected)  # pdf.js: in order, whatever it calls a line
 
 
 def test_a_damaged_original_still_gets_its_text_layer():

@@ -150,3 +150,32 @@ def test_hocr_and_alto_carry_blocks_rotation_and_confidences(tmp_path):
     broken = etree.fromstring(hocr.render("turned.png", [page]).replace(b"x_wconf 70", b"x_wconf high"),
                               etree.XMLParser(resolve_entities=False)).getroottree()
     assert hocr_property_errors(broken)
+
+
+def test_a_pdf_page_too_large_at_the_dpi_renders_at_the_dpi_that_fits(tmp_path):
+    """A poster (50 x 50 inches) at 300 dpi would be 225 MP, past the API's pixel limit: it
+    renders at the largest whole DPI within it; a letter page keeps the DPI asked for."""
+    import io
+
+    from PIL import Image
+    from reportlab.pdfgen import canvas
+
+    from producer.pages import fitting_dpi
+
+    out = io.BytesIO()
+    pdf = canvas.Canvas(out, pagesize=(3600, 3600))
+    pdf.drawString(100, 100, "a poster")
+    pdf.showPage()
+    pdf.setPageSize((612, 792))
+    pdf.drawString(100, 100, "a letter page")
+    pdf.save()
+    assert fitting_dpi((612, 792), 300, 40_000_000) == 300
+    dpi = fitting_dpi((3600, 3600), 300, 40_000_000)
+    assert dpi == 125 and (50 * dpi + 1) ** 2 <= 40_000_000
+    path = tmp_path / "poster.pdf"
+    path.write_bytes(out.getvalue())
+    poster, letter = iter_pages(Document("poster.pdf", str(path)), dpi=300, objects=None, max_bytes=1 << 24,
+                                text_layer="force", max_pixels=40_000_000)
+    with Image.open(io.BytesIO(poster.data)) as image:
+        assert image.width * image.height <= 40_000_000 and poster.dpi == 125
+    assert letter.dpi == 300

@@ -129,11 +129,11 @@ def page_operators(page: PageOutput, table: CodeTable, shown: tuple[float, float
         thickness = max(abs((start[0] - left[0]) * sin - (start[1] - left[1]) * cos), 1.0)
         size = max(thickness * 0.8, 1.0)
         x, y = left[0] - sin * thickness * 0.2, left[1] + cos * thickness * 0.2  # baseline above the bottom
+        ops.append(f"{font} {size:.2f} Tf".encode())
         for piece, (a, b) in _pieces(line, text, (width, height)):
             scale = 100.0 * (b - a) * length / (max(len(piece.rstrip()), 1) * size * ADVANCE / 1000)
             px, py = x + a * length * cos, y + a * length * sin
-            ops.append(f"{font} {size:.2f} Tf {scale:.2f} Tz {cos:.5f} {sin:.5f} {-sin:.5f} {cos:.5f} "
-                       f"{px:.2f} {py:.2f} Tm".encode())
+            ops.append(f"{scale:.2f} Tz {cos:.5f} {sin:.5f} {-sin:.5f} {cos:.5f} {px:.2f} {py:.2f} Tm".encode())
             ops.append(b"<" + table.encode(piece).hex().upper().encode() + b"> Tj")
     ops.append(b"ET")
     return b"\n".join(ops) + b"\n"
