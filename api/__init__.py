@@ -9,7 +9,7 @@ from flask import Flask
 from redis import Redis
 from redis.exceptions import RedisError
 
-from shared import models
+from shared import models, redis_connection
 from shared.redis_memory import RedisMemory, check_no_eviction
 from shared.s3 import ObjectStore
 from shared.settings import Settings
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, connection: Redis | None = None) -> Flask:
     """Build the app. ``settings`` default to ``Settings.from_env()``; Redis to its URL."""
-    from api import compat, queue_metrics, security, ui
+    from api import compat, openapi, queue_metrics, security, ui
     from api.error_handlers import register_error_handlers
     from api.routes import bp
 
@@ -29,8 +29,8 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     # base64 inflates by 4/3; leave room for the JSON or multipart envelope.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_image_bytes * 4 // 3 + 64 * 1024
     app.extensions["batchocr.settings"] = settings
-    app.extensions["batchocr.redis"] = connection or Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+    app.extensions["batchocr.redis"] = connection or redis_connection.connect(
+        settings, socket_connect_timeout=2, socket_timeout=5
     )
     _refuse_evicting_redis(app.extensions["batchocr.redis"], settings)
     app.extensions["batchocr.objects"] = ObjectStore(settings)
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     app.register_blueprint(queue_metrics.bp)
     app.register_blueprint(compat.bp)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(openapi.bp)
     security.install(app, settings)
     register_error_handlers(app)
     return app

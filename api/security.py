@@ -16,6 +16,7 @@ from flask_limiter.util import get_remote_address
 
 from shared import auth
 from shared.errors import UnauthorizedError
+from shared.redis_connection import limiter_storage_uri
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def install(app: Flask, settings: Settings) -> None:
     app.extensions["batchocr.keys"] = keys
     if not keys:
         logger.warning("no API keys configured (OCR_API_KEYS / OCR_API_KEYS_FILE): the API is open to anyone")
-    limiter = Limiter(key_func=_rate_key, app=app, storage_uri=settings.redis_url, headers_enabled=True,
+    limiter = Limiter(key_func=_rate_key, app=app, storage_uri=limiter_storage_uri(settings), headers_enabled=True,
                       swallow_errors=True, storage_options={"socket_connect_timeout": 2, "socket_timeout": 5})
     app.extensions["batchocr.limiter"] = limiter
     for endpoint, limit in (("v1.submit_job", settings.rate_limit_submit), ("compat.ocr_sync", settings.rate_limit_submit),

@@ -15,9 +15,9 @@ import socket
 import sys
 import urllib.request
 
-from redis import Redis
 from rq import Worker
 
+from shared import redis_connection
 from shared.settings import Settings
 
 
@@ -31,7 +31,7 @@ def api_ok(url: str, timeout: float = 3) -> bool:
 
 def worker_ok(settings: Settings, hostname: str) -> bool:
     try:
-        with Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=3) as connection:
+        with redis_connection.connect(settings, socket_connect_timeout=2, socket_timeout=3) as connection:
             return any(w.hostname == hostname for w in Worker.all(connection=connection))
     except Exception:
         return False

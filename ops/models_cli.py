@@ -14,9 +14,8 @@ import argparse
 import json
 import sys
 
-from redis import Redis
 
-from shared import canary
+from shared import canary, redis_connection
 from shared.errors import BatchOcrError
 from shared.settings import Settings
 
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-        connection = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+        connection = redis_connection.connect(settings, socket_connect_timeout=3, socket_timeout=5)
         if args.command == "canary":
             canary.set_canary(connection, settings, args.version, args.percent)
         elif args.command == "rollback":

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 from redis import Redis
 
@@ -101,3 +102,40 @@ class RedisServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class Sentinels:
+    """Three sentinel processes on loopback watching the server on ``master_port`` as
+    ``master`` (quorum 2, down after 1 s): for the tests and benches of failover."""
+
+    def __init__(self, master_port: int, workdir: Path, master: str = "mymaster") -> None:
+        self.master = master
+        self.ports = [free_port() for _ in range(3)]
+        self.processes: list[subprocess.Popen] = []
+        for port in self.ports:
+            conf = workdir / f"sentinel-{port}.conf"
+            conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
+                            f"sentinel monitor {master} 127.0.0.1 {master_port} 2\n"
+                            f"sentinel down-after-milliseconds {master} 1000\n"
+                            f"sentinel failover-timeout {master} 10000\n")
+            self.processes.append(subprocess.Popen([find_server_binary(), str(conf), "--sentinel"],
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    @property
+    def addresses(self) -> str:
+        return ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def master_port(self) -> int | None:
+        for port in self.ports:
+            try:
+                with Redis(port=port, socket_timeout=1) as client:
+                    found = client.execute_command("SENTINEL", "get-master-addr-by-name", self.master)
+                    if found:
+                        return int(found[1])
+            except Exception:
+                continue
+        return None
+
+    def stop(self) -> None:
+        for process in self.processes:
+            terminate(process, grace=5)

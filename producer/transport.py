@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from producer.pages import Page
-from shared import jobs
+from shared import jobs, redis_connection
 from shared.client import ApiClient, ApiError
 from shared.errors import BatchOcrError, EvictingRedisError, JobNotFoundError, QueueFullError
 from shared.payload import JobOptions
@@ -98,7 +98,7 @@ class RedisTransport:
     def __init__(self, settings: Settings, objects: ObjectStore) -> None:
         self.settings = settings
         self.objects = objects
-        self.connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=30)
+        self.connection = redis_connection.connect(settings, socket_connect_timeout=5, socket_timeout=30)
 
     def submit(self, page: Page, options: dict[str, str], job_id: str, retry_failed: bool) -> bool:
         try:

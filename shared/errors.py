@@ -144,6 +144,14 @@ class QueueFullError(BatchOcrError):
         self.bound = bound
 
 
+class NotReplicatedError(BatchOcrError):
+    """OCR_SUBMIT_REPLICAS: the job was queued on the master, but fewer replicas than asked for
+    confirmed it in time, so a failover now could lose it. It may still run."""
+
+    kind = "not_replicated"
+    http_status = 503
+
+
 class JobTimeoutError(BatchOcrError):
     kind = "timeout"
     http_status = 504

@@ -29,6 +29,7 @@ from shared.errors import (
     BadOptionError,
     JobIdConflictError,
     JobNotFoundError,
+    NotReplicatedError,
     StorageError,
 )
 from shared.images import inspect_image
@@ -77,8 +78,7 @@ def submit(
     that belongs to another ``owner`` (API key id) is a JobIdConflictError.
     A new job first takes its place in the backlog (``shared.backlog``: QueueFullError over a
     bound, nothing stored); an upload is then stored in Redis, or in S3 with
-    ``OCR_IMAGE_STORE=s3`` (needs ``objects``).
-    """
+    ``OCR_IMAGE_STORE=s3`` (needs ``objects``); with ``OCR_SUBMIT_REPLICAS``, replicas hold it."""
     if not options.model:
         options = dataclasses.replace(options, model=canary.choose(connection, settings))
     if isinstance(image, S3Uri):
@@ -107,7 +107,26 @@ def submit(
     except BaseException:  # nothing was queued: give the place back (Redis full, S3 down, ...)
         _undo(connection, settings, objects, job_id, took_place, stored[0])
         raise
+    _replicated(connection, settings, job_id)
     return Submission(job, created=True)
+
+
+def _replicated(connection: Redis, settings: Settings, job_id: str) -> None:
+    """With ``OCR_SUBMIT_REPLICAS``, wait until that many replicas hold the job: a probe key is
+    written after it and WAITed on in the same round trip (WAIT counts the writes of its own
+    connection; the master's replication stream is ordered, so a replica holding the probe
+    holds the job)."""
+    if not settings.submit_replicas:
+        return
+    pipe = connection.pipeline(transaction=False)
+    pipe.set(keys.REPLICATION_PROBE, job_id, ex=60)
+    pipe.execute_command("WAIT", settings.submit_replicas, settings.submit_replica_wait_ms)
+    confirmed = int(pipe.execute()[-1])
+    if confirmed < settings.submit_replicas:
+        raise NotReplicatedError(
+            f"job {job_id} was queued but {confirmed} of {settings.submit_replicas} replica(s) confirmed it within "
+            f"{settings.submit_replica_wait_ms} ms, so a Redis failover now could lose it; it may still run: "
+            f"check GET /v1/jobs/{job_id} before submitting again", job_id=job_id)
 
 
 def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | None, image: bytes | S3Uri,

@@ -21,6 +21,10 @@ CANARY = f"{PREFIX}:canary"
 # Hash job id -> how many workers died holding that job (suspects run alone; N = poison).
 CRASHES = f"{PREFIX}:crashes"
 
+# Written (with a short TTL) right after a job is queued when OCR_SUBMIT_REPLICAS > 0, then
+# WAITed on: replicas that acknowledge it hold every earlier write, the job's included.
+REPLICATION_PROBE = f"{PREFIX}:replication-probe"
+
 
 def limbo_key(queue_name: str) -> str:
     """Hash job id -> first time the reaper saw it in rq's intermediate queue with no lease."""

@@ -40,6 +40,15 @@ class Settings:
     """
 
     redis_url: str = DEFAULT_REDIS_URL
+    # Redis Sentinel ("host:port,host:port"): the master named redis_sentinel_master is found
+    # through them and followed across failovers (password and db still from redis_url).
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = "mymaster"
+    redis_sentinel_password: str = field(default="", repr=False)
+    # A submit is answered 202 only once this many replicas hold the job (Redis WAIT, at most
+    # submit_replica_wait_ms); 0: at once (asynchronous replication can lose it in a failover).
+    submit_replicas: int = 0
+    submit_replica_wait_ms: int = 1000
     queue_name: str = "ocr"
     # Batching: a batch closes at max_batch jobs or max_wait_ms after its first job.
     max_batch: int = 8
@@ -167,6 +176,8 @@ class Settings:
         _check(self.rec_width_scale == 0 or 0.25 <= self.rec_width_scale <= 2,
                "OCR_REC_WIDTH_SCALE must be 0 (the model's own) or 0.25..2")
         _check(self.intra_op_threads >= 0, "OCR_INTRA_OP_THREADS must be >= 0")
+        _check(self.submit_replicas >= 0 and self.submit_replica_wait_ms >= 1,
+               "OCR_SUBMIT_REPLICAS must be >= 0 and OCR_SUBMIT_REPLICA_WAIT_MS >= 1")
         _check(self.workers_per_host >= 1, "OCR_WORKERS_PER_HOST must be >= 1")
         for name in ("max_image_bytes", "max_image_pixels", "image_ttl_s", "result_ttl_s", "job_timeout_s"):
             _check(getattr(self, name) > 0, f"OCR_{name.upper()} must be > 0")

@@ -10,7 +10,7 @@ import time
 from redis import Redis
 from rq.serializers import JSONSerializer
 
-from shared import logs
+from shared import logs, redis_connection
 from shared.errors import EvictingRedisError
 from shared.jobs import get_queue
 from shared.redis_memory import RedisMemory, check_no_eviction
@@ -74,7 +74,7 @@ def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> in
     outage = Outage(f"worker {name or os.getpid()}")
     generation = 0
     while True:
-        connection = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_keepalive=True)
+        connection = redis_connection.connect(settings, socket_connect_timeout=5, socket_keepalive=True)
         worker_name = name if generation == 0 or name is None else f"{name}.{generation}"
         worker = None
         try:

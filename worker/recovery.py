@@ -29,7 +29,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import parse_composite_key
 
-from shared import backlog, keys
+from shared import backlog, keys, redis_connection
 from shared.payload import JobPayload
 from shared.settings import Settings
 from worker.metrics import WorkerMetrics
@@ -197,7 +197,7 @@ class Guardian(threading.Thread):
         self.outage = outage or Outage(f"guardian of {leases.owner}")
         self.clock = clock
         self.interval = max(settings.lease_s / 3.0, 0.5)
-        self.connection = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        self.connection = redis_connection.connect(settings, socket_connect_timeout=2, socket_timeout=5)
         self.reaper = Reaper(self.connection, settings,
                              [Queue(n, connection=self.connection, serializer=JSONSerializer) for n in queues],
                              metrics)
