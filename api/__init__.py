@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     _refuse_evicting_redis(app.extensions["batchocr.redis"], settings)
     app.extensions["batchocr.objects"] = ObjectStore(settings)
     app.extensions["batchocr.sync_slots"] = threading.BoundedSemaphore(max(1, settings.api_threads // 2))
+    app.extensions["batchocr.wait_slots"] = threading.BoundedSemaphore(max(1, settings.api_threads // 2))
     app.register_blueprint(bp)
     app.register_blueprint(queue_metrics.bp)
     app.register_blueprint(compat.bp)

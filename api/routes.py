@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from api.security import authenticate
-from shared import canary, jobs
+from shared import canary, job_control, jobs
 from shared.errors import (
     BadBase64Error,
     BadJsonError,
@@ -151,13 +151,43 @@ def submit_job():
 @bp.get("/v1/jobs/<job_id>")
 def get_job(job_id: str):
     """A job's status and result. ``?result=url`` answers a result kept in S3 with a presigned
-    ``result_url`` instead of the document itself (for large results)."""
+    ``result_url`` instead of the document itself (for large results). ``?wait=N`` (seconds,
+    at most 30) answers as soon as the job has ended or N seconds have passed
+    (``shared.job_control``); past this process's waiting slots it answers at once."""
     form = request.args.get("result", "inline")
     if form not in ("inline", "url"):
         raise BadOptionError("result must be 'inline' or 'url'")
-    view = jobs.describe(jobs.fetch(_redis(), job_id, owner=g.owner), _objects(), inline=form == "inline")
+    wait = _wait_seconds(request.args.get("wait", ""))
+    job = jobs.fetch(_redis(), job_id, owner=g.owner)
+    slots = current_app.extensions["batchocr.wait_slots"]
+    if wait and slots.acquire(blocking=False):
+        try:
+            job_control.wait_until_done(_redis(), job, wait)
+        finally:
+            slots.release()
+    view = jobs.describe(job, _objects(), inline=form == "inline")
     view["links"] = {"self": url_for("v1.get_job", job_id=job_id)}
     return jsonify(view)
+
+
+def _wait_seconds(raw: str) -> float:
+    try:
+        wait = float(raw or 0)
+    except ValueError:
+        raise BadOptionError(f"wait must be a number of seconds (0..{job_control.MAX_WAIT_S}); got {raw!r}") from None
+    if not 0 <= wait <= job_control.MAX_WAIT_S:
+        raise BadOptionError(f"wait must be 0..{job_control.MAX_WAIT_S} seconds; got {raw!r}")
+    return wait
+
+
+@bp.delete("/v1/jobs/<job_id>")
+def cancel_job(job_id: str):
+    """Cancel a queued job: ``canceled`` true, or false with its status and why (a running job
+    finishes; an ended one stays as it ended)."""
+    job = jobs.fetch(_redis(), job_id, owner=g.owner)
+    answer = job_control.cancel(_redis(), job, jobs.get_queue(_redis(), _settings()), _objects())
+    answer["links"] = {"self": url_for("v1.get_job", job_id=job_id)}
+    return jsonify(answer)
 
 
 @bp.get("/v1/models")

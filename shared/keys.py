@@ -26,6 +26,11 @@ CRASHES = f"{PREFIX}:crashes"
 REPLICATION_PROBE = f"{PREFIX}:replication-probe"
 
 
+def done_channel(job_id: str) -> str:
+    """Pub/sub channel on which a job's end is announced to clients waiting on it."""
+    return f"{PREFIX}:done:{job_id}"
+
+
 def limbo_key(queue_name: str) -> str:
     """Hash job id -> first time the reaper saw it in rq's intermediate queue with no lease."""
     return f"{PREFIX}:limbo:{queue_name}"

@@ -170,3 +170,46 @@ def test_redis_down_is_503_not_500(settings):
     assert client.get("/healthz").status_code == 503
     response = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png")})
     assert response.status_code == 503 and error_kind(response) == "unavailable"
+
+
+def test_cancel_a_queued_job_then_a_running_or_ended_one_is_left_alone(client, redis, settings, make_worker):
+    from shared import backlog
+
+    queued = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png"), "mode": "line"}).get_json()["id"]
+    answer = client.delete(f"/v1/jobs/{queued}").get_json()
+    assert answer["canceled"] is True and answer["status"] == "canceled"
+    assert client.get(f"/v1/jobs/{queued}").get_json()["status"] == "canceled"
+    assert backlog.totals(redis).jobs == 0 and not redis.keys("batchocr:image:*")  # place and image given back
+    again = client.delete(f"/v1/jobs/{queued}").get_json()
+    assert again["canceled"] is False and "already ended" in again["message"]
+    done = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png"), "mode": "line"}).get_json()["id"]
+    make_worker().work(burst=True)
+    late = client.delete(f"/v1/jobs/{done}").get_json()
+    assert late["canceled"] is False and late["status"] == "finished"
+    assert client.delete("/v1/jobs/00000000-0000-4000-8000-000000000000").status_code == 404
+
+
+def test_long_poll_answers_when_the_job_ends_and_not_before(client, redis, settings, make_worker):
+    import threading
+    import time
+
+    job_id = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png"), "mode": "line"}).get_json()["id"]
+    start = time.monotonic()
+    assert client.get(f"/v1/jobs/{job_id}?wait=0.5").get_json()["status"] == "queued"  # nobody ran it
+    assert 0.4 <= time.monotonic() - start < 5
+    answered: dict = {}
+
+    def wait() -> None:  # the waiting client; the worker runs here (rq wants the main thread)
+        begun = time.monotonic()
+        answered["view"] = client.get(f"/v1/jobs/{job_id}?wait=30").get_json()
+        answered["at"] = time.monotonic() - begun
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(1.0)
+    assert waiter.is_alive()  # still waiting: the job has not run
+    make_worker().work(burst=True)
+    waiter.join(timeout=40)
+    assert answered["view"]["status"] == "finished" and answered["at"] < 25, answered.get("at")
+    assert client.get(f"/v1/jobs/{job_id}?wait=31").status_code == 400
+    assert client.get(f"/v1/jobs/{job_id}?wait=soon").get_json()["error"]["kind"] == "bad_option"

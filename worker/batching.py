@@ -28,7 +28,8 @@ from shared.jobs import TERMINAL
 from shared.payload import JobPayload
 from shared.s3 import ObjectStore
 from shared.settings import Settings
-from worker.job_io import LoadedJob, Outcome, end_jobs, error_document, finish, load_jobs
+from shared.job_control import end_jobs
+from worker.job_io import LoadedJob, Outcome, error_document, finish, load_jobs
 from worker.metrics import WorkerMetrics
 from worker import recovery
 from worker.outage import UNREACHABLE, Outage, OutageTolerantWorker

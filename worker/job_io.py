@@ -14,7 +14,6 @@ from redis import Redis
 from rq.job import Job
 
 from shared import keys, results
-from shared.backlog import release
 from shared.document import ResultDocument, Timings
 from shared.errors import BadOptionError, BatchOcrError, ImageExpiredError
 from shared.payload import JobPayload
@@ -84,27 +83,6 @@ def _read_image_object(uri_text: str, settings: Settings, objects: ObjectStore) 
     uri = S3Uri.parse(uri_text)
     check_image_object(settings, uri)
     return objects.read(uri, max_bytes=settings.max_image_bytes)
-
-
-def end_jobs(connection: Redis, jobs: list[Job], objects: ObjectStore) -> None:
-    """Jobs that ended: their images deleted (Redis keys, uploads in S3) and their places in
-    the backlog given back (``shared.backlog``). What cannot be deleted now lapses on its own
-    (the image TTL; a lifecycle rule on the S3 image prefix)."""
-    payloads = [JobPayload.from_job(job) for job in jobs]
-    image_keys = [p.image_key for p in payloads if p.image_key]
-    with connection.pipeline(transaction=False) as pipe:
-        if image_keys:
-            pipe.delete(*image_keys)
-        release(connection, [job.id for job in jobs], pipeline=pipe)
-        pipe.execute()
-    for payload in payloads:
-        if payload.image_object:
-            try:
-                uri = S3Uri.parse(payload.image_object)
-                check_image_object(objects.settings, uri)
-                objects.delete(uri)
-            except BatchOcrError as exc:
-                logger.warning("could not delete the uploaded image %s: %s", payload.image_object, exc.message)
 
 
 def _decode_task(job: Job, payload: JobPayload, blob: bytes | None, settings: Settings) -> tuple[PageTask, str]:

@@ -14,9 +14,10 @@ from typing import Any
 
 from rq import get_current_job
 
+from shared.job_control import end_jobs
 from shared.s3 import ObjectStore
 from shared.settings import Settings
-from worker.job_io import end_jobs, error_document, finish, load_jobs
+from worker.job_io import error_document, finish, load_jobs
 from worker.pipeline import OcrPipeline
 
 logger = logging.getLogger(__name__)
