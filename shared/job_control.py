@@ -68,7 +68,11 @@ def cancel(connection: Redis, job: Job, queue: Queue, objects: ObjectStore) -> d
         else:
             message = "the job is already running (or being taken by a worker): it will finish"
         return {"id": job.id, "status": status, "canceled": False, "message": message}
-    job.cancel()  # rq's own bookkeeping: status, registries, the canceled registry
+    try:
+        job.cancel()  # rq's own bookkeeping: status, registries, the canceled registry
+    except BaseException:  # not cancelled after all: back where it was, so it is not lost
+        queue.push_job_id(job.id, at_front=True)
+        raise
     end_jobs(connection, [job], objects, drained=False)
     return {"id": job.id, "status": "canceled", "canceled": True, "message": "the job was cancelled before it ran"}
 
