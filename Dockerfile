@@ -1,22 +1,40 @@
 # One image for the api and worker services (docker-compose.yml picks the command), plus an
-# optional rq-dashboard target. Build: wheels in a throwaway stage; the runtime stage gets the
-# installed packages only (no compiler, no pip cache, no wheels).
-FROM python:3.11-slim AS build
+# optional rq-dashboard target and a local S3-protocol server for sites without a registry.
+#
+# With a registry: `docker compose build` (base python:3.11-slim, packages from the index).
+# Air-gapped, or where `docker pull` fails: `scripts/docker_images` builds a Debian base with
+# mmdebstrap and a wheelhouse on the host, then passes BASE and PIP_OPTS="--no-index": nothing
+# in these builds touches the network.
+ARG BASE=python:3.11-slim
+
+# Wheels installed into a venv in a throwaway stage; the runtime stage gets the venv only.
+FROM ${BASE} AS build
+ARG PIP_OPTS=""
 WORKDIR /src
+COPY wheelhouse /wheels
 COPY setup.cfg pyproject.toml README.md ./
 COPY shared shared
 COPY api api
 COPY worker worker
 COPY producer producer
 COPY ops ops
-RUN python -m venv /opt/batchocr \
- && /opt/batchocr/bin/pip install --no-cache-dir . \
- && find /opt/batchocr -name "__pycache__" -prune -exec rm -rf {} + \
- && rm -rf /opt/batchocr/lib/python3.11/site-packages/pip /opt/batchocr/lib/python3.11/site-packages/setuptools
+RUN python3 -m venv /opt/batchocr \
+ && /opt/batchocr/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTS --find-links /wheels . \
+ && find /opt/batchocr -name "__pycache__" -prune -exec rm -rf {} +
 
-FROM python:3.11-slim AS runtime
+# What the worker never loads: OpenVINO's GPU/NPU plugins and its non-ONNX model readers
+# (~60 MB); pip itself. The CPU plugin, the ONNX frontend and the IR reader stay.
+FROM build AS pruned
+RUN cd /opt/batchocr/lib/python3.11/site-packages \
+ && rm -rf pip setuptools \
+ && rm -f openvino/libs/libopenvino_intel_gpu_plugin.so* openvino/libs/libopenvino_intel_npu_plugin.so* \
+          openvino/libs/libopenvino_tensorflow_frontend.so* openvino/libs/libopenvino_tensorflow_lite_frontend.so* \
+          openvino/libs/libopenvino_paddle_frontend.so* openvino/libs/libopenvino_pytorch_frontend.so* \
+          openvino/libs/libopenvino_jax_frontend.so*
+
+FROM ${BASE} AS runtime
 RUN useradd --create-home --uid 10001 ocr
-COPY --from=build /opt/batchocr /opt/batchocr
+COPY --from=pruned /opt/batchocr /opt/batchocr
 ENV PATH=/opt/batchocr/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     OCR_API_HOST=0.0.0.0
@@ -24,9 +42,27 @@ USER ocr
 EXPOSE 8000 9100
 CMD ["batchocr-worker"]
 
-FROM runtime AS dashboard
-USER root
-RUN /opt/batchocr/bin/python -m ensurepip && /opt/batchocr/bin/pip install --no-cache-dir "rq-dashboard>=0.8" six
+# rq-dashboard in a venv of its own (rq and redis, not the OCR stack); rq pinned as batchocr pins it.
+FROM ${BASE} AS tools-build
+ARG PIP_OPTS=""
+COPY wheelhouse /wheels
+RUN python3 -m venv /opt/dashboard && python3 -m venv /opt/s3 \
+ && /opt/dashboard/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTS --find-links /wheels \
+      "rq-dashboard>=0.8" six "rq>=3.0,<3.1" \
+ && /opt/s3/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTS --find-links /wheels \
+      "moto[server]>=5" flask-cors
+
+FROM ${BASE} AS dashboard
+RUN useradd --create-home --uid 10001 ocr
+COPY --from=tools-build /opt/dashboard /opt/dashboard
+ENV PATH=/opt/dashboard/bin:$PATH
 USER ocr
 EXPOSE 9181
 CMD ["rq-dashboard", "--json", "--bind", "0.0.0.0", "--port", "9181"]
+
+# moto's standalone S3-protocol server (in memory), for docker-compose.offline.yml: where no
+# MinIO image can be pulled. A test stand-in, not storage: its objects go with the container.
+FROM ${BASE} AS s3-local
+COPY --from=tools-build /opt/s3 /opt/s3
+EXPOSE 9000
+CMD ["/opt/s3/bin/moto_server", "-H", "0.0.0.0", "-p", "9000"]

@@ -72,6 +72,24 @@ def test_the_dockerfile_copies_what_exists_and_has_both_targets():
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, flags=re.M):
         assert (ROOT / source).exists(), source
     assert "AS runtime" in text and "AS dashboard" in text and "USER ocr" in text
+    assert "ARG BASE=python:3.11-slim" in text and "$PIP_OPTS --find-links /wheels" in text
+
+
+def test_the_offline_override_uses_only_images_built_here():
+    """docker-compose.offline.yml names no registry image: each is one scripts/docker_images
+    builds (a Debian root it imports, or a Dockerfile target), and Redis keeps its settings."""
+    offline = yaml.safe_load((ROOT / "docker-compose.offline.yml").read_text())["services"]
+    script = (ROOT / "scripts" / "docker_images").read_text()
+    built = set(re.findall(r'debian_image "([^"$]+)\$SUITE"', script))
+    targets = set(re.findall(r"^FROM \S+ AS (\S+)", (ROOT / "Dockerfile").read_text(), flags=re.M))
+    assert {"runtime", "dashboard", "s3-local"} <= targets and "for target in runtime dashboard s3-local" in script
+    images = {"batchocr:latest", "batchocr-dashboard:latest", "batchocr-s3-local:latest"}
+    for name, service in compose()["services"].items():
+        image = offline.get(name, {}).get("image", service.get("image"))
+        assert image in images or image.split(":")[0] + ":" in built, (name, image)
+    default, local = compose()["services"]["redis"]["command"], offline["redis"]["command"]
+    for flag in ("--appendonly", "--appendfsync", "--maxmemory", "--maxmemory-policy"):
+        assert local[local.index(flag) + 1] == default[default.index(flag) + 1], flag
 
 
 @pytest.mark.parametrize("host", ["127.0.0.2", "0.0.0.0"])
