@@ -17,7 +17,6 @@ import argparse
 import io
 import json
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,26 +24,9 @@ from pathlib import Path
 from redis import Redis
 
 from api import create_app
-from ops.redis_server import RedisServer, Sentinels
+from ops.redis_server import FailoverCluster
 
 LINE = (Path(__file__).resolve().parent.parent / "samples" / "lines" / "address.png").read_bytes()
-
-
-class Cluster:
-    def __enter__(self) -> Cluster:
-        self.tmp = tempfile.TemporaryDirectory()
-        self.master = RedisServer(extra_args=("--repl-diskless-sync-delay", "0")).start()
-        self.replica = RedisServer(extra_args=("--replicaof", "127.0.0.1", str(self.master.port))).start()
-        _until(lambda: Redis.from_url(self.replica.url).info("replication")["master_link_status"] == "up")
-        self.sentinels = Sentinels(self.master.port, Path(self.tmp.name))
-        _until(lambda: self.sentinels.master_port() == self.master.port)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.sentinels.stop()
-        self.replica.stop()
-        self.master.stop()
-        self.tmp.cleanup()
 
 
 def _until(predicate, timeout: float = 30) -> None:
@@ -55,7 +37,7 @@ def _until(predicate, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def app_for(cluster: Cluster, replicas: int):
+def app_for(cluster: FailoverCluster, replicas: int):
     from shared.settings import Settings
 
     settings = Settings(redis_url="redis://127.0.0.1:1/0", redis_sentinels=cluster.sentinels.addresses,
@@ -71,7 +53,7 @@ def post(client) -> tuple[int, str]:
 
 def latency(jobs: int) -> dict:
     times: dict[int, list[float]] = {0: [], 1: []}
-    with Cluster() as cluster:
+    with FailoverCluster() as cluster:
         clients = {replicas: app_for(cluster, replicas) for replicas in times}
         for i in range(jobs * 2):
             replicas = i % 2
@@ -84,7 +66,7 @@ def latency(jobs: int) -> dict:
 
 
 def failover_trial(replicas: int, seconds: float) -> dict:
-    with Cluster() as cluster:
+    with FailoverCluster() as cluster:
         client = app_for(cluster, replicas)
         acknowledged, refused, stop = [], [0], threading.Event()
 

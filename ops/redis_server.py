@@ -139,3 +139,40 @@ class Sentinels:
     def stop(self) -> None:
         for process in self.processes:
             terminate(process, grace=5)
+
+
+class FailoverCluster:
+    """A master, one replica in sync with it and three ``Sentinels`` on loopback, as a context
+    manager: what the Sentinel tests and ``bench.failover`` fail over."""
+
+    def __init__(self, master: str = "mymaster", timeout: float = 30) -> None:
+        self.master_name, self.timeout = master, timeout
+
+    def __enter__(self) -> FailoverCluster:
+        self.tmp = tempfile.TemporaryDirectory()
+        self.master = RedisServer(extra_args=("--repl-diskless-sync-delay", "0")).start()
+        self.replica = RedisServer(extra_args=("--replicaof", "127.0.0.1", str(self.master.port))).start()
+        self.sentinels = None
+        try:
+            self._until(lambda: Redis.from_url(self.replica.url).info("replication")["master_link_status"] == "up",
+                        "the replica in sync")
+            self.sentinels = Sentinels(self.master.port, Path(self.tmp.name), self.master_name)
+            self._until(lambda: self.sentinels.master_port() == self.master.port, "sentinels watching the master")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.sentinels is not None:
+            self.sentinels.stop()
+        self.replica.stop()
+        self.master.stop()
+        self.tmp.cleanup()
+
+    def _until(self, predicate, what: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"failover cluster: timed out waiting for {what}")
+            time.sleep(0.1)

@@ -15,7 +15,7 @@ import pytest
 from redis import Redis
 
 from api import create_app
-from ops.redis_server import RedisServer, Sentinels, terminate
+from ops.redis_server import FailoverCluster, terminate
 from shared import redis_connection
 from shared.errors import ConfigError
 from shared.settings import Settings
@@ -26,17 +26,9 @@ MASTER = "mymaster"
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    with RedisServer(extra_args=("--repl-diskless-sync-delay", "0")) as master, \
-            RedisServer(extra_args=("--replicaof", "127.0.0.1", str(master.port))) as replica:
-        wait_until(lambda: Redis.from_url(replica.url).info("replication")["master_link_status"] == "up", 15,
-                   "the replica in sync")
-        sentinels = Sentinels(master.port, tmp_path, MASTER)
-        try:
-            wait_until(lambda: sentinels.master_port() == master.port, 15, "sentinels watching the master")
-            yield master, replica, sentinels
-        finally:
-            sentinels.stop()
+def cluster():
+    with FailoverCluster(MASTER, timeout=15) as running:
+        yield running.master, running.replica, running.sentinels
 
 
 def test_sentinel_addresses_are_checked():
