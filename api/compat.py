@@ -1,7 +1,7 @@
 """``POST /api/v1/ocr``: the synchronous endpoint the seed services offered, on top of the queue.
 
-``{"image_base64": ...}`` (optionally ``mode``, ``lang``, ``model``) -> the job is enqueued like
-any other (so it batches with everything else), the request waits for it up to
+``{"image_base64": ...}`` (optionally ``mode``, ``lang``, ``model``, ``priority``: interactive
+unless given) -> the job is enqueued like any other (so it batches with everything else), the request waits for it up to
 ``OCR_SYNC_TIMEOUT_S``, and answers ``{"status": "success", "text": [lines], "time_cost": s}``.
 A failed job answers 422 with the reason; a job still running at the timeout answers 504 with
 its id, so the client can poll ``GET /v1/jobs/<id>`` instead.
@@ -47,7 +47,7 @@ def _run_sync():
                            '{"image_base64": "..."}')
     body = json_object()
     image = decode_base64(body.pop("image_base64", None))
-    options = JobOptions.parse(body, settings)
+    options = JobOptions.parse(body, settings, priority="interactive")
     job = jobs.submit(connection, settings, image, options, owner=g.owner,
                       objects=current_app.extensions["batchocr.objects"]).job
     deadline = time.monotonic() + settings.sync_timeout_s

@@ -28,17 +28,17 @@ class QueueCollector:
         self.settings = settings
 
     def collect(self):
-        queue = jobs.get_queue(self.connection, self.settings)
-        queued = self.connection.llen(queue.key)
         by_status = GaugeMetricFamily("batchocr_jobs", "Jobs by rq status", labels=["queue", "status"])
-        by_status.add_metric([queue.name, "queued"], queued)
-        registries = {"started": queue.started_job_registry, "finished": queue.finished_job_registry,
-                      "failed": queue.failed_job_registry, "scheduled": queue.scheduled_job_registry}
-        for status, registry in registries.items():  # ZCARD: no rq cleanup triggered by a scrape
-            by_status.add_metric([queue.name, status], self.connection.zcard(registry.key))
-        yield by_status
         depth = GaugeMetricFamily("batchocr_queue_depth", "Jobs waiting in the queue", labels=["queue"])
-        depth.add_metric([queue.name], queued)
+        for queue in jobs.get_queues(self.connection, self.settings):  # one per priority
+            queued = self.connection.llen(queue.key)
+            by_status.add_metric([queue.name, "queued"], queued)
+            depth.add_metric([queue.name], queued)
+            registries = {"started": queue.started_job_registry, "finished": queue.finished_job_registry,
+                          "failed": queue.failed_job_registry, "scheduled": queue.scheduled_job_registry}
+            for status, registry in registries.items():  # ZCARD: no rq cleanup triggered by a scrape
+                by_status.add_metric([queue.name, status], self.connection.zcard(registry.key))
+        yield by_status
         yield depth
         yield GaugeMetricFamily("batchocr_workers", "Workers registered with rq",
                                 value=Worker.count(connection=self.connection))

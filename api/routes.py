@@ -185,7 +185,7 @@ def cancel_job(job_id: str):
     """Cancel a queued job: ``canceled`` true, or false with its status and why (a running job
     finishes; an ended one stays as it ended)."""
     job = jobs.fetch(_redis(), job_id, owner=g.owner)
-    answer = job_control.cancel(_redis(), job, jobs.get_queue(_redis(), _settings()), _objects())
+    answer = job_control.cancel(_redis(), job, jobs.queue_of(_redis(), job), _objects())
     answer["links"] = {"self": url_for("v1.get_job", job_id=job_id)}
     return jsonify(answer)
 

@@ -23,6 +23,7 @@ from producer.run import BulkRun, RunConfig, Stats
 from producer.transport import HttpTransport, RedisTransport
 from shared.auth import key_id
 from shared.errors import BatchOcrError, ConfigError
+from shared.priorities import PRIORITIES
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 
@@ -44,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lang", default="", help="charset hint: auto, all or en (default: the deployment's OCR_DEFAULT_LANG)")
     parser.add_argument("--model", default="", help="model name (default: the deployment's)")
     parser.add_argument("--result-store", choices=("redis", "s3"), default="", help="override the deployment's")
+    parser.add_argument("--priority", choices=PRIORITIES, default="bulk",
+                        help="queue the run's jobs wait in (default bulk: interactive work goes first)")
     parser.add_argument("--dpi", type=float, default=DEFAULT_DPI, help="PDF render DPI; also assumed for images without one")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="a PDF page larger than this at --dpi renders at the DPI that fits "
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key = _api_key(args.api_key_file)
         transport = RedisTransport(settings, objects) if args.redis is not None else HttpTransport(args.api, api_key)
         options = {k: v for k, v in (("mode", args.mode), ("lang", args.lang), ("model", args.model),
-                                     ("result_store", args.result_store)) if v}
+                                     ("result_store", args.result_store), ("priority", args.priority)) if v}
         config = RunConfig(args.source, args.out, args.formats, options, dpi=args.dpi,
                            max_in_flight=args.max_in_flight, retry_failed=args.retry_failed,
                            text_layer=args.text_layer, pdfa=args.pdfa, max_pixels=args.max_pixels,

@@ -45,7 +45,9 @@ class Page:
     text: dict | None = None
 
     def job_id(self, options: dict[str, str], tenant: str = "") -> str:
-        """Deterministic job id: content hash + canonical options (+ the API key's id)."""
+        """Deterministic job id: content hash + canonical options (+ the API key's id). The
+        priority is not part of it: a re-run at another priority finds the same jobs."""
+        options = {k: v for k, v in options.items() if k != "priority"}
         key = self.content_id + "|" + json.dumps(options, sort_keys=True, separators=(",", ":"))
         if tenant:
             key += "|" + tenant

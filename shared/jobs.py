@@ -24,7 +24,7 @@ from rq.exceptions import DeserializationError, DuplicateJobError, NoSuchJobErro
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from shared import backlog, canary, keys, results
+from shared import backlog, canary, keys, priorities, results
 from shared.errors import (
     BadOptionError,
     JobIdConflictError,
@@ -39,7 +39,7 @@ from shared.settings import Settings
 
 # Submit and read jobs; the payload itself is declared in shared.payload.
 __all__ = ["JOB_FUNC", "TERMINAL", "Submission",
-           "describe", "fetch", "get_queue", "submit"]
+           "describe", "fetch", "get_queue", "get_queues", "queue_of", "submit"]
 
 JOB_FUNC = "worker.tasks.ocr_job"
 # rq statuses after which a job changes no more.
@@ -54,9 +54,19 @@ class Submission:
     created: bool
 
 
-def get_queue(connection: Redis, settings: Settings) -> Queue:
-    """The rq queue jobs go to, with the JSON serializer."""
-    return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+def get_queue(connection: Redis, settings: Settings, priority: str = priorities.DEFAULT) -> Queue:
+    """The rq queue jobs of ``priority`` go to, with the JSON serializer."""
+    return Queue(priorities.queue_name(settings, priority), connection=connection, serializer=JSONSerializer)
+
+
+def get_queues(connection: Redis, settings: Settings) -> list[Queue]:
+    """Every priority's queue, highest first (what a worker listens on)."""
+    return [get_queue(connection, settings, priority) for priority in priorities.PRIORITIES]
+
+
+def queue_of(connection: Redis, job: Job) -> Queue:
+    """The queue ``job`` was enqueued in (its rq origin)."""
+    return Queue(job.origin, connection=connection, serializer=JSONSerializer)
 
 
 def submit(
@@ -175,7 +185,7 @@ def _undo(connection: Redis, settings: Settings, objects: ObjectStore | None, jo
 def _enqueue(connection: Redis, settings: Settings, job_id: str, payload: JobPayload) -> Job:
     """rq's job; its description names the mode and model only (rq's default repeats every
     kwarg: ~170 bytes more per queued job)."""
-    return get_queue(connection, settings).enqueue_call(
+    return get_queue(connection, settings, payload.priority or priorities.DEFAULT).enqueue_call(
         JOB_FUNC, kwargs=payload.to_kwargs(), job_id=job_id, timeout=settings.job_timeout_s,
         description=f"ocr {payload.mode} {payload.model}".rstrip(),
         result_ttl=settings.result_ttl_s, failure_ttl=settings.result_ttl_s, unique=True)

@@ -14,14 +14,14 @@ from typing import Any
 
 from rq.job import Job
 
-from shared import results
+from shared import priorities, results
 from shared.charsets import LANGS
 from shared.errors import BadOptionError
 from shared.models import version
 from shared.settings import Settings
 
 MODES = ("page", "line")
-OPTION_NAMES = ("mode", "model", "lang", "result_store")
+OPTION_NAMES = ("mode", "model", "lang", "result_store", "priority")
 IMAGE_REFS = ("image_key", "image_uri", "image_object")
 
 
@@ -31,16 +31,19 @@ class JobOptions:
     ``lang``: a charset hint (``shared.charsets``): 'auto', 'all' or 'en' ('' = the
     deployment's ``OCR_DEFAULT_LANG``);
     ``result_store``: 'redis' or 's3' ('' = the deployment's ``OCR_RESULT_STORE``);
-    ``model``: a version ('' = chosen at submit time by the canary split, else the default)."""
+    ``model``: a version ('' = chosen at submit time by the canary split, else the default);
+    ``priority``: the queue it waits in (``shared.priorities``)."""
 
     mode: str = "page"
     model: str = ""
     lang: str = ""
     result_store: str = ""
+    priority: str = priorities.DEFAULT
 
     @classmethod
-    def parse(cls, raw: dict[str, Any], settings: Settings) -> JobOptions:
-        """Options from a client (or a payload), checked by one set of rules for API and worker."""
+    def parse(cls, raw: dict[str, Any], settings: Settings, *, priority: str = priorities.DEFAULT) -> JobOptions:
+        """Options from a client (or a payload), checked by one set of rules for API and worker;
+        ``priority`` is the entry point's default (the sync endpoint: interactive)."""
         unknown = set(raw) - set(OPTION_NAMES)
         if unknown:
             raise BadOptionError(f"unknown option(s): {', '.join(sorted(unknown))}")
@@ -52,7 +55,8 @@ class JobOptions:
             version(model, settings.model_dir)
         lang = resolve_lang(str(raw.get("lang") or ""), settings)
         store = results.store_name(settings, str(raw.get("result_store") or ""))
-        return cls(mode=mode, model=model, lang=lang, result_store=store)
+        return cls(mode=mode, model=model, lang=lang, result_store=store,
+                   priority=priorities.parse(raw.get("priority"), priority))
 
 
 def resolve_lang(lang: str, settings: Settings) -> str:
@@ -75,6 +79,7 @@ class JobPayload:
     result_store: str = ""
     submitted_at: float = 0.0
     owner: str = ""
+    priority: str = ""
     image_key: str = ""
     image_uri: str = ""
     image_object: str = ""
@@ -112,5 +117,5 @@ class JobPayload:
         return JobOptions.parse({name: getattr(self, name) for name in OPTION_NAMES}, settings)
 
     def public_options(self) -> dict[str, str]:
-        """The options as a client sees them in a job's view."""
-        return {name: getattr(self, name) for name in OPTION_NAMES}
+        """The options as a client sees them in a job's view (a job from before priorities: normal)."""
+        return {name: getattr(self, name) for name in OPTION_NAMES} | {"priority": self.priority or priorities.DEFAULT}

@@ -53,6 +53,10 @@ class Settings:
     # Batching: a batch closes at max_batch jobs or max_wait_ms after its first job.
     max_batch: int = 8
     max_wait_ms: int = 20
+    # Priorities (shared.priorities): each lower priority with jobs gets at least this share of
+    # a worker's jobs; an idle worker looks at the lower priorities' queues this often (s).
+    min_share: float = 0.1
+    idle_poll_s: float = 0.2
     # Recognition chunks: lines per chunk x padded width (px at height 48) stays under this.
     rec_chunk_width: int = 8192
     # Line input widths round up to a multiple of this (px): lines of one rounded width share a
@@ -165,6 +169,8 @@ class Settings:
     def __post_init__(self) -> None:
         _check(self.max_batch >= 1 and self.max_batch <= 64, "OCR_MAX_BATCH must be 1..64")
         _check(0 <= self.max_wait_ms <= 10_000, "OCR_MAX_WAIT_MS must be 0..10000")
+        _check(0 < self.min_share <= 0.5, "OCR_MIN_SHARE must be within (0, 0.5]")
+        _check(0.01 <= self.idle_poll_s <= 5, "OCR_IDLE_POLL_S must be 0.01..5")
         _check(self.rec_chunk_width >= self.rec_max_width, "OCR_REC_CHUNK_WIDTH must be >= rec_max_width")
         _check(self.rec_max_width >= 64, "OCR_REC_MAX_WIDTH must be >= 64")
         _check(2 <= self.lease_s <= 3600, "OCR_LEASE_S must be 2..3600")

@@ -26,7 +26,7 @@ def test_multipart_submit_returns_202_with_links(client, redis, settings):
     assert body["status"] == "queued" and body["links"]["self"] == f"/v1/jobs/{body['id']}"
     assert get_queue(redis, settings).job_ids == [body["id"]]
     view = client.get(body["links"]["self"]).get_json()
-    assert view["status"] == "queued" and view["options"] == {"mode": "line", "model": "ppocrv6-small", "lang": "auto", "result_store": "redis"}
+    assert view["status"] == "queued" and view["options"] == {"mode": "line", "model": "ppocrv6-small", "lang": "auto", "result_store": "redis", "priority": "normal"}
 
 
 def test_json_base64_submit(client):
@@ -116,7 +116,7 @@ def test_the_sync_endpoint_takes_a_data_url(settings, redis):
     client = create_app(settings.replace(sync_timeout_s=1), connection=redis).test_client()
     response = client.post("/api/v1/ocr", json={"image_base64": "data:image/png;base64," + base64.b64encode(SAMPLE).decode()})
     assert response.status_code == 504, "queued (no worker runs here), not refused"
-    assert redis.get(get_queue(redis, settings).jobs[0].kwargs["image_key"]) == SAMPLE
+    assert redis.get(get_queue(redis, settings, "interactive").jobs[0].kwargs["image_key"]) == SAMPLE
 
 
 def test_over_the_byte_limit_is_413(settings, redis):

@@ -13,6 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from shared import priorities
 from shared.settings import Settings
 from tests.helpers import ROOT
 
@@ -93,14 +94,15 @@ def test_env_names_are_settings_and_secrets_stay_out_of_the_config_map():
             assert all("value" not in env for env in container.get("env", []) if env["name"] in secret_like)
 
 
-def test_the_scaler_watches_the_queue_the_workers_read():
+def test_the_scaler_watches_every_queue_the_workers_read():
     (config,) = by_kind("ConfigMap").values()
     (scaled,) = by_kind("ScaledObject").values()
-    (trigger,) = scaled["spec"]["triggers"]
-    assert trigger["type"] == "redis"
-    assert trigger["metadata"]["listName"] == f"rq:queue:{config['data'].get('OCR_QUEUE_NAME', Settings().queue_name)}"
+    triggers = scaled["spec"]["triggers"]
+    settings = Settings(queue_name=config["data"].get("OCR_QUEUE_NAME", Settings().queue_name))
+    assert [t["metadata"]["listName"] for t in triggers] == [f"rq:queue:{q}" for q in priorities.queue_names(settings)]
+    assert all(t["type"] == "redis" and t["metadata"]["activationListLength"] == "0" for t in triggers)
     assert scaled["spec"]["scaleTargetRef"]["name"] in by_kind("Deployment")
-    assert scaled["spec"]["minReplicaCount"] == 0 and trigger["metadata"]["activationListLength"] == "0"
+    assert scaled["spec"]["minReplicaCount"] == 0
     assert "replicas" not in by_kind("Deployment")[scaled["spec"]["scaleTargetRef"]["name"]]["spec"]
 
 

@@ -122,7 +122,8 @@ def test_idle_in_the_blocking_dequeue(rig):
 
 
 def test_gathering_a_batch(rig):
-    outage(rig, lambda: submit(rig, [LINE] * 4), arm=lambda p: p.arm(b"\r\nLMOVE\r\n"))
+    # The worker marks itself busy only as a batch opens, right before gathering the rest of it.
+    outage(rig, lambda: submit(rig, [LINE] * 4), arm=lambda p: p.arm(b"\r\nbusy\r\n"))
 
 
 def test_mid_inference(rig):

@@ -45,6 +45,7 @@ def test_upload_a_scan_and_see_its_lines_and_boxes(browser):
         WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) >= 2)
         versions = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#model option")]
         assert "ppocrv6-small" in versions
+        assert browser.find_element(By.ID, "priority").get_attribute("value") == "interactive"
         browser.find_element(By.ID, "files").send_keys(str(SCAN))
         WebDriverWait(browser, 180).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, ".status.finished") or d.find_elements(By.CSS_SELECTOR, ".status.failed"))

@@ -12,7 +12,7 @@ from rq.serializers import JSONSerializer
 
 from shared import logs, redis_connection
 from shared.errors import EvictingRedisError
-from shared.jobs import get_queue
+from shared.jobs import get_queues
 from shared.redis_memory import RedisMemory, check_no_eviction
 from shared.settings import Settings
 from worker.batching import BatchWorker
@@ -45,12 +45,12 @@ def build_worker(
     metrics: WorkerMetrics | None = None,
     outage: Outage | None = None,
 ) -> BatchWorker:
-    """A BatchWorker on the settings' queue (``pipelines``: loaded models to start with; by
+    """A BatchWorker on the settings' priority queues (``pipelines``: loaded models to start with; by
     default the default model, loaded now)."""
     if not isinstance(pipelines, Pipelines):
         pipelines = Pipelines(settings, pipelines if pipelines is not None else load_pipelines(settings))
     return BatchWorker(
-        [get_queue(connection, settings)],
+        get_queues(connection, settings),
         connection=connection,
         serializer=JSONSerializer,
         settings=settings,

@@ -1,10 +1,10 @@
 """A batching rq worker: one blocking dequeue, then up to ``max_batch - 1`` more jobs.
 
 It is an rq ``SimpleWorker`` (no fork per job: the ONNX sessions live in this process), so rq's
-registries, heartbeats, ``rq info`` and job statuses work as usual. Only ``execute_job`` is
-replaced: the job rq dequeued opens a batch, which closes at ``max_batch`` jobs or ``max_wait_ms``
-after it opened, whichever comes first. Extra jobs are moved to rq's intermediate queue with
-LMOVE, as rq does for its own dequeue, so they are never only in this process's memory.
+registries, heartbeats, ``rq info`` and job statuses work as usual. The job dequeued opens a
+batch, which closes at ``max_batch`` jobs or ``max_wait_ms`` after it opened, whichever comes
+first. Jobs are taken from the priority queues by ``worker.dequeue`` (LMOVE into rq's
+intermediate queue, so they are never only in this process's memory).
 
 Every step after a job is taken is isolated per job: a job whose payload, image or result
 breaks fails alone, and nothing a job does can end the worker's loop. Each job holds a lease
@@ -29,6 +29,7 @@ from shared.payload import JobPayload
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 from shared.job_control import end_jobs
+from worker.dequeue import PriorityTaker
 from worker.job_io import LoadedJob, Outcome, error_document, finish, load_jobs
 from worker.metrics import WorkerMetrics
 from worker import recovery
@@ -47,11 +48,8 @@ class BatchTimeout(BaseException):
 
 
 class BatchWorker(OutageTolerantWorker):
-    """An rq worker that runs up to ``settings.max_batch`` OCR jobs per model call.
-
-    Args:
-        pipelines: this process's model versions (loaded on first use, bounded).
-    """
+    """An rq worker that runs up to ``settings.max_batch`` OCR jobs per model call;
+    ``pipelines``: this process's model versions (loaded on first use, bounded)."""
 
     def __init__(self, queues, *, settings: Settings, pipelines: Pipelines,
                  metrics: WorkerMetrics | None = None, outage: Outage | None = None, **kwargs) -> None:
@@ -63,6 +61,10 @@ class BatchWorker(OutageTolerantWorker):
         self.batches_run = 0
         self.leases = Leases(self.name, settings.lease_s)
         self.shutdown_requested = False
+        self.taker = PriorityTaker.for_worker(self, settings)
+
+    def dequeue(self, timeout: float | None):
+        return self.taker.take(timeout)  # highest priority first, owed shares aside
 
     def work(self, *args, **kwargs) -> bool:
         """rq's work loop, with the guardian thread (leases, reaper) running beside it."""
@@ -104,8 +106,7 @@ class BatchWorker(OutageTolerantWorker):
         """
         deadline = time.monotonic() + max_wait
         while len(batch) < size and not self._stop_requested:
-            result = Queue.dequeue_any(self._ordered_queues, None, connection=self.connection,
-                                       job_class=self.job_class, serializer=self.serializer)
+            result = self.dequeue(None)
             if result is not None:
                 if recovery.is_suspect(self.connection, result[0].id):
                     recovery.put_back(*result)
@@ -160,7 +161,7 @@ class BatchWorker(OutageTolerantWorker):
                 self.leases.hold(self.connection, job.id, deadline)
                 executions[job.id] = self.prepare_execution(job)
                 self.connection.delete(queue.intermediate_queue.get_first_seen_key(job.id))
-                self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
+                self.prepare_job_execution(job, remove_from_intermediate_queue=True)
                 job.started_at = now()
                 prepared.append((job, queue))
             except UNREACHABLE:
@@ -281,17 +282,14 @@ class BatchWorker(OutageTolerantWorker):
             return False
 
     def handle_exception(self, job: Job, *exc_info) -> None:
-        """rq logs every failed job at ERROR with its traceback, then calls its exception
-        handlers. A failure that is the input's fault (a corrupt image, a bad option) is an
-        expected outcome, already logged in one line by ``_finalize``; only our own failures
-        keep rq's traceback and handlers."""
+        """rq's traceback log and exception handlers, for our own failures only: an input's
+        fault (a corrupt image, a bad option) is expected, logged in one line by ``_finalize``."""
         if not is_input_fault(exc_info[1]):
             super().handle_exception(job, *exc_info)
 
     def _end_jobs(self, jobs: list[Job]) -> None:
-        """Images deleted, backlog places given back (``end_jobs``). In an outage both are left
-        to lapse (the image TTL; a place once its job no longer waits or runs: ``shared.backlog``),
-        so the outage is waited out once, where the worker next needs Redis."""
+        """Images deleted, backlog places given back (``end_jobs``); in an outage both lapse on
+        their own (image TTL; ``shared.backlog``), and the outage is waited out where next met."""
         try:
             end_jobs(self.connection, jobs, self.objects)
         except UNREACHABLE as exc:

@@ -128,11 +128,8 @@ class OutageTolerantWorker(SimpleWorker):
                 self.heartbeat()
                 if self.should_run_maintenance_tasks:
                     self.run_maintenance_tasks()
-                result = self.queue_class.dequeue_any(
-                    self._ordered_queues, timeout, connection=self.connection, job_class=self.job_class,
-                    serializer=self.serializer, death_penalty_class=self.death_penalty_class)
+                result = self.dequeue(timeout)
                 if result is not None:
-                    self.reorder_queues(reference_queue=result[1])
                     result[0].redis_server_version = self.get_redis_server_version()
                 return result
             except DequeueTimeout:
@@ -140,6 +137,15 @@ class OutageTolerantWorker(SimpleWorker):
             except UNREACHABLE as exc:
                 if not self.outage.wait(self.connection, exc, stop=lambda: self._stop_requested):
                     return None
+
+    def dequeue(self, timeout: float | None):
+        """The next (job, queue): rq's own dequeue and queue order (``timeout`` as rq's)."""
+        result = self.queue_class.dequeue_any(
+            self._ordered_queues, timeout, connection=self.connection, job_class=self.job_class,
+            serializer=self.serializer, death_penalty_class=self.death_penalty_class)
+        if result is not None:
+            self.reorder_queues(reference_queue=result[1])
+        return result
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         """rq's heartbeat; one missed while Redis is unreachable is harmless (its TTL is minutes)."""

@@ -83,6 +83,7 @@ async function submit(file) {
   const form = new FormData();
   form.append("file", file);
   form.append("mode", $("mode").value);
+  form.append("priority", $("priority").value);
   if ($("lang").value) form.append("lang", $("lang").value);
   if ($("model").value) form.append("model", $("model").value);
   setStatus(node, "uploading…");
@@ -93,7 +94,8 @@ async function submit(file) {
     return;
   }
   for (;;) {
-    const poll = await fetch("v1/jobs/" + answer.id, { headers: headers() });
+    // Long-poll: the API answers once the job has ended, or after 20 s.
+    const poll = await fetch("v1/jobs/" + answer.id + "?wait=20", { headers: headers() });
     const view = await poll.json();
     if (!poll.ok) { setStatus(node, view.error.message, "failed"); return; }
     if (view.status === "finished") {
@@ -106,7 +108,7 @@ async function submit(file) {
     if (view.status === "failed") { setStatus(node, `failed: ${view.error.message}`, "failed"); return; }
     if (view.status === "canceled" || view.status === "stopped") { setStatus(node, view.status, "failed"); return; }
     setStatus(node, view.status + "…");
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // an API with no wait slot free answers at once
   }
 }
 

@@ -1,0 +1,159 @@
+"""Priorities (issue 18 part 1): one rq queue per priority, served highest first, with a minimum
+share for the lower ones; taken jobs never only in a worker's memory."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from shared import jobs, priorities
+from shared.payload import JobOptions
+from tests.helpers import ROOT
+from worker.dequeue import ShareOrder
+
+LINE = (ROOT / "samples" / "lines" / "address.png").read_bytes()
+
+
+def post(client, priority: str | None = None, **fields):
+    body = {"image_base64": base64.b64encode(LINE).decode(), "mode": "line", **fields}
+    if priority is not None:
+        body["priority"] = priority
+    return client.post("/v1/jobs", json=body)
+
+
+def order_run(redis, job_ids: list[str]) -> list[str]:
+    """The ids in the order the worker started them."""
+    fetched = [Job.fetch(i, connection=redis, serializer=JSONSerializer) for i in job_ids]
+    assert all(job.get_status() == "finished" for job in fetched)
+    return [job.id for job in sorted(fetched, key=lambda job: job.started_at)]
+
+
+def test_each_priority_has_its_own_queue_and_shows_in_the_view(client, redis, settings):
+    ids = {}
+    for priority in (None, "interactive", "bulk", "NORMAL"):
+        response = post(client, priority)
+        assert response.status_code == 202, response.get_json()
+        ids[priority] = response.get_json()["id"]
+    assert jobs.get_queue(redis, settings, "interactive").job_ids == [ids["interactive"]]
+    assert jobs.get_queue(redis, settings, "bulk").job_ids == [ids["bulk"]]
+    assert jobs.get_queue(redis, settings).job_ids == [ids[None], ids["NORMAL"]]
+    base = settings.queue_name
+    assert [q.name for q in jobs.get_queues(redis, settings)] == [f"{base}-interactive", base, f"{base}-bulk"]
+    assert client.get(f"/v1/jobs/{ids['bulk']}").get_json()["options"]["priority"] == "bulk"
+    assert client.get(f"/v1/jobs/{ids[None]}").get_json()["options"]["priority"] == "normal"
+
+
+def test_an_unknown_priority_is_refused_with_the_choices(client, redis, settings):
+    response = post(client, "urgent")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["kind"] == "bad_option" and "interactive, normal, bulk" in error["message"]
+    assert all(queue.count == 0 for queue in jobs.get_queues(redis, settings))
+
+
+def test_a_cancelled_bulk_job_leaves_its_own_queue(client, redis, settings):
+    job_id = post(client, "bulk").get_json()["id"]
+    answer = client.delete(f"/v1/jobs/{job_id}").get_json()
+    assert answer["canceled"] is True
+    assert jobs.get_queue(redis, settings, "bulk").count == 0
+
+
+def test_the_worker_serves_the_highest_priority_first(client, redis, make_worker):
+    bulk = [post(client, "bulk").get_json()["id"] for _ in range(3)]
+    normal = [post(client).get_json()["id"] for _ in range(2)]
+    interactive = [post(client, "interactive").get_json()["id"] for _ in range(2)]
+    make_worker(max_batch=1).work(burst=True)
+    assert order_run(redis, bulk + normal + interactive) == interactive + normal + bulk
+
+
+def test_a_stream_of_interactive_jobs_leaves_bulk_its_minimum_share(client, redis, make_worker):
+    interactive = [post(client, "interactive").get_json()["id"] for _ in range(12)]
+    bulk = [post(client, "bulk").get_json()["id"] for _ in range(4)]
+    make_worker(max_batch=1, min_share=0.25).work(burst=True)
+    started = order_run(redis, interactive + bulk)
+    served = ["b" if job_id in bulk else "i" for job_id in started]
+    assert "".join(served) == "iiib" * 4, "one bulk job in every four while both have jobs"
+
+
+def test_a_batch_fills_from_the_highest_priority(client, redis, make_worker):
+    bulk = [post(client, "bulk").get_json()["id"] for _ in range(4)]
+    interactive = [post(client, "interactive").get_json()["id"] for _ in range(4)]
+    worker = make_worker(max_batch=4, max_wait_ms=0)
+    worker.work(burst=True, max_jobs=1)  # one batch: the job dequeued opens it, three more join
+    statuses = {job_id: jobs.fetch(redis, job_id).get_status().value for job_id in bulk + interactive}
+    assert [statuses[i] for i in interactive] == ["finished"] * 4
+    assert [statuses[i] for i in bulk] == ["queued"] * 4
+
+
+def test_a_taken_job_sits_in_its_queues_intermediate_list(client, redis, make_worker):
+    """A worker killed right after taking a job leaves it where the reaper looks."""
+    job_id = post(client, "bulk").get_json()["id"]
+    worker = make_worker()
+    job, queue = worker.dequeue(None)
+    assert job.id == job_id and queue.name.endswith("-bulk")
+    assert redis.lrange(queue.intermediate_queue_key, 0, -1) == [job_id.encode()]
+    assert worker.dequeue(None) is None
+
+
+def test_an_idle_worker_waits_then_times_out(redis, make_worker):
+    from rq.exceptions import DequeueTimeout
+
+    with pytest.raises(DequeueTimeout):
+        make_worker(idle_poll_s=0.05).dequeue(0.2)
+
+
+class _Q:
+    def __init__(self, key):
+        self.key = key
+
+
+def simulate(share: ShareOrder, queued: dict[str, int], takes: int) -> str:
+    """What ``takes`` takes serve from queues holding ``queued`` jobs (as the Lua sweep does)."""
+    served = ""
+    for _ in range(takes):
+        order = share.order()
+        hit = next((q.key for q in order if queued[q.key] > 0), None)
+        if hit is None:
+            break
+        queued[hit] -= 1
+        share.taken(order, hit)
+        served += hit
+    return served
+
+
+def test_share_order_gives_each_lower_queue_its_share_only_while_it_has_jobs():
+    queues = [_Q("i"), _Q("n"), _Q("b")]
+    assert simulate(ShareOrder(queues, 0.25), {"i": 12, "n": 0, "b": 4}, 16) == "iiib" * 4
+    both = simulate(ShareOrder(queues, 0.25), {"i": 40, "n": 10, "b": 10}, 24)
+    for lower in "nb":  # each about a quarter of the takes, never more than 4 others in a row
+        assert both.count(lower) >= 5 and max(len(run) for run in both.split(lower)) <= 4, both
+    share = ShareOrder(queues, 0.25)
+    assert simulate(share, {"i": 30, "n": 0, "b": 0}, 30) == "i" * 30
+    assert "b" in simulate(share, {"i": 10, "n": 0, "b": 1}, 4), "a bulk job that arrives waits at most 4 takes"
+    assert simulate(ShareOrder(queues, 0.1), {"i": 0, "n": 5, "b": 5}, 10) == "nnnnnbbbbb"
+
+
+def test_options_parse_takes_the_entry_points_default(settings):
+    assert JobOptions.parse({}, settings).priority == "normal"
+    assert JobOptions.parse({}, settings, priority="interactive").priority == "interactive"
+    assert JobOptions.parse({"priority": "bulk"}, settings, priority="interactive").priority == "bulk"
+    assert priorities.of_queue(settings, f"{settings.queue_name}-bulk") == "bulk"
+    assert priorities.of_queue(settings, "x") == ""
+
+
+def test_a_producer_run_is_bulk_and_its_job_ids_do_not_depend_on_the_priority(redis, settings):
+    from producer.cli import parse_args
+    from producer.pages import Page
+    from producer.transport import RedisTransport
+    from shared.s3 import ObjectStore
+
+    assert parse_args(["in", "--out", "out"]).priority == "bulk"
+    page = Page(number=1, data=LINE, uri=None, dpi=300, content_id="sha256:abc")
+    assert page.job_id({"mode": "line", "priority": "bulk"}) == page.job_id({"mode": "line"})
+    transport = RedisTransport(settings, ObjectStore(settings))
+    job_id = page.job_id({"mode": "line"})
+    assert transport.submit(page, {"mode": "line", "priority": "bulk"}, job_id, retry_failed=False)
+    assert jobs.get_queue(redis, settings, "bulk").job_ids == [job_id]

@@ -1,0 +1,107 @@
+"""Taking the next job from the priority queues (``shared.priorities``), never only in memory.
+
+rq dequeues from several queues with LPOP/BLPOP: a job popped but not yet started is then only in
+the worker's memory, and a worker killed at that moment loses it. Here every take is an LMOVE
+into the queue's intermediate list (as rq does for one queue), for all queues in one Lua call
+that tries them in order, so the reaper (``worker.recovery``) finds what a dead worker held.
+
+Order: highest priority first, except that a lower queue which had jobs while ``every`` jobs in
+a row were taken from others goes first for one take (``ShareOrder``). An idle worker blocks
+on the first queue in order (interactive, normally: such a job is taken at once) for at most
+``OCR_IDLE_POLL_S``, then looks at every queue again.
+"""
+
+from __future__ import annotations
+
+import time
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import DequeueTimeout
+from rq.job import Job
+
+from shared.settings import Settings
+
+# KEYS: queue, its intermediate list, queue, ... in order. Returns {queue key, job id} or nil.
+_TAKE = """
+for i = 1, #KEYS, 2 do
+  local id = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'LEFT', 'RIGHT')
+  if id then return {KEYS[i], id} end
+end
+return false
+"""
+
+
+class ShareOrder:
+    """The order to try the queues in (``queues``: highest priority first), so that each lower
+    queue gets at least ``min_share`` of the takes while it has jobs."""
+
+    def __init__(self, queues: list[Queue], min_share: float) -> None:
+        self.queues = list(queues)
+        self.every = max(2, round(1 / min_share))
+        self.waited = {queue.key: 0 for queue in self.queues}  # takes from others while it had jobs
+
+    def order(self) -> list[Queue]:
+        due = [q for q in self.queues[1:] if self.waited[q.key] >= self.every - 1]
+        due.sort(key=lambda q: -self.waited[q.key])
+        return due + [q for q in self.queues if q not in due]
+
+    def taken(self, order: list[Queue], queue_key: str) -> None:
+        """A job came from ``queue_key`` after trying ``order``: the queues tried before it were
+        empty (nothing owed to them), the ones after it waited one more take."""
+        position = next(i for i, q in enumerate(order) if q.key == queue_key)
+        for i, queue in enumerate(order):
+            self.waited[queue.key] = 0 if i <= position else self.waited[queue.key] + 1
+
+
+class PriorityTaker:
+    """Takes jobs for one worker from its queues (highest priority first)."""
+
+    def __init__(self, connection: Redis, queues: list[Queue], *, min_share: float, idle_poll_s: float,
+                 job_class: type[Job], serializer, death_penalty_class) -> None:
+        self.connection = connection
+        self.share = ShareOrder(queues, min_share)
+        self.idle_poll_s = idle_poll_s
+        self.fetch_options = {"job_class": job_class, "serializer": serializer,
+                              "death_penalty_class": death_penalty_class}
+        self._take = connection.register_script(_TAKE)
+
+    @classmethod
+    def for_worker(cls, worker, settings: Settings) -> PriorityTaker:
+        """The taker of an rq worker (its connection, queues, job class and serializer)."""
+        return cls(worker.connection, worker.queues, min_share=settings.min_share, idle_poll_s=settings.idle_poll_s,
+                   job_class=worker.job_class, serializer=worker.serializer,
+                   death_penalty_class=worker.death_penalty_class)
+
+    def take(self, timeout: float | None) -> tuple[Job, Queue] | None:
+        """The next job and its queue, now (``timeout`` None: or None) or within ``timeout`` s
+        (else DequeueTimeout). A job id whose job hash is gone is dropped, as rq does."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            order = self.share.order()
+            hit = self._sweep(order)
+            if hit is None and deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DequeueTimeout(timeout, [q.key for q in order])
+                first = order[0]
+                job_id = self.connection.blmove(first.key, first.intermediate_queue_key,
+                                                round(min(self.idle_poll_s, left), 3))
+                hit = (first.key, job_id) if job_id is not None else None
+            if hit is None:
+                if deadline is None:
+                    return None
+                continue
+            self.share.taken(order, hit[0])
+            result = Queue._fetch_dequeued_job(self.connection, hit[0], hit[1], **self.fetch_options)
+            if result is not None:
+                return result
+            self.connection.lrem(Queue.from_queue_key(hit[0], connection=self.connection).intermediate_queue_key,
+                                 1, hit[1])
+
+    def _sweep(self, order: list[Queue]) -> tuple[str, str] | None:
+        keys = [key for q in order for key in (q.key, q.intermediate_queue_key)]
+        reply = self._take(keys=keys)
+        if not reply:
+            return None
+        return reply[0].decode(), reply[1].decode()
