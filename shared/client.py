@@ -48,8 +48,9 @@ class ApiClient:
             body["image_base64"] = base64.b64encode(image or b"").decode("ascii")
         return self._request("POST", "/v1/jobs", body)
 
-    def get(self, job_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/jobs/{job_id}")
+    def get(self, job_id: str, wait: float = 0) -> dict[str, Any]:
+        """The job's view; with ``wait`` (s, at most 30), once it has ended or ``wait`` passed."""
+        return self._request("GET", f"/v1/jobs/{job_id}" + (f"?wait={wait:g}" if wait else ""))
 
     def wait(self, job_id: str, timeout: float = 120.0, interval: float = 0.1) -> dict[str, Any]:
         """Poll until the job is finished or failed; raises TimeoutError after ``timeout`` s."""

@@ -53,8 +53,7 @@ class Settings:
     # Batching: a batch closes at max_batch jobs or max_wait_ms after its first job.
     max_batch: int = 8
     max_wait_ms: int = 20
-    # Priorities (shared.priorities): each lower priority with jobs gets at least this share of
-    # a worker's jobs; an idle worker looks at the lower priorities' queues this often (s).
+    # Priorities (shared.priorities): a lower priority's least share of jobs; idle re-look (s).
     min_share: float = 0.1
     idle_poll_s: float = 0.2
     # Recognition chunks: lines per chunk x padded width (px at height 48) stays under this.
@@ -239,8 +238,7 @@ class Settings:
 
     @property
     def api_local_url(self) -> str:
-        """Where a process on the API's own host reaches it (health checks): the bound address,
-        or loopback when the API binds every interface (0.0.0.0, ::)."""
+        """Where the API's own host reaches it (health checks): loopback if it binds every interface."""
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.api_host, self.api_host)
         return f"http://{_host_port(host, self.api_port)}"
 
@@ -286,10 +284,8 @@ def _parse(name: str, raw: str, kind: type) -> object:
             if lowered in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
-        if kind is int:
-            return int(raw.strip())
-        if kind is float:
-            return float(raw.strip())
+        if kind in (int, float):
+            return kind(raw.strip())
     except ValueError:
         raise ConfigError(f"{env_name}={raw!r} is not a valid {kind.__name__}") from None
     return raw

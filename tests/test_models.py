@@ -88,7 +88,7 @@ def test_the_sync_endpoint_answers_from_the_queue(client, make_worker, redis, se
     request = threading.Thread(target=lambda: answers.append(
         client.post("/api/v1/ocr", json={"image_base64": LINE, "mode": "line"})))
     request.start()
-    wait_until(lambda: redis.llen(f"rq:queue:{settings.queue_name}") == 1, 30, "the sync job to be queued", 0.02)
+    wait_until(lambda: redis.llen(f"rq:queue:{settings.queue_name}-interactive") == 1, 30, "the sync job to be queued", 0.02)
     make_worker().work(burst=True)
     request.join(timeout=30)
     body = answers[0].get_json()

@@ -143,20 +143,22 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     raise KeyError(name, labels)
 
 
-def test_metrics_count_jobs_by_status_and_worker_stages(client, make_worker):
+def test_metrics_count_jobs_by_status_and_worker_stages(client, make_worker, settings):
     good = [client.post("/v1/jobs", json={"image_base64": LINE, "mode": "line"}) for _ in range(3)]
     bad = client.post("/v1/jobs", json={"image_base64": base64.b64encode(b"\x89PNG\r\n\x1a\n" +
                                                                           (ROOT / "samples" / "lines" / "address.png").read_bytes()[8:300]).decode(),
                                          "mode": "line"})
     assert all(r.status_code == 202 for r in good) and bad.status_code == 202
     before = client.get("/metrics").get_data(as_text=True)
-    assert metric_value(before, "batchocr_jobs", status="queued") == 4
+    normal = settings.queue_name
+    assert metric_value(before, "batchocr_jobs", status="queued", queue=normal) == 4
+    assert metric_value(before, "batchocr_queue_depth", queue=f"{normal}-bulk") == 0, "every priority's queue is shown"
     worker = make_worker()
     worker.work(burst=True)
     after = client.get("/metrics").get_data(as_text=True)
-    assert metric_value(after, "batchocr_jobs", status="finished") == 3
-    assert metric_value(after, "batchocr_jobs", status="failed") == 1
-    assert metric_value(after, "batchocr_queue_depth") == 0
+    assert metric_value(after, "batchocr_jobs", status="finished", queue=normal) == 3
+    assert metric_value(after, "batchocr_jobs", status="failed", queue=normal) == 1
+    assert metric_value(after, "batchocr_queue_depth", queue=normal) == 0
     own = generate_latest(worker.metrics.registry).decode()
     assert metric_value(own, "batchocr_batch_size_count") == 1
     assert metric_value(own, "batchocr_stage_seconds_count", stage="recognition", model="ppocrv6-small") == 3

@@ -4,8 +4,11 @@ share for the lower ones; taken jobs never only in a worker's memory."""
 from __future__ import annotations
 
 import base64
+import threading
+import time
 
 import pytest
+from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -78,14 +81,21 @@ def test_a_stream_of_interactive_jobs_leaves_bulk_its_minimum_share(client, redi
     assert "".join(served) == "iiib" * 4, "one bulk job in every four while both have jobs"
 
 
-def test_a_batch_fills_from_the_highest_priority(client, redis, make_worker):
+def test_a_batch_holds_nothing_of_lower_priority_than_the_job_that_opened_it(client, redis, make_worker):
     bulk = [post(client, "bulk").get_json()["id"] for _ in range(4)]
-    interactive = [post(client, "interactive").get_json()["id"] for _ in range(4)]
+    interactive = [post(client, "interactive").get_json()["id"] for _ in range(2)]
     worker = make_worker(max_batch=4, max_wait_ms=0)
-    worker.work(burst=True, max_jobs=1)  # one batch: the job dequeued opens it, three more join
-    statuses = {job_id: jobs.fetch(redis, job_id).get_status().value for job_id in bulk + interactive}
-    assert [statuses[i] for i in interactive] == ["finished"] * 4
-    assert [statuses[i] for i in bulk] == ["queued"] * 4
+    worker.work(burst=True, max_jobs=1)  # one batch: opened by an interactive job, not filled with bulk
+    status = lambda job_id: jobs.fetch(redis, job_id).get_status().value  # noqa: E731
+    assert [status(i) for i in interactive] == ["finished"] * 2
+    assert [status(i) for i in bulk] == ["queued"] * 4
+    late = post(client, "interactive").get_json()["id"]
+    worker.work(burst=True, max_jobs=1)  # the interactive job is taken first, alone again
+    assert status(late) == "finished" and [status(i) for i in bulk] == ["queued"] * 4
+    more = [post(client, "bulk").get_json()["id"] for _ in range(2)]
+    worker.work(burst=True)
+    batches = {jobs.describe(jobs.fetch(redis, i))["result"]["batch_id"] for i in bulk + more}
+    assert len(batches) == 2, "bulk batches fill up to max_batch"
 
 
 def test_a_taken_job_sits_in_its_queues_intermediate_list(client, redis, make_worker):
@@ -98,11 +108,20 @@ def test_a_taken_job_sits_in_its_queues_intermediate_list(client, redis, make_wo
     assert worker.dequeue(None) is None
 
 
-def test_an_idle_worker_waits_then_times_out(redis, make_worker):
-    from rq.exceptions import DequeueTimeout
-
-    with pytest.raises(DequeueTimeout):
-        make_worker(idle_poll_s=0.05).dequeue(0.2)
+def test_an_idle_worker_takes_a_job_that_arrives_while_it_waits(client, redis, make_worker):
+    worker = make_worker(idle_poll_s=0.5)
+    for priority in ("interactive", "bulk"):  # the one it blocks on, and one it looks at between waits
+        timer = threading.Timer(0.3, lambda: post(client, priority))
+        timer.start()
+        job, queue = worker.dequeue(10)
+        timer.join()
+        assert job.origin == queue.name and queue.name.endswith(f"-{priority}")
+        assert redis.lrange(queue.intermediate_queue_key, 0, -1) == [job.id.encode()]
+    for timeout in (0.3, 0.004, 0.0):  # a wait that rounds to 0 must not become BLMOVE's "forever"
+        started = time.monotonic()
+        with pytest.raises(DequeueTimeout):
+            worker.dequeue(timeout)
+        assert time.monotonic() - started < timeout + 1
 
 
 class _Q:
@@ -157,3 +176,15 @@ def test_a_producer_run_is_bulk_and_its_job_ids_do_not_depend_on_the_priority(re
     job_id = page.job_id({"mode": "line"})
     assert transport.submit(page, {"mode": "line", "priority": "bulk"}, job_id, retry_failed=False)
     assert jobs.get_queue(redis, settings, "bulk").job_ids == [job_id]
+
+
+def test_a_job_hash_rq_cannot_read_is_skipped_and_the_worker_goes_on(client, redis, settings, make_worker):
+    bad = "00000000-0000-4000-8000-000000000000"
+    redis.hset(f"rq:job:{bad}", mapping={"data": b"\xff not json", "status": "queued", "created_at": "x"})
+    redis.rpush(jobs.get_queue(redis, settings, "bulk").key, bad)
+    good = post(client, "bulk").get_json()["id"]
+    worker = make_worker()
+    worker.work(burst=True)
+    assert jobs.fetch(redis, good).get_status().value == "finished"
+    assert redis.llen(jobs.get_queue(redis, settings, "bulk").intermediate_queue_key) == 0
+    assert redis.exists(f"rq:job:{bad}"), "left for inspection"

@@ -106,7 +106,7 @@ class BatchWorker(OutageTolerantWorker):
         """
         deadline = time.monotonic() + max_wait
         while len(batch) < size and not self._stop_requested:
-            result = self.dequeue(None)
+            result = self.taker.take(None, upto=batch[0][1])  # nothing of lower priority than its opener
             if result is not None:
                 if recovery.is_suspect(self.connection, result[0].id):
                     recovery.put_back(*result)

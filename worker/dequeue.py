@@ -13,14 +13,17 @@ on the first queue in order (interactive, normally: such a job is taken at once)
 
 from __future__ import annotations
 
+import logging
 import time
 
 from redis import Redis
 from rq import Queue
-from rq.exceptions import DequeueTimeout
+from rq.exceptions import DequeueTimeout, DeserializationError
 from rq.job import Job
 
 from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # KEYS: queue, its intermediate list, queue, ... in order. Returns {queue key, job id} or nil.
 _TAKE = """
@@ -48,10 +51,16 @@ class ShareOrder:
 
     def taken(self, order: list[Queue], queue_key: str) -> None:
         """A job came from ``queue_key`` after trying ``order``: the queues tried before it were
-        empty (nothing owed to them), the ones after it waited one more take."""
+        empty (nothing owed to them), all others waited one more take."""
         position = next(i for i, q in enumerate(order) if q.key == queue_key)
-        for i, queue in enumerate(order):
-            self.waited[queue.key] = 0 if i <= position else self.waited[queue.key] + 1
+        tried = {q.key for q in order[:position + 1]}
+        for key in self.waited:
+            self.waited[key] = 0 if key in tried else self.waited[key] + 1
+
+    def upto(self, order: list[Queue], queue: Queue) -> list[Queue]:
+        """``order`` without the queues of lower priority than ``queue``."""
+        rank = {q.key: i for i, q in enumerate(self.queues)}
+        return [q for q in order if rank[q.key] <= rank.get(queue.key, len(self.queues))]
 
 
 class PriorityTaker:
@@ -73,27 +82,33 @@ class PriorityTaker:
                    job_class=worker.job_class, serializer=worker.serializer,
                    death_penalty_class=worker.death_penalty_class)
 
-    def take(self, timeout: float | None) -> tuple[Job, Queue] | None:
+    def take(self, timeout: float | None, *, upto: Queue | None = None) -> tuple[Job, Queue] | None:
         """The next job and its queue, now (``timeout`` None: or None) or within ``timeout`` s
-        (else DequeueTimeout). A job id whose job hash is gone is dropped, as rq does."""
+        (else DequeueTimeout); with ``upto``, only from queues of its priority or higher (a
+        batch opened by an interactive job is not filled with bulk pages that would delay it).
+        A job id whose job hash is gone is dropped, as rq does."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            order = self.share.order()
+            order = self.share.order() if upto is None else self.share.upto(self.share.order(), upto)
             hit = self._sweep(order)
             if hit is None and deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                wait = round(min(self.idle_poll_s, deadline - time.monotonic()), 2)
+                if wait <= 0:  # never BLMOVE with 0: that blocks forever
                     raise DequeueTimeout(timeout, [q.key for q in order])
                 first = order[0]
-                job_id = self.connection.blmove(first.key, first.intermediate_queue_key,
-                                                round(min(self.idle_poll_s, left), 3))
-                hit = (first.key, job_id) if job_id is not None else None
+                job_id = self.connection.blmove(first.key, first.intermediate_queue_key, wait)
+                hit = (first.key, job_id.decode()) if job_id is not None else None
             if hit is None:
                 if deadline is None:
                     return None
                 continue
             self.share.taken(order, hit[0])
-            result = Queue._fetch_dequeued_job(self.connection, hit[0], hit[1], **self.fetch_options)
+            try:
+                result = Queue._fetch_dequeued_job(self.connection, hit[0], hit[1], **self.fetch_options)
+            except (DeserializationError, ValueError, TypeError):  # written past rq: nothing can run it
+                logger.error("job %s in %s cannot be read as an rq job; its hash is left for inspection",
+                             hit[1], hit[0], exc_info=True, extra={"job_id": hit[1]})
+                result = None
             if result is not None:
                 return result
             self.connection.lrem(Queue.from_queue_key(hit[0], connection=self.connection).intermediate_queue_key,
