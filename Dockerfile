@@ -7,11 +7,18 @@
 # in these builds touches the network.
 ARG BASE=python:3.11-slim
 
+# The host's wheelhouse (scripts/docker_images; empty with a registry), for both venv builds.
+FROM ${BASE} AS wheels
+COPY wheelhouse /wheels
+
+# The user every service runs as.
+FROM ${BASE} AS user
+RUN useradd --create-home --uid 10001 ocr
+
 # Wheels installed into a venv in a throwaway stage; the runtime stage gets the venv only.
-FROM ${BASE} AS build
+FROM wheels AS build
 ARG PIP_OPTS=""
 WORKDIR /src
-COPY wheelhouse /wheels
 COPY setup.cfg pyproject.toml README.md ./
 COPY shared shared
 COPY api api
@@ -23,17 +30,21 @@ RUN python3 -m venv /opt/batchocr \
  && find /opt/batchocr -name "__pycache__" -prune -exec rm -rf {} +
 
 # What the worker never loads: OpenVINO's GPU/NPU plugins and its non-ONNX model readers
-# (~60 MB); pip itself. The CPU plugin, the ONNX frontend and the IR reader stay.
+# (~60 MB); pip itself; swagger-ui-py's files other than the three /v1/docs serves (api/openapi.py,
+# ~25 MB) and the top-level "test" package that wheel installs.
+# The CPU plugin, the ONNX frontend and the IR reader stay.
 FROM build AS pruned
 RUN cd /opt/batchocr/lib/python3.11/site-packages \
  && rm -rf pip setuptools \
+ && find swagger_ui/static -type f ! -name swagger-ui-bundle.js ! -name swagger-ui.css \
+      ! -name favicon-32x32.png -delete \
+ && rm -rf swagger_ui/handlers test \
  && rm -f openvino/libs/libopenvino_intel_gpu_plugin.so* openvino/libs/libopenvino_intel_npu_plugin.so* \
           openvino/libs/libopenvino_tensorflow_frontend.so* openvino/libs/libopenvino_tensorflow_lite_frontend.so* \
           openvino/libs/libopenvino_paddle_frontend.so* openvino/libs/libopenvino_pytorch_frontend.so* \
           openvino/libs/libopenvino_jax_frontend.so*
 
-FROM ${BASE} AS runtime
-RUN useradd --create-home --uid 10001 ocr
+FROM user AS runtime
 COPY --from=pruned /opt/batchocr /opt/batchocr
 ENV PATH=/opt/batchocr/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -43,17 +54,15 @@ EXPOSE 8000 9100
 CMD ["batchocr-worker"]
 
 # rq-dashboard in a venv of its own (rq and redis, not the OCR stack); rq pinned as batchocr pins it.
-FROM ${BASE} AS tools-build
+FROM wheels AS tools-build
 ARG PIP_OPTS=""
-COPY wheelhouse /wheels
 RUN python3 -m venv /opt/dashboard && python3 -m venv /opt/s3 \
  && /opt/dashboard/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTS --find-links /wheels \
       "rq-dashboard>=0.8" six "rq>=3.0,<3.1" \
  && /opt/s3/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTS --find-links /wheels \
       "moto[server]>=5" flask-cors
 
-FROM ${BASE} AS dashboard
-RUN useradd --create-home --uid 10001 ocr
+FROM user AS dashboard
 COPY --from=tools-build /opt/dashboard /opt/dashboard
 ENV PATH=/opt/dashboard/bin:$PATH
 USER ocr

@@ -25,10 +25,13 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from urllib3.filepost import encode_multipart_formdata
+
+from ops.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "batchocr-check"
 API = "http://127.0.0.1:8000"
-RETRIES: Counter = Counter()  # submits answered other than 202/200 (Redis restarting), by status
 LINES = sorted((ROOT / "samples" / "lines").glob("*.png"))
 PAGE = ROOT / "samples" / "pages" / "quarterly_report.jpg"
 
@@ -62,12 +65,7 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
 
 
 def until(predicate, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(1)
-    return time.monotonic() - started
+    return wait_until(predicate, timeout, what, interval=1, error=RuntimeError)
 
 
 def containers(args: argparse.Namespace, service: str) -> list[str]:
@@ -90,18 +88,13 @@ def submit(index: int) -> tuple[str, dict]:
     job_id = str(uuid.uuid4())
     fields = {"mode": "page" if page else "line", "result_store": "s3" if index % 2 else "redis",
               "job_id": job_id}
-    boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"'
-                 f'\r\nContent-Type: application/octet-stream\r\n\r\n'.encode() + path.read_bytes() + b"\r\n")
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    body, content_type = encode_multipart_formdata({**fields, "file": (path.name, path.read_bytes())})
+    retries: list[int] = []  # answers other than 202/200 (Redis restarting), by status
     for _ in range(60):  # a 5xx or no answer while Redis restarts: the same job_id again (idempotent)
-        status, answer = http("POST", f"{API}/v1/jobs", body, headers)
+        status, answer = http("POST", f"{API}/v1/jobs", body, {"Content-Type": content_type})
         if status in (200, 202):
-            return job_id, {**fields, "input": path.name}
-        RETRIES[status] += 1
+            return job_id, {**fields, "input": path.name, "retries": retries}
+        retries.append(status)
         time.sleep(1)
     raise RuntimeError(f"job {index} not accepted: {status} {answer}")
 
@@ -117,10 +110,11 @@ def text_of(answer: dict) -> str:
 
 
 def kill_busy_worker(args: argparse.Namespace) -> str:
-    """``docker kill`` the first worker whose log shows it took a batch."""
+    """``docker kill`` the first worker whose JSON log has a batch record (``batch_id``: only a
+    worker that ran a batch writes one)."""
     def busy() -> str | None:
         for container in containers(args, "worker"):
-            if "batch" in docker("logs", "--tail", "50", container):
+            if any("batch_id" in r for r in json_records(docker("logs", "--tail", "50", container))):
                 return container
         return None
     until(lambda: busy() is not None, 120, "a worker holding a batch")
@@ -133,13 +127,20 @@ def collect_logs(args: argparse.Namespace, logs: dict[str, list[dict]]) -> None:
     """Every worker container's JSON log records, kept by container id before a scale-down
     removes the container (the killed worker's included while it exists)."""
     for container in compose(args, "ps", "-a", "-q", "worker").split():
-        records = []
-        for line in docker("logs", container).splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-        logs[container] = records
+        logs[container] = json_records(docker("logs", container))
+
+
+def json_records(text: str) -> list[dict]:
+    """The JSON log records among a container's output lines."""
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def scale_down(args: argparse.Namespace, logs: dict[str, list[dict]]) -> None:
@@ -221,7 +222,7 @@ def read_back(args: argparse.Namespace, jobs: dict[str, dict], figures: dict, lo
         empty_results=sum(a["status"] == "finished" and not text_of(a).strip() for a in answers.values()),
         ran_twice=sum(n > 1 for n in completions.values()), batch_logged_jobs=len(completions),
         requeued=sum("queued again" in r.get("message", "") for r in records),
-        inputs_read_differently=sum(len(t) > 1 for t in texts.values()), submit_retries=dict(RETRIES),
+        inputs_read_differently=sum(len(t) > 1 for t in texts.values()), submit_retries=dict(Counter(s for j in jobs.values() for s in j["retries"])),
         json_log_records_with_job_ids=sum(1 for r in records if r.get("job_ids") or r.get("job_id")))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from redis import Redis
 
+from ops.waiting import wait_until
 from shared.errors import ConfigError
 
 
@@ -171,8 +172,4 @@ class FailoverCluster:
         self.tmp.cleanup()
 
     def _until(self, predicate, what: str) -> None:
-        deadline = time.monotonic() + self.timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"failover cluster: timed out waiting for {what}")
-            time.sleep(0.1)
+        wait_until(predicate, self.timeout, f"the failover cluster: {what}", interval=0.1)

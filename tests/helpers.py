@@ -42,12 +42,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.2, explain=None) -> None:
     """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds, with
-    ``explain()`` (the state that was found) in the message when given."""
-    import time
+    ``explain()`` (the state that was found) in the message when given (``ops.waiting``)."""
+    from ops.waiting import wait_until as wait
 
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            found = f"; found: {explain()}" if explain is not None else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{found}")
-        time.sleep(interval)
+    wait(predicate, timeout, what, interval, explain, error=AssertionError)

@@ -60,3 +60,16 @@ def test_every_error_kind_in_the_code_is_described(client):
         for path in (ROOT / package).rglob("*.py"):
             kinds |= set(literal.findall(path.read_text("utf-8")))
     assert kinds <= described, sorted(kinds - described)
+
+
+def test_the_docs_page_and_its_assets_are_served_from_here(client):
+    page = client.get("/v1/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert "http" not in html, "nothing is loaded from elsewhere"
+    for asset in re.findall(r'(?:src|href)="(docs/[^"]+)"', html):
+        answer = client.get(f"/v1/{asset}")
+        assert answer.status_code == 200 and len(answer.get_data()) > 50, asset
+    assert 'url: "openapi.json"' in client.get("/v1/docs/docs.js").get_data(as_text=True)
+    assert client.get("/v1/docs/index.html").status_code == 404, "only the page's own assets"
+    assert client.get("/v1/docs/..%2Fopenapi.json").status_code == 404

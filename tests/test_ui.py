@@ -70,3 +70,10 @@ def test_upload_a_scan_and_see_its_lines_and_boxes(browser):
         WebDriverWait(browser, 60).until(lambda d: any(
             e.text == "canceled" and "failed" in e.get_attribute("class")
             for e in d.find_elements(By.CSS_SELECTOR, ".job .status")))
+        # The API's docs page renders every path of the OpenAPI document, with nothing fetched from elsewhere.
+        browser.get(topology.api_url + "/v1/docs")
+        WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")) >= 5)
+        shown = {e.text.replace("\u200b", "") for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+        assert {"/v1/jobs", "/v1/jobs/{job_id}", "/api/v1/ocr"} <= shown, shown
+        loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert loaded and all(url.startswith(topology.api_url) for url in loaded), loaded
