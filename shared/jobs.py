@@ -56,12 +56,14 @@ class Submission:
 
 def get_queue(connection: Redis, settings: Settings, priority: str = priorities.DEFAULT) -> Queue:
     """The rq queue jobs of ``priority`` go to, with the JSON serializer."""
-    return Queue(priorities.queue_name(settings, priority), connection=connection, serializer=JSONSerializer)
+    return Queue(priorities.queue_name(settings.queue_name, priority), connection=connection, serializer=JSONSerializer)
 
 
-def get_queues(connection: Redis, settings: Settings) -> list[Queue]:
-    """Every priority's queue, highest first (what a worker listens on)."""
-    return [get_queue(connection, settings, priority) for priority in priorities.PRIORITIES]
+def get_queues(connection: Redis, settings: Settings, *, served: bool = False) -> list[Queue]:
+    """Every priority's queue, highest first; with ``served``, those workers take jobs from
+    (``OCR_PRIORITIES``)."""
+    chosen = priorities.served(settings.priorities) if served else priorities.PRIORITIES
+    return [get_queue(connection, settings, priority) for priority in chosen]
 
 
 def queue_of(connection: Redis, job: Job) -> Queue:

@@ -11,7 +11,6 @@ run. A job's priority is part of its options (shown in its view); its queue is i
 from __future__ import annotations
 
 from shared.errors import BadOptionError
-from shared.settings import Settings
 
 # Highest first: the order workers serve them in.
 PRIORITIES = ("interactive", "normal", "bulk")
@@ -26,18 +25,30 @@ def parse(raw: object, default: str = DEFAULT) -> str:
     return value
 
 
-def queue_name(settings: Settings, priority: str) -> str:
-    """The rq queue of ``priority`` (normal keeps the bare ``OCR_QUEUE_NAME``)."""
+def queue_name(base: str, priority: str) -> str:
+    """The rq queue of ``priority`` in a deployment whose ``OCR_QUEUE_NAME`` is ``base``
+    (normal keeps the bare name)."""
     if priority not in PRIORITIES:
         raise BadOptionError(f"priority must be one of {', '.join(PRIORITIES)}; got {priority!r}")
-    return settings.queue_name if priority == DEFAULT else f"{settings.queue_name}-{priority}"
+    return base if priority == DEFAULT else f"{base}-{priority}"
 
 
-def queue_names(settings: Settings) -> list[str]:
+def queue_names(base: str) -> list[str]:
     """Every priority's queue, highest first."""
-    return [queue_name(settings, priority) for priority in PRIORITIES]
+    return [queue_name(base, priority) for priority in PRIORITIES]
 
 
-def of_queue(settings: Settings, name: str) -> str:
+def named(names: str) -> set[str]:
+    """The priorities a comma-separated ``OCR_PRIORITIES`` names (unknown names included)."""
+    return {p.strip().lower() for p in names.split(",") if p.strip()}
+
+
+def served(names: str) -> list[str]:
+    """The priorities workers take jobs of, highest first: those ``names`` names ('' = all)."""
+    chosen = named(names)
+    return [p for p in PRIORITIES if not chosen or p in chosen]
+
+
+def of_queue(base: str, name: str) -> str:
     """The priority whose queue is ``name`` ('' if none of this deployment's)."""
-    return next((p for p in PRIORITIES if queue_name(settings, p) == name), "")
+    return next((p for p in PRIORITIES if queue_name(base, p) == name), "")

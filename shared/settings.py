@@ -17,6 +17,7 @@ from shared.charsets import DEFAULT as CHARSET_DEFAULT, LANGS
 from shared.cpu import available_cpus
 from shared.errors import ConfigError
 from shared.models import BUILTIN, DEFAULT
+from shared import priorities
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULT_STORES = ("redis", "s3")
@@ -53,7 +54,8 @@ class Settings:
     # Batching: a batch closes at max_batch jobs or max_wait_ms after its first job.
     max_batch: int = 8
     max_wait_ms: int = 20
-    # Priorities (shared.priorities): a lower priority's least share of jobs; idle re-look (s).
+    # Priorities (shared.priorities): served ('' = all), a lower one's least share, idle re-look (s).
+    priorities: str = ""
     min_share: float = 0.1
     idle_poll_s: float = 0.2
     # Recognition chunks: lines per chunk x padded width (px at height 48) stays under this.
@@ -82,8 +84,7 @@ class Settings:
     # ONNX Runtime FP32; auto with OCR_PRECISION=fp32 is ONNX Runtime FP32. bf16 needs OpenVINO.
     backend: str = "auto"
     precision: str = "auto"
-    # OpenVINO's cache of kernels compiled per input shape, in primitives per model (~30 per
-    # line shape, ~0.1 MB each); OpenVINO's own default.
+    # OpenVINO's kernel cache per model, in primitives (~30 per line shape, ~0.1 MB each).
     openvino_cache: int = 5000
     # At start, run each model once per line width bucket up to this width (and one page), so
     # the first jobs do not pay for first-use shapes (OpenVINO compiles per shape); 0 = off.
@@ -128,8 +129,7 @@ class Settings:
     orientation: bool = True
     # Pages skewed by 1.5 degrees or more are turned level and detected again (worker/deskew.py).
     deskew: bool = True
-    # Tests only: a worker kills itself (SIGKILL) mid-batch on an image containing these bytes,
-    # to prove crash recovery and poison handling. Empty (the default) = off.
+    # Tests only: a worker SIGKILLs itself mid-batch on an image holding these bytes ('' = off).
     test_crash_marker: str = ""
     # API server (gunicorn: worker processes x threads).
     api_host: str = "127.0.0.1"
@@ -169,6 +169,8 @@ class Settings:
         _check(self.max_batch >= 1 and self.max_batch <= 64, "OCR_MAX_BATCH must be 1..64")
         _check(0 <= self.max_wait_ms <= 10_000, "OCR_MAX_WAIT_MS must be 0..10000")
         _check(0 < self.min_share <= 0.5, "OCR_MIN_SHARE must be within (0, 0.5]")
+        _check(priorities.named(self.priorities) <= set(priorities.PRIORITIES),
+               f"OCR_PRIORITIES must name some of {', '.join(priorities.PRIORITIES)} (comma-separated), or be empty")
         _check(0.01 <= self.idle_poll_s <= 5, "OCR_IDLE_POLL_S must be 0.01..5")
         _check(self.rec_chunk_width >= self.rec_max_width, "OCR_REC_CHUNK_WIDTH must be >= rec_max_width")
         _check(self.rec_max_width >= 64, "OCR_REC_MAX_WIDTH must be >= 64")
@@ -244,16 +246,14 @@ class Settings:
 
     @property
     def threads(self) -> int:
-        """Intra-op threads for each ONNX session in a worker process: the CPUs this process may
-        use (affinity, capped by its cgroup quota) shared among ``workers_per_host``."""
+        """Intra-op threads per ONNX session: this process's CPUs (affinity, cgroup quota) / ``workers_per_host``."""
         if self.intra_op_threads:
             return self.intra_op_threads
         return max(1, available_cpus() // self.workers_per_host)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read ``OCR_<FIELD>`` variables (``REDIS_URL`` also works for the Redis URL); an
-        empty one is the setting's "none" value where it has one, else unset (the default)."""
+        """Read ``OCR_<FIELD>`` (and ``REDIS_URL``); empty: the "none" value where there is one, else the default."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         if env.get("REDIS_URL", "").strip():

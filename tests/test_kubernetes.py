@@ -99,7 +99,7 @@ def test_the_scaler_watches_every_queue_the_workers_read():
     (scaled,) = by_kind("ScaledObject").values()
     triggers = scaled["spec"]["triggers"]
     settings = Settings(queue_name=config["data"].get("OCR_QUEUE_NAME", Settings().queue_name))
-    assert [t["metadata"]["listName"] for t in triggers] == [f"rq:queue:{q}" for q in priorities.queue_names(settings)]
+    assert [t["metadata"]["listName"] for t in triggers] == [f"rq:queue:{q}" for q in priorities.queue_names(settings.queue_name)]
     assert all(t["type"] == "redis" and t["metadata"]["activationListLength"] == "0" for t in triggers)
     assert scaled["spec"]["scaleTargetRef"]["name"] in by_kind("Deployment")
     assert scaled["spec"]["minReplicaCount"] == 0

@@ -159,8 +159,8 @@ def test_options_parse_takes_the_entry_points_default(settings):
     assert JobOptions.parse({}, settings).priority == "normal"
     assert JobOptions.parse({}, settings, priority="interactive").priority == "interactive"
     assert JobOptions.parse({"priority": "bulk"}, settings, priority="interactive").priority == "bulk"
-    assert priorities.of_queue(settings, f"{settings.queue_name}-bulk") == "bulk"
-    assert priorities.of_queue(settings, "x") == ""
+    assert priorities.of_queue(settings.queue_name, f"{settings.queue_name}-bulk") == "bulk"
+    assert priorities.of_queue(settings.queue_name, "x") == ""
 
 
 def test_a_producer_run_is_bulk_and_its_job_ids_do_not_depend_on_the_priority(redis, settings):
@@ -188,3 +188,11 @@ def test_a_job_hash_rq_cannot_read_is_skipped_and_the_worker_goes_on(client, red
     assert jobs.fetch(redis, good).get_status().value == "finished"
     assert redis.llen(jobs.get_queue(redis, settings, "bulk").intermediate_queue_key) == 0
     assert redis.exists(f"rq:job:{bad}"), "left for inspection"
+
+
+def test_workers_can_be_kept_for_interactive_jobs(client, redis, make_worker):
+    bulk = post(client, "bulk").get_json()["id"]
+    interactive = post(client, "interactive").get_json()["id"]
+    make_worker(priorities="interactive").work(burst=True)
+    assert jobs.fetch(redis, interactive).get_status().value == "finished"
+    assert jobs.fetch(redis, bulk).get_status().value == "queued"

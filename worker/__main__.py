@@ -50,7 +50,7 @@ def build_worker(
     if not isinstance(pipelines, Pipelines):
         pipelines = Pipelines(settings, pipelines if pipelines is not None else load_pipelines(settings))
     return BatchWorker(
-        get_queues(connection, settings),
+        get_queues(connection, settings, served=True),
         connection=connection,
         serializer=JSONSerializer,
         settings=settings,
