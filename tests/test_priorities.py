@@ -196,3 +196,21 @@ def test_workers_can_be_kept_for_interactive_jobs(client, redis, make_worker):
     make_worker(priorities="interactive").work(burst=True)
     assert jobs.fetch(redis, interactive).get_status().value == "finished"
     assert jobs.fetch(redis, bulk).get_status().value == "queued"
+
+
+def test_a_worker_kept_for_interactive_jobs_still_reaps_every_queue(make_worker, monkeypatch):
+    from worker import batching
+
+    seen = []
+    monkeypatch.setattr(batching, "Guardian", lambda settings, queues, *args: seen.append(queues) or _Idle())
+    worker = make_worker(priorities="interactive")
+    worker.work(burst=True)
+    assert seen == [priorities.queue_names(worker.settings.queue_name)]
+
+
+class _Idle:
+    def start(self):
+        pass
+
+    def stop(self):
+        pass

@@ -23,6 +23,7 @@ from rq.job import Job
 from rq.utils import now
 from rq.worker import WorkerStatus
 
+from shared import priorities
 from shared.errors import JobTimeoutError, is_input_fault
 from shared.jobs import TERMINAL
 from shared.payload import JobPayload
@@ -67,8 +68,9 @@ class BatchWorker(OutageTolerantWorker):
         return self.taker.take(timeout)  # highest priority first, owed shares aside
 
     def work(self, *args, **kwargs) -> bool:
-        """rq's work loop, with the guardian thread (leases, reaper) running beside it."""
-        guardian = Guardian(self.settings, [q.name for q in self.queues], self.leases, self.metrics, self.outage)
+        """rq's work loop beside the guardian thread (leases; a reaper of every priority's queue)."""
+        watched = dict.fromkeys([q.name for q in self.queues] + priorities.queue_names(self.settings.queue_name))
+        guardian = Guardian(self.settings, list(watched), self.leases, self.metrics, self.outage)
         guardian.start()
         try:
             return super().work(*args, **kwargs)
