@@ -168,7 +168,7 @@ class Settings:
     def __post_init__(self) -> None:
         _check(self.max_batch >= 1 and self.max_batch <= 64, "OCR_MAX_BATCH must be 1..64")
         _check(0 <= self.max_wait_ms <= 10_000, "OCR_MAX_WAIT_MS must be 0..10000")
-        _check(0 < self.min_share <= 0.5, "OCR_MIN_SHARE must be within (0, 0.5]")
+        _check(0 < self.min_share <= 0.3, "OCR_MIN_SHARE must be within (0, 0.3]: two lower priorities share")
         _check(priorities.named(self.priorities) <= set(priorities.PRIORITIES),
                f"OCR_PRIORITIES must name some of {', '.join(priorities.PRIORITIES)} (comma-separated), or be empty")
         _check(0.01 <= self.idle_poll_s <= 5, "OCR_IDLE_POLL_S must be 0.01..5")

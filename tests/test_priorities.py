@@ -72,13 +72,14 @@ def test_the_worker_serves_the_highest_priority_first(client, redis, make_worker
     assert order_run(redis, bulk + normal + interactive) == interactive + normal + bulk
 
 
-def test_a_stream_of_interactive_jobs_leaves_bulk_its_minimum_share(client, redis, make_worker):
-    interactive = [post(client, "interactive").get_json()["id"] for _ in range(12)]
-    bulk = [post(client, "bulk").get_json()["id"] for _ in range(4)]
-    make_worker(max_batch=1, min_share=0.25).work(burst=True)
-    started = order_run(redis, interactive + bulk)
-    served = ["b" if job_id in bulk else "i" for job_id in started]
-    assert "".join(served) == "iiib" * 4, "one bulk job in every four while both have jobs"
+@pytest.mark.parametrize("batch", [1, 4])
+def test_a_stream_of_interactive_jobs_leaves_bulk_its_minimum_share(client, redis, make_worker, batch):
+    interactive = [post(client, "interactive").get_json()["id"] for _ in range(24)]
+    bulk = [post(client, "bulk").get_json()["id"] for _ in range(12)]
+    make_worker(max_batch=batch, max_wait_ms=0, min_share=0.25).work(burst=True, max_jobs=24 // batch)
+    finished = [i for i in interactive + bulk if jobs.fetch(redis, i).get_status().value == "finished"]
+    assert len(finished) == 24
+    assert 5 <= sum(job_id in bulk for job_id in finished) <= 7, "a quarter of the jobs while both have jobs"
 
 
 def test_a_batch_holds_nothing_of_lower_priority_than_the_job_that_opened_it(client, redis, make_worker):
@@ -129,30 +130,50 @@ class _Q:
         self.key = key
 
 
-def simulate(share: ShareOrder, queued: dict[str, int], takes: int) -> str:
-    """What ``takes`` takes serve from queues holding ``queued`` jobs (as the Lua sweep does)."""
+def simulate(share: ShareOrder, queued: dict[str, int], takes: int, batch: int = 1) -> str:
+    """What ``takes`` takes serve from queues holding ``queued`` jobs, as the worker gathers
+    batches of ``batch``: an opener from any queue, then only from its priority or higher."""
+    queues = {q.key: q for q in share.queues}
     served = ""
-    for _ in range(takes):
-        order = share.order()
-        hit = next((q.key for q in order if queued[q.key] > 0), None)
-        if hit is None:
-            break
-        queued[hit] -= 1
-        share.taken(order, hit)
-        served += hit
-    return served
+    while len(served) < takes and (opener := _take(share, queued, None)) is not None:
+        served += opener
+        for _ in range(batch - 1):
+            hit = _take(share, queued, queues[opener])
+            if hit is None:
+                break
+            served += hit
+    return served[:takes]
+
+
+def _take(share: ShareOrder, queued: dict[str, int], upto) -> str | None:
+    order = share.order() if upto is None else share.upto(share.order(), upto)
+    hit = next((q.key for q in order if queued[q.key] > 0), None)
+    if hit is None:
+        if upto is None:
+            share.idle()
+        return None
+    queued[hit] -= 1
+    share.taken(order, hit)
+    return hit
 
 
 def test_share_order_gives_each_lower_queue_its_share_only_while_it_has_jobs():
     queues = [_Q("i"), _Q("n"), _Q("b")]
-    assert simulate(ShareOrder(queues, 0.25), {"i": 12, "n": 0, "b": 4}, 16) == "iiib" * 4
-    both = simulate(ShareOrder(queues, 0.25), {"i": 40, "n": 10, "b": 10}, 24)
-    for lower in "nb":  # each about a quarter of the takes, never more than 4 others in a row
-        assert both.count(lower) >= 5 and max(len(run) for run in both.split(lower)) <= 4, both
+    alone = simulate(ShareOrder(queues, 0.25), {"i": 100, "n": 0, "b": 100}, 40)
+    assert alone.count("b") >= 9 and max(len(run) for run in alone.split("b")) <= 4, alone
+    both = simulate(ShareOrder(queues, 0.25), {"i": 100, "n": 100, "b": 100}, 40)
+    assert both.count("n") >= 9 and both.count("b") >= 9, both
     share = ShareOrder(queues, 0.25)
     assert simulate(share, {"i": 30, "n": 0, "b": 0}, 30) == "i" * 30
-    assert "b" in simulate(share, {"i": 10, "n": 0, "b": 1}, 4), "a bulk job that arrives waits at most 4 takes"
+    assert "b" in simulate(share, {"i": 10, "n": 0, "b": 1}, 5), "a bulk job that arrives waits at most 4 takes"
     assert simulate(ShareOrder(queues, 0.1), {"i": 0, "n": 5, "b": 5}, 10) == "nnnnnbbbbb"
+
+
+@pytest.mark.parametrize("share, batch", [(0.1, 8), (0.25, 4), (0.1, 64), (0.3, 8)])
+def test_the_share_holds_when_batches_are_gathered(share, batch):
+    """Batches opened by interactive jobs take no bulk jobs; bulk still gets its share."""
+    served = simulate(ShareOrder([_Q("i"), _Q("n"), _Q("b")], share), {"i": 10**6, "n": 0, "b": 10**6}, 6400, batch)
+    assert share - 0.01 <= served.count("b") / len(served) <= share + 0.01, served.count("b") / len(served)
 
 
 def test_options_parse_takes_the_entry_points_default(settings):
@@ -188,6 +209,12 @@ def test_a_job_hash_rq_cannot_read_is_skipped_and_the_worker_goes_on(client, red
     assert jobs.fetch(redis, good).get_status().value == "finished"
     assert redis.llen(jobs.get_queue(redis, settings, "bulk").intermediate_queue_key) == 0
     assert redis.exists(f"rq:job:{bad}"), "left for inspection"
+    wrong = "00000000-0000-4000-8000-000000000001"
+    redis.set(f"rq:job:{wrong}", b"not a hash")  # WRONGTYPE for rq's HGETALL
+    redis.rpush(jobs.get_queue(redis, settings, "bulk").key, wrong)
+    good = post(client, "bulk").get_json()["id"]
+    worker.work(burst=True)
+    assert jobs.fetch(redis, good).get_status().value == "finished"
 
 
 def test_workers_can_be_kept_for_interactive_jobs(client, redis, make_worker):

@@ -5,9 +5,9 @@ the worker's memory, and a worker killed at that moment loses it. Here every tak
 into the queue's intermediate list (as rq does for one queue), for all queues in one Lua call
 that tries them in order, so the reaper (``worker.recovery``) finds what a dead worker held.
 
-Order: highest priority first, except that a lower queue which had jobs while ``every`` jobs in
-a row were taken from others goes first for one take (``ShareOrder``). An idle worker blocks
-on the first queue in order (interactive, normally: such a job is taken at once) for at most
+Order: highest priority first, except that a lower queue owed a take (``ShareOrder``: each
+gets ``OCR_MIN_SHARE`` of the takes while it has jobs) goes first. An idle worker blocks on the
+highest priority's queue (an interactive job is taken the moment it comes) for at most
 ``OCR_IDLE_POLL_S``, then looks at every queue again.
 """
 
@@ -18,10 +18,12 @@ import time
 
 from redis import Redis
 from rq import Queue
-from rq.exceptions import DequeueTimeout, DeserializationError
+from rq.exceptions import DequeueTimeout
 from rq.job import Job
 
+from shared import backlog
 from shared.settings import Settings
+from worker.outage import UNREACHABLE
 
 logger = logging.getLogger(__name__)
 
@@ -37,25 +39,32 @@ return false
 
 class ShareOrder:
     """The order to try the queues in (``queues``: highest priority first), so that each lower
-    queue gets at least ``min_share`` of the takes while it has jobs."""
+    queue gets at least ``min_share`` of the takes while it has jobs.
+
+    Each lower queue earns ``min_share`` of a take on every take and spends one per job taken
+    from it; with a whole take owed it is tried first. A queue found empty is owed nothing, so
+    credit builds only while it has jobs (or has not been looked at)."""
 
     def __init__(self, queues: list[Queue], min_share: float) -> None:
         self.queues = list(queues)
-        self.every = max(2, round(1 / min_share))
-        self.waited = {queue.key: 0 for queue in self.queues}  # takes from others while it had jobs
+        self.min_share = min_share
+        self.credit = {queue.key: 0.0 for queue in self.queues[1:]}
 
     def order(self) -> list[Queue]:
-        due = [q for q in self.queues[1:] if self.waited[q.key] >= self.every - 1]
-        due.sort(key=lambda q: -self.waited[q.key])
+        due = sorted((q for q in self.queues[1:] if self.credit[q.key] >= 1 - 1e-9), key=lambda q: -self.credit[q.key])
         return due + [q for q in self.queues if q not in due]
 
     def taken(self, order: list[Queue], queue_key: str) -> None:
         """A job came from ``queue_key`` after trying ``order``: the queues tried before it were
-        empty (nothing owed to them), all others waited one more take."""
-        position = next(i for i, q in enumerate(order) if q.key == queue_key)
-        tried = {q.key for q in order[:position + 1]}
-        for key in self.waited:
-            self.waited[key] = 0 if key in tried else self.waited[key] + 1
+        empty; every other lower queue earns its share of this take."""
+        empty = {q.key for q in order[:next(i for i, q in enumerate(order) if q.key == queue_key)]}
+        for key in self.credit:
+            earned = 0.0 if key in empty else self.credit[key] + self.min_share
+            self.credit[key] = max(0.0, earned - 1) if key == queue_key else earned
+
+    def idle(self) -> None:
+        """Every queue was found empty: nothing is owed."""
+        self.credit = dict.fromkeys(self.credit, 0.0)
 
     def upto(self, order: list[Queue], queue: Queue) -> list[Queue]:
         """``order`` without the queues of lower priority than ``queue``."""
@@ -91,11 +100,13 @@ class PriorityTaker:
         while True:
             order = self.share.order() if upto is None else self.share.upto(self.share.order(), upto)
             hit = self._sweep(order)
+            if hit is None and upto is None:
+                self.share.idle()
             if hit is None and deadline is not None:
                 wait = round(min(self.idle_poll_s, deadline - time.monotonic()), 2)
                 if wait <= 0:  # never BLMOVE with 0: that blocks forever
                     raise DequeueTimeout(timeout, [q.key for q in order])
-                first = order[0]
+                first = self.share.queues[0]  # the highest priority: taken the moment it comes
                 job_id = self.connection.blmove(first.key, first.intermediate_queue_key, wait)
                 hit = (first.key, job_id.decode()) if job_id is not None else None
             if hit is None:
@@ -105,9 +116,13 @@ class PriorityTaker:
             self.share.taken(order, hit[0])
             try:
                 result = Queue._fetch_dequeued_job(self.connection, hit[0], hit[1], **self.fetch_options)
-            except (DeserializationError, ValueError, TypeError):  # written past rq: nothing can run it
-                logger.error("job %s in %s cannot be read as an rq job; its hash is left for inspection",
-                             hit[1], hit[0], exc_info=True, extra={"job_id": hit[1]})
+            except UNREACHABLE:
+                raise
+            except Exception:  # written past rq (a hash rq cannot read, another type): nothing can run it
+                logger.error("job %s in %s cannot be read as an rq job: dropped from the queue, its place in the "
+                             "backlog given back, its key left for inspection", hit[1], hit[0], exc_info=True,
+                             extra={"job_id": hit[1]})
+                backlog.release(self.connection, [hit[1]], drained=False)
                 result = None
             if result is not None:
                 return result
