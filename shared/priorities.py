@@ -47,8 +47,3 @@ def served(names: str) -> list[str]:
     """The priorities workers take jobs of, highest first: those ``names`` names ('' = all)."""
     chosen = named(names)
     return [p for p in PRIORITIES if not chosen or p in chosen]
-
-
-def of_queue(base: str, name: str) -> str:
-    """The priority whose queue is ``name`` ('' if none of this deployment's)."""
-    return next((p for p in PRIORITIES if queue_name(base, p) == name), "")

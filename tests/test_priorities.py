@@ -180,8 +180,6 @@ def test_options_parse_takes_the_entry_points_default(settings):
     assert JobOptions.parse({}, settings).priority == "normal"
     assert JobOptions.parse({}, settings, priority="interactive").priority == "interactive"
     assert JobOptions.parse({"priority": "bulk"}, settings, priority="interactive").priority == "bulk"
-    assert priorities.of_queue(settings.queue_name, f"{settings.queue_name}-bulk") == "bulk"
-    assert priorities.of_queue(settings.queue_name, "x") == ""
 
 
 def test_a_producer_run_is_bulk_and_its_job_ids_do_not_depend_on_the_priority(redis, settings):

@@ -26,6 +26,8 @@ from shared.settings import Settings
 from worker.outage import UNREACHABLE
 
 logger = logging.getLogger(__name__)
+# A whole take owed: 1, less float rounding (ten shares of 0.1 sum to 0.999...).
+_WHOLE = 1 - 1e-9
 
 # KEYS: queue, its intermediate list, queue, ... in order. Returns {queue key, job id} or nil.
 _TAKE = """
@@ -51,7 +53,7 @@ class ShareOrder:
         self.credit = {queue.key: 0.0 for queue in self.queues[1:]}
 
     def order(self) -> list[Queue]:
-        due = sorted((q for q in self.queues[1:] if self.credit[q.key] >= 1 - 1e-9), key=lambda q: -self.credit[q.key])
+        due = sorted((q for q in self.queues[1:] if self.credit[q.key] >= _WHOLE), key=lambda q: -self.credit[q.key])
         return due + [q for q in self.queues if q not in due]
 
     def taken(self, order: list[Queue], queue_key: str) -> None:

@@ -139,13 +139,9 @@ class OutageTolerantWorker(SimpleWorker):
                     return None
 
     def dequeue(self, timeout: float | None):
-        """The next (job, queue): rq's own dequeue and queue order (``timeout`` as rq's)."""
-        result = self.queue_class.dequeue_any(
-            self._ordered_queues, timeout, connection=self.connection, job_class=self.job_class,
-            serializer=self.serializer, death_penalty_class=self.death_penalty_class)
-        if result is not None:
-            self.reorder_queues(reference_queue=result[1])
-        return result
+        """The next (job, queue), or None (``timeout`` as rq's). Subclasses take jobs their way
+        (``BatchWorker``: ``worker.dequeue``); rq's own multi-queue pop would hold them in memory only."""
+        raise NotImplementedError
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         """rq's heartbeat; one missed while Redis is unreachable is harmless (its TTL is minutes)."""
