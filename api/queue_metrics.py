@@ -1,4 +1,5 @@
-"""``GET /metrics``: Prometheus text, read from Redis at scrape time.
+"""``GET /metrics``: Prometheus text, read from Redis at scrape time; ``GET /metrics/queues``:
+the queued jobs as JSON, for an autoscaler (KEDA's metrics-api trigger).
 
 Counting from Redis (rq's queue and registries, batchocr's crash hash) rather than from
 in-process counters means every gunicorn process answers the same numbers and nothing is lost
@@ -8,16 +9,29 @@ each worker's own ``/metrics`` port (``worker.metrics``).
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from rq import Worker
+from rq import Queue, Worker
 
-from shared import backlog, jobs, keys
+from shared import backlog, jobs, keys, priorities, tenants
 from shared.redis_memory import RedisMemory
 
 bp = Blueprint("metrics", __name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def queue_depths(connection, settings) -> dict[str, dict[str, int]]:
+    """Priority -> {queue name -> jobs waiting}: each priority's own queue and its API keys'
+    queues (``shared.tenants``)."""
+    depths = {}
+    for priority, queue in zip(priorities.PRIORITIES, jobs.get_queues(connection, settings)):
+        names = [queue.name, *tenants.owner_queues(connection, queue.name)]
+        with connection.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.llen(Queue(name, connection=connection).key)
+            depths[priority] = dict(zip(names, pipe.execute()))
+    return depths
 
 
 class QueueCollector:
@@ -30,8 +44,10 @@ class QueueCollector:
     def collect(self):
         by_status = GaugeMetricFamily("batchocr_jobs", "Jobs by rq status", labels=["queue", "status"])
         depth = GaugeMetricFamily("batchocr_queue_depth", "Jobs waiting in the queue", labels=["queue"])
-        for queue in jobs.get_queues(self.connection, self.settings):  # one per priority
-            queued = self.connection.llen(queue.key)
+        queued_by_name = {name: n for by_queue in queue_depths(self.connection, self.settings).values()
+                          for name, n in by_queue.items()}
+        for name, queued in queued_by_name.items():  # each priority's queue, and its API keys' queues
+            queue = Queue(name, connection=self.connection)
             by_status.add_metric([queue.name, "queued"], queued)
             depth.add_metric([queue.name], queued)
             registries = {"started": queue.started_job_registry, "finished": queue.finished_job_registry,
@@ -77,3 +93,13 @@ def metrics() -> Response:
     registry.register(QueueCollector(current_app.extensions["batchocr.redis"],
                                      current_app.extensions["batchocr.settings"]))
     return Response(generate_latest(registry), content_type=CONTENT_TYPE)
+
+
+@bp.get("/metrics/queues")
+def queues() -> Response:
+    """``{"queued": total, "priorities": {priority: n}, "queues": {name: n}}``: what an
+    autoscaler needs to size the workers, whichever API keys' queues hold it."""
+    depths = queue_depths(current_app.extensions["batchocr.redis"], current_app.extensions["batchocr.settings"])
+    by_priority = {priority: sum(by_queue.values()) for priority, by_queue in depths.items()}
+    return jsonify(queued=sum(by_priority.values()), priorities=by_priority,
+                   queues={name: n for by_queue in depths.values() for name, n in by_queue.items()})

@@ -83,9 +83,10 @@ def window(client: ApiClient | None, seconds: float, every: float) -> tuple[date
     return began, datetime.now(timezone.utc), probes
 
 
-def bulk_batches(redis: Redis, settings) -> list[dict]:
-    """Every finished bulk batch: worker, start, end (UTC) and its number of jobs."""
-    registry = jobs.get_queue(redis, settings, "bulk").finished_job_registry
+def bulk_batches(redis: Redis, settings, owner: str = "") -> list[dict]:
+    """Every finished bulk batch (of ``owner``'s queue): worker, start, end (UTC) and its number
+    of that queue's jobs."""
+    registry = jobs.get_queue(redis, settings, "bulk", owner).finished_job_registry
     spans: dict[str, dict] = {}
     for job in Job.fetch_many(registry.get_job_ids(), connection=redis, serializer=JSONSerializer):
         if job is None or not isinstance(job.return_value(), dict):

@@ -18,7 +18,7 @@ from redis import Redis
 from rq import Queue
 from rq.job import Job
 
-from shared import keys
+from shared import keys, tenants
 from shared.backlog import release
 from shared.errors import BatchOcrError
 from shared.jobs import TERMINAL
@@ -72,6 +72,7 @@ def cancel(connection: Redis, job: Job, queue: Queue, objects: ObjectStore) -> d
         job.cancel()  # rq's own bookkeeping: status, registries, the canceled registry
     except BaseException:  # not cancelled after all: back where it was, so it is not lost
         queue.push_job_id(job.id, at_front=True)
+        tenants.register(connection, queue)
         raise
     end_jobs(connection, [job], objects, drained=False)
     return {"id": job.id, "status": "canceled", "canceled": True, "message": "the job was cancelled before it ran"}

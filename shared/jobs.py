@@ -24,7 +24,7 @@ from rq.exceptions import DeserializationError, DuplicateJobError, NoSuchJobErro
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from shared import backlog, canary, keys, priorities, results
+from shared import backlog, canary, keys, priorities, results, tenants
 from shared.errors import (
     BadOptionError,
     JobIdConflictError,
@@ -54,14 +54,16 @@ class Submission:
     created: bool
 
 
-def get_queue(connection: Redis, settings: Settings, priority: str = priorities.DEFAULT) -> Queue:
-    """The rq queue jobs of ``priority`` go to, with the JSON serializer."""
-    return Queue(priorities.queue_name(settings.queue_name, priority), connection=connection, serializer=JSONSerializer)
+def get_queue(connection: Redis, settings: Settings, priority: str = priorities.DEFAULT, owner: str = "") -> Queue:
+    """The rq queue jobs of ``priority`` go to, with the JSON serializer; with ``owner`` (an API
+    key id), that key's queue of it (``shared.tenants``)."""
+    name = tenants.queue_name(priorities.queue_name(settings.queue_name, priority), owner)
+    return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
 def get_queues(connection: Redis, settings: Settings, *, served: bool = False) -> list[Queue]:
-    """Every priority's queue, highest first; with ``served``, those workers take jobs from
-    (``OCR_PRIORITIES``)."""
+    """Every priority's own queue, highest first; with ``served``, those workers take jobs from
+    (``OCR_PRIORITIES``). The API keys' queues of each are ``tenants.owner_queues``."""
     chosen = priorities.served(settings.priorities) if served else priorities.PRIORITIES
     return [get_queue(connection, settings, priority) for priority in chosen]
 
@@ -185,12 +187,19 @@ def _undo(connection: Redis, settings: Settings, objects: ObjectStore | None, jo
 
 
 def _enqueue(connection: Redis, settings: Settings, job_id: str, payload: JobPayload) -> Job:
-    """rq's job; its description names the mode and model only (rq's default repeats every
-    kwarg: ~170 bytes more per queued job)."""
-    return get_queue(connection, settings, payload.priority or priorities.DEFAULT).enqueue_call(
+    """rq's job, in its owner's queue of its priority, which then joins that priority's rotation
+    (``shared.tenants``); its description names the mode and model only (rq's default repeats
+    every kwarg: ~170 bytes more per queued job)."""
+    queue = get_queue(connection, settings, payload.priority or priorities.DEFAULT, payload.owner)
+    job = queue.enqueue_call(
         JOB_FUNC, kwargs=payload.to_kwargs(), job_id=job_id, timeout=settings.job_timeout_s,
         description=f"ocr {payload.mode} {payload.model}".rstrip(),
         result_ttl=settings.result_ttl_s, failure_ttl=settings.result_ttl_s, unique=True)
+    try:
+        tenants.register(connection, queue)
+    except RedisError:  # queued: the reapers' next pass puts its queue in the rotation
+        pass
+    return job
 
 
 def _is_canonical_uuid(job_id: object) -> bool:

@@ -36,6 +36,12 @@ def limbo_key(queue_name: str) -> str:
     return f"{PREFIX}:limbo:{queue_name}"
 
 
+def rotation_key(queue_name: str) -> str:
+    """List of the keys of a priority queue's per-API-key queues that have jobs, served in turn
+    (``shared.tenants``)."""
+    return f"{PREFIX}:rotation:{queue_name}"
+
+
 def reaper_lock(queue_name: str) -> str:
     return f"{PREFIX}:reaper:{queue_name}"
 

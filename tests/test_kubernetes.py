@@ -1,19 +1,20 @@
 """The Kubernetes manifests (deploy/k8s): every object valid against the Kubernetes API's own
 schema (kubernetes-validate, offline, strict: no unknown fields) and KEDA's CRD schema (its
-ScaledObject and TriggerAuthentication, from KEDA's repository), and consistent with batchocr:
-env names are settings, the scaler watches the queue the workers read, CPU limits are the
-thread budget, and a worker gets longer to stop than a batch takes."""
+ScaledObject, from KEDA's repository), and consistent with batchocr: env names are settings, the
+scaler reads the API's count of every queue the workers read, CPU limits are the thread budget,
+and a worker gets longer to stop than a batch takes."""
 
 from __future__ import annotations
 
 from dataclasses import fields
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
-from shared import priorities
+from shared import jobs
 from shared.settings import Settings
 from tests.helpers import ROOT
 
@@ -70,7 +71,7 @@ def unknown_fields(value, schema: dict, where: str = "") -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("kind", ["ScaledObject", "TriggerAuthentication"])
+@pytest.mark.parametrize("kind", ["ScaledObject"])
 def test_keda_objects_are_valid_against_keda_s_crd_schema(kind):
     schema = crd_schema(kind)
     docs = list(by_kind(kind).values())
@@ -94,13 +95,20 @@ def test_env_names_are_settings_and_secrets_stay_out_of_the_config_map():
             assert all("value" not in env for env in container.get("env", []) if env["name"] in secret_like)
 
 
-def test_the_scaler_watches_every_queue_the_workers_read():
-    (config,) = by_kind("ConfigMap").values()
+def test_the_scaler_reads_the_api_s_count_of_every_queue(client, redis, settings):
+    """KEDA polls GET /metrics/queues on the API's Service; its ``queued`` counts each
+    priority's queue and every API key's queue of it (names KEDA's redis trigger cannot know)."""
     (scaled,) = by_kind("ScaledObject").values()
-    triggers = scaled["spec"]["triggers"]
-    settings = Settings(queue_name=config["data"].get("OCR_QUEUE_NAME", Settings().queue_name))
-    assert [t["metadata"]["listName"] for t in triggers] == [f"rq:queue:{q}" for q in priorities.queue_names(settings.queue_name)]
-    assert all(t["type"] == "redis" and t["metadata"]["activationListLength"] == "0" for t in triggers)
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "metrics-api" and trigger["metadata"]["format"] == "json"
+    url = urlsplit(trigger["metadata"]["url"])
+    service, namespace = url.hostname.split(".")[:2]
+    assert service in by_kind("Service") and by_kind("Service")[service]["spec"]["ports"][0]["port"] == (url.port or 80)
+    assert namespace == yaml.safe_load((K8S / "kustomization.yaml").read_text("utf-8"))["namespace"]
+    assert trigger["metadata"]["activationTargetValue"] == "0"
+    for priority, owner in (("bulk", "0123456789abcdef"), ("interactive", "")):
+        jobs.get_queue(redis, settings, priority, owner).enqueue_call(jobs.JOB_FUNC, kwargs={})
+    assert client.get(url.path).get_json()[trigger["metadata"]["valueLocation"]] == 2
     assert scaled["spec"]["scaleTargetRef"]["name"] in by_kind("Deployment")
     assert scaled["spec"]["minReplicaCount"] == 0
     assert "replicas" not in by_kind("Deployment")[scaled["spec"]["scaleTargetRef"]["name"]]["spec"]

@@ -133,12 +133,11 @@ class _Q:
 def simulate(share: ShareOrder, queued: dict[str, int], takes: int, batch: int = 1) -> str:
     """What ``takes`` takes serve from queues holding ``queued`` jobs, as the worker gathers
     batches of ``batch``: an opener from any queue, then only from its priority or higher."""
-    queues = {q.key: q for q in share.queues}
     served = ""
     while len(served) < takes and (opener := _take(share, queued, None)) is not None:
         served += opener
         for _ in range(batch - 1):
-            hit = _take(share, queued, queues[opener])
+            hit = _take(share, queued, opener)
             if hit is None:
                 break
             served += hit

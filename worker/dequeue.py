@@ -6,9 +6,11 @@ into the queue's intermediate list (as rq does for one queue), for all queues in
 that tries them in order, so the reaper (``worker.recovery``) finds what a dead worker held.
 
 Order: highest priority first, except that a lower queue owed a take (``ShareOrder``: each
-gets ``OCR_MIN_SHARE`` of the takes while it has jobs) goes first. An idle worker blocks on the
-highest priority's queue (an interactive job is taken the moment it comes) for at most
-``OCR_IDLE_POLL_S``, then looks at every queue again.
+gets ``OCR_MIN_SHARE`` of the takes while it has jobs) goes first. Within a priority the API
+keys' queues take turns (``shared.tenants``: the rotation's head is tried first and moves to
+its tail), so one key's backlog does not hold up another's jobs. An idle worker blocks on the
+highest priority's rotation (an interactive job is taken the moment its queue joins it) for at
+most ``OCR_IDLE_POLL_S``, then looks at every queue again.
 """
 
 from __future__ import annotations
@@ -19,21 +21,36 @@ import time
 from redis import Redis
 from rq import Queue
 from rq.exceptions import DequeueTimeout
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 
-from shared import backlog
+from shared import backlog, keys
 from shared.settings import Settings
 from worker.outage import UNREACHABLE
 
 logger = logging.getLogger(__name__)
 # A whole take owed: 1, less float rounding (ten shares of 0.1 sum to 0.999...).
 _WHOLE = 1 - 1e-9
+_INTERMEDIATE = IntermediateQueue.get_intermediate_queue_key("")
 
-# KEYS: queue, its intermediate list, queue, ... in order. Returns {queue key, job id} or nil.
+# KEYS: a priority's own queue, its rotation (shared.tenants), the next priority's, ... in
+# order; ARGV[1]: the suffix of rq's intermediate list to a queue key. Each priority: the rotation's queues in turn (the head moves to the tail; a queue
+# found empty leaves), then its own queue (which may hold jobs of an API from before the
+# rotation). Every take is an LMOVE into the queue's rq intermediate list. Returns {the
+# priority's queue key, the queue key taken from, job id} or false.
 _TAKE = """
+local function take(queue)
+  return redis.call('LMOVE', queue, queue .. ARGV[1], 'LEFT', 'RIGHT')
+end
 for i = 1, #KEYS, 2 do
-  local id = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'LEFT', 'RIGHT')
-  if id then return {KEYS[i], id} end
+  for _ = 1, redis.call('LLEN', KEYS[i + 1]) do
+    local queue = redis.call('LMOVE', KEYS[i + 1], KEYS[i + 1], 'LEFT', 'RIGHT')
+    local id = take(queue)
+    if id then return {KEYS[i], queue, id} end
+    redis.call('LREM', KEYS[i + 1], 0, queue)
+  end
+  local id = take(KEYS[i])
+  if id then return {KEYS[i], KEYS[i], id} end
 end
 return false
 """
@@ -68,10 +85,10 @@ class ShareOrder:
         """Every queue was found empty: nothing is owed."""
         self.credit = dict.fromkeys(self.credit, 0.0)
 
-    def upto(self, order: list[Queue], queue: Queue) -> list[Queue]:
-        """``order`` without the queues of lower priority than ``queue``."""
+    def upto(self, order: list[Queue], queue_key: str) -> list[Queue]:
+        """``order`` without the queues of lower priority than the queue ``queue_key``."""
         rank = {q.key: i for i, q in enumerate(self.queues)}
-        return [q for q in order if rank[q.key] <= rank.get(queue.key, len(self.queues))]
+        return [q for q in order if rank[q.key] <= rank.get(queue_key, len(self.queues))]
 
 
 class PriorityTaker:
@@ -85,6 +102,8 @@ class PriorityTaker:
         self.fetch_options = {"job_class": job_class, "serializer": serializer,
                               "death_penalty_class": death_penalty_class}
         self._take = connection.register_script(_TAKE)
+        # Queue key taken from -> its priority's queue key (a batch's opener names its priority).
+        self._priority_of: dict[str, str] = {}
 
     @classmethod
     def for_worker(cls, worker, settings: Settings) -> PriorityTaker:
@@ -100,40 +119,50 @@ class PriorityTaker:
         A job id whose job hash is gone is dropped, as rq does."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            order = self.share.order() if upto is None else self.share.upto(self.share.order(), upto)
+            order = self.share.order()
+            if upto is not None:
+                order = self.share.upto(order, self._priority_of.get(upto.key, upto.key))
             hit = self._sweep(order)
             if hit is None and upto is None:
                 self.share.idle()
-            if hit is None and deadline is not None:
-                wait = round(min(self.idle_poll_s, deadline - time.monotonic()), 2)
-                if wait <= 0:  # never BLMOVE with 0: that blocks forever
-                    raise DequeueTimeout(timeout, [q.key for q in order])
-                first = self.share.queues[0]  # the highest priority: taken the moment it comes
-                job_id = self.connection.blmove(first.key, first.intermediate_queue_key, wait)
-                hit = (first.key, job_id.decode()) if job_id is not None else None
             if hit is None:
                 if deadline is None:
                     return None
+                self._idle_wait(timeout, deadline, order)
                 continue
             self.share.taken(order, hit[0])
-            try:
-                result = Queue._fetch_dequeued_job(self.connection, hit[0], hit[1], **self.fetch_options)
-            except UNREACHABLE:
-                raise
-            except Exception:  # written past rq (a hash rq cannot read, another type): nothing can run it
-                logger.error("job %s in %s cannot be read as an rq job: dropped from the queue, its place in the "
-                             "backlog given back, its key left for inspection", hit[1], hit[0], exc_info=True,
-                             extra={"job_id": hit[1]})
-                backlog.release(self.connection, [hit[1]], drained=False)
-                result = None
+            result = self._fetch(hit[1], hit[2])
             if result is not None:
+                self._priority_of[result[1].key] = hit[0]
                 return result
-            self.connection.lrem(Queue.from_queue_key(hit[0], connection=self.connection).intermediate_queue_key,
-                                 1, hit[1])
+            self.connection.lrem(IntermediateQueue.get_intermediate_queue_key(hit[1]), 1, hit[2])
 
-    def _sweep(self, order: list[Queue]) -> tuple[str, str] | None:
-        keys = [key for q in order for key in (q.key, q.intermediate_queue_key)]
-        reply = self._take(keys=keys)
+    def _idle_wait(self, timeout: float, deadline: float, order: list[Queue]) -> None:
+        """Nothing queued: wait up to ``OCR_IDLE_POLL_S`` for the highest priority's rotation to
+        get a queue (BLMOVE onto itself takes nothing out), or raise DequeueTimeout when due."""
+        wait = round(min(self.idle_poll_s, deadline - time.monotonic()), 2)
+        if wait <= 0:  # never BLMOVE with 0: that blocks for ever
+            raise DequeueTimeout(timeout, [q.key for q in order])
+        rotation = keys.rotation_key(self.share.queues[0].name)
+        self.connection.blmove(rotation, rotation, wait)
+
+    def _fetch(self, queue_key: str, job_id: str) -> tuple[Job, Queue] | None:
+        """rq's job taken from ``queue_key``, or None for one that is gone or unreadable."""
+        try:
+            return Queue._fetch_dequeued_job(self.connection, queue_key, job_id, **self.fetch_options)
+        except UNREACHABLE:
+            raise
+        except Exception:  # written past rq (a hash rq cannot read, another type): nothing can run it
+            logger.error("job %s in %s cannot be read as an rq job: dropped from the queue, its place in the "
+                         "backlog given back, its key left for inspection", job_id, queue_key, exc_info=True,
+                         extra={"job_id": job_id})
+            backlog.release(self.connection, [job_id], drained=False)
+            return None
+
+    def _sweep(self, order: list[Queue]) -> tuple[str, str, str] | None:
+        """One Lua call over ``order``: (its priority's queue key, the queue key, job id) or None."""
+        keys_ = [key for q in order for key in (q.key, keys.rotation_key(q.name))]
+        reply = self._take(keys=keys_, args=[_INTERMEDIATE])
         if not reply:
             return None
-        return reply[0].decode(), reply[1].decode()
+        return reply[0].decode(), reply[1].decode(), reply[2].decode()

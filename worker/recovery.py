@@ -29,7 +29,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import parse_composite_key
 
-from shared import backlog, keys, redis_connection
+from shared import backlog, keys, redis_connection, tenants
 from shared.payload import JobPayload
 from shared.settings import Settings
 from worker.metrics import WorkerMetrics
@@ -62,6 +62,7 @@ def put_back(job: Job, queue: Queue) -> None:
     with queue.connection.pipeline() as pipe:
         pipe.lrem(queue.intermediate_queue.key, 1, job.id)
         queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+        tenants.register(pipe, queue)
         pipe.execute()
 
 
@@ -79,6 +80,7 @@ def requeue(job: Job, queue: Queue, *, reason: str) -> None:
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
         pipe.lrem(queue.key, 0, job.id)  # repeatable: a retry after a lost reply queues it once
         queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+        tenants.register(pipe, queue)
         pipe.execute()
     logger.warning("job %s queued again: %s", job.id, reason, extra={"job_id": job.id})
 
@@ -118,9 +120,10 @@ class Reaper:
         self.token = uuid.uuid4().hex
 
     def run_once(self) -> list[str]:
-        """One pass over every queue; returns the ids it acted on."""
+        """One pass over every queue and its API keys' queues (``shared.tenants``), which then
+        all have a place in their rotation if they have jobs; returns the ids it acted on."""
         acted: list[str] = []
-        for queue in self.queues:
+        for queue in self._watched():
             lock = keys.reaper_lock(queue.name)
             if not self.connection.set(lock, self.token, nx=True, ex=60):
                 continue
@@ -128,7 +131,14 @@ class Reaper:
                 acted += self._reap_started(queue) + self._reap_limbo(queue)
             finally:
                 self.connection.eval(RELEASE, 1, lock, self.token)
+        for queue in self.queues:
+            for name in tenants.heal(self.connection, queue.name):
+                logger.info("queue %s had jobs but no turn in its rotation: given one", name)
         return acted
+
+    def _watched(self) -> list[Queue]:
+        owners = [name for queue in self.queues for name in tenants.owner_queues(self.connection, queue.name)]
+        return self.queues + [Queue(name, connection=self.connection, serializer=JSONSerializer) for name in owners]
 
     def _reap_started(self, queue: Queue) -> list[str]:
         acted = []
