@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from api.security import authenticate
-from shared import canary, job_control, jobs
+from shared import callbacks, canary, job_control, jobs
 from shared.errors import (
     BadBase64Error,
     BadJsonError,
@@ -134,11 +134,12 @@ def submit_job():
         fields["model"] = header
     job_id = fields.pop("job_id", None) or None
     retry_failed = _flag(fields.pop("retry_failed", False))
+    callback_url = str(fields.pop("callback_url", "") or "").strip()
     for name in IMAGE_FIELDS:
         fields.pop(name, None)
     options = JobOptions.parse(fields, _settings())
     submission = jobs.submit(_redis(), _settings(), image, options, job_id=job_id, retry_failed=retry_failed,
-                             owner=g.owner, objects=_objects())
+                             owner=g.owner, objects=_objects(), callback_url=callback_url)
     job = submission.job
     links = {"self": url_for("v1.get_job", job_id=job.id)}
     if not submission.created:
@@ -188,6 +189,24 @@ def cancel_job(job_id: str):
     answer = job_control.cancel(_redis(), job, jobs.queue_of(_redis(), job), _objects())
     answer["links"] = {"self": url_for("v1.get_job", job_id=job_id)}
     return jsonify(answer)
+
+
+@bp.get("/v1/callbacks/secret")
+def callback_secret():
+    """This key's secret for checking callback signatures (``shared.callbacks``)."""
+    if not _settings().callback_secret:
+        raise BadOptionError("callbacks are not enabled on this deployment (OCR_CALLBACK_SECRET is not set)")
+    return jsonify({"secret": callbacks.key_secret(_settings(), g.owner), "header": "X-BatchOCR-Signature",
+                    "scheme": "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' + body>"})
+
+
+@bp.get("/v1/callbacks/dead")
+def dead_callbacks():
+    """This key's callbacks that ran out of tries, newest first (``?limit=``, at most 1000)."""
+    raw = request.args.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= callbacks.DEAD_LETTERS_KEPT:
+        raise BadOptionError(f"limit must be 1..{callbacks.DEAD_LETTERS_KEPT}; got {raw[:16]!r}")
+    return jsonify({"dead": callbacks.dead_letters(_redis(), g.owner, int(raw))})
 
 
 @bp.get("/v1/models")

@@ -18,7 +18,7 @@ from redis import Redis
 from rq import Queue
 from rq.job import Job
 
-from shared import keys, tenants
+from shared import callbacks, keys, tenants
 from shared.backlog import release
 from shared.errors import BatchOcrError
 from shared.jobs import TERMINAL
@@ -81,7 +81,7 @@ def cancel(connection: Redis, job: Job, queue: Queue, objects: ObjectStore) -> d
 def end_jobs(connection: Redis, jobs: list[Job], objects: ObjectStore, *, drained: bool = True) -> None:
     """Jobs that ended: their images deleted (Redis keys, uploads in S3), their places in the
     backlog given back (``shared.backlog``; ``drained``: they count toward the drain rate, as a
-    cancelled job does not), and their waiters woken. What cannot be deleted now lapses on its
+    cancelled job does not), their waiters woken and their callbacks due now. What cannot be deleted now lapses on its
     own (the image TTL; a lifecycle rule on the S3 image prefix)."""
     payloads = [JobPayload.from_job(job) for job in jobs]
     image_keys = [p.image_key for p in payloads if p.image_key]
@@ -90,6 +90,7 @@ def end_jobs(connection: Redis, jobs: list[Job], objects: ObjectStore, *, draine
             pipe.delete(*image_keys)
         release(connection, [job.id for job in jobs], pipeline=pipe, drained=drained)
         notify_done(connection, [job.id for job in jobs], pipeline=pipe)
+        callbacks.due_now(pipe, [job.id for job, payload in zip(jobs, payloads) if payload.callback_url])
         pipe.execute()
     for payload in payloads:
         if payload.image_object:

@@ -24,7 +24,7 @@ from rq.exceptions import DeserializationError, DuplicateJobError, NoSuchJobErro
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from shared import backlog, canary, keys, priorities, results, tenants
+from shared import backlog, callbacks, canary, keys, priorities, results, tenants
 from shared.errors import (
     BadOptionError,
     JobIdConflictError,
@@ -83,6 +83,7 @@ def submit(
     retry_failed: bool = False,
     owner: str = "",
     objects: ObjectStore | None = None,
+    callback_url: str = "",
 ) -> Submission:
     """Validate the image (bytes, or an allowlisted ``s3://`` object), then enqueue its job.
 
@@ -92,13 +93,11 @@ def submit(
     that belongs to another ``owner`` (API key id) is a JobIdConflictError.
     A new job first takes its place in the backlog (``shared.backlog``: QueueFullError over a
     bound, nothing stored); an upload is then stored in Redis, or in S3 with
-    ``OCR_IMAGE_STORE=s3`` (needs ``objects``); with ``OCR_SUBMIT_REPLICAS``, replicas hold it."""
+    ``OCR_IMAGE_STORE=s3`` (needs ``objects``); with ``OCR_SUBMIT_REPLICAS``, replicas hold it.
+    With ``callback_url`` (checked first: ``shared.callbacks``), its end is POSTed there."""
+    _check_input(settings, image, callback_url)
     if not options.model:
         options = dataclasses.replace(options, model=canary.choose(connection, settings))
-    if isinstance(image, S3Uri):
-        check_input_allowed(settings, image)
-    else:
-        inspect_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     if job_id is None:
         job_id = str(uuid.uuid4())
     else:
@@ -111,7 +110,7 @@ def submit(
     stored = [False]
     try:
         job = _enqueue(connection, settings, job_id,
-                       _store_image(connection, settings, objects, image, job_id, options, owner, stored))
+                       _store_image(connection, settings, objects, image, job_id, options, owner, stored, callback_url))
     except DuplicateJobError:  # lost a race with another submitter of the same id
         existing = _existing(connection, job_id, False, owner)
         if existing is None:
@@ -123,6 +122,16 @@ def submit(
         raise
     _replicated(connection, settings, job_id)
     return Submission(job, created=True)
+
+
+def _check_input(settings: Settings, image: bytes | S3Uri, callback_url: str) -> None:
+    """The image (an upload's bytes, or an allowlisted ``s3://`` object) and the callback URL."""
+    if callback_url:
+        callbacks.check_url(settings, callback_url)
+    if isinstance(image, S3Uri):
+        check_input_allowed(settings, image)
+    else:
+        inspect_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
 
 
 def _replicated(connection: Redis, settings: Settings, job_id: str) -> None:
@@ -144,11 +153,12 @@ def _replicated(connection: Redis, settings: Settings, job_id: str) -> None:
 
 
 def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | None, image: bytes | S3Uri,
-                 job_id: str, options: JobOptions, owner: str, stored: list[bool]) -> JobPayload:
+                 job_id: str, options: JobOptions, owner: str, stored: list[bool], callback_url: str) -> JobPayload:
     """Store an upload where ``OCR_IMAGE_STORE`` says (an ``s3://`` input stays where it is),
     before the job is enqueued, so no worker sees a job without its image. ``stored[0]``
     becomes True once this call has written an image (so only this call's image is undone)."""
-    build = functools.partial(JobPayload.build, options, submitted_at=time.time(), owner=owner)
+    build = functools.partial(JobPayload.build, options, submitted_at=time.time(), owner=owner,
+                              callback_url=callback_url)
     if isinstance(image, S3Uri):
         return build(image_uri=str(image))
     if settings.image_store == "s3":
@@ -191,6 +201,8 @@ def _enqueue(connection: Redis, settings: Settings, job_id: str, payload: JobPay
     (``shared.tenants``); its description names the mode and model only (rq's default repeats
     every kwarg: ~170 bytes more per queued job)."""
     queue = get_queue(connection, settings, payload.priority or priorities.DEFAULT, payload.owner)
+    if payload.callback_url:  # watched before it is queued: its end is delivered whatever ends it
+        callbacks.watch(connection, job_id, payload.callback_url, payload.owner)
     job = queue.enqueue_call(
         JOB_FUNC, kwargs=payload.to_kwargs(), job_id=job_id, timeout=settings.job_timeout_s,
         description=f"ocr {payload.mode} {payload.model}".rstrip(),
@@ -268,6 +280,8 @@ def describe(job: Job, objects: ObjectStore | None = None, *, inline: bool = Tru
     }
     if payload.image_uri:
         view["image_uri"] = payload.image_uri
+    if payload.callback_url:
+        view["callback_url"] = payload.callback_url
     if status_name == "finished":
         value = job.return_value()
         if results.is_reference(value):

@@ -65,3 +65,17 @@ def backlog_owner_key(owner: str) -> str:
 
 def drained_key(window: int) -> str:
     return f"{DRAINED_PREFIX}{window}"
+
+
+# Completion callbacks (shared.callbacks): a hash per watched job (url, owner, since, tries,
+# looks); a sorted set job id -> when a deliverer looks at it next; a list per API key of the
+# deliveries that ran out of tries (JSON, newest first).
+CALLBACKS_DUE = f"{PREFIX}:callbacks:due"
+
+
+def callback_key(job_id: str) -> str:
+    return f"{PREFIX}:callback:{job_id}"
+
+
+def callbacks_dead_key(owner: str) -> str:
+    return f"{PREFIX}:callbacks:dead:{owner}"

@@ -80,19 +80,20 @@ class JobPayload:
     submitted_at: float = 0.0
     owner: str = ""
     priority: str = ""
+    callback_url: str = ""
     image_key: str = ""
     image_uri: str = ""
     image_object: str = ""
 
     @classmethod
-    def build(cls, options: JobOptions, *, submitted_at: float, owner: str, image_key: str = "",
-              image_uri: str = "", image_object: str = "") -> JobPayload:
-        return cls(**asdict(options), submitted_at=submitted_at, owner=owner, image_key=image_key,
-                   image_uri=image_uri, image_object=image_object)
+    def build(cls, options: JobOptions, *, submitted_at: float, owner: str, callback_url: str = "",
+              image_key: str = "", image_uri: str = "", image_object: str = "") -> JobPayload:
+        return cls(**asdict(options), submitted_at=submitted_at, owner=owner, callback_url=callback_url,
+                   image_key=image_key, image_uri=image_uri, image_object=image_object)
 
     def to_kwargs(self) -> dict[str, Any]:
-        """The kwargs rq stores; an image reference that is not set is left out."""
-        return {k: v for k, v in asdict(self).items() if v or k not in IMAGE_REFS}
+        """The kwargs rq stores; an image reference or callback that is not set is left out."""
+        return {k: v for k, v in asdict(self).items() if v or k not in (*IMAGE_REFS, "callback_url")}
 
     @classmethod
     def from_job(cls, job: Job) -> JobPayload:

@@ -1,6 +1,6 @@
 """One typed, frozen settings object, read from ``OCR_*`` environment variables.
 
-Parsing is strict: a malformed number or boolean raises :class:`ConfigError` naming the
+Parsing is strict: a malformed number or boolean raises :class:`shared.errors.ConfigError` naming the
 variable, instead of silently falling back to a default. Build it once in an entry point
 (``Settings.from_env()``) and pass it explicitly. An empty variable is never an error
 (see :class:`Settings`).
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 
 from shared.charsets import DEFAULT as CHARSET_DEFAULT, LANGS
 from shared.cpu import available_cpus
-from shared.errors import ConfigError
+from shared.setting_values import check as _check, host_port as _host_port, parse as _parse
 from shared.models import BUILTIN, DEFAULT
 from shared import priorities
 
@@ -148,6 +148,15 @@ class Settings:
     # Per-key rate limits (flask-limiter syntax, Redis-backed); empty = no limit.
     rate_limit_submit: str = field(default="100/second", metadata=EMPTY_IS_NONE)
     rate_limit_read: str = field(default="600/second", metadata=EMPTY_IS_NONE)
+    # Completion callbacks (shared/callbacks.py): hosts allowed besides public https ones ("host" or
+    # "host:port", comma-separated; these may use http and private addresses); the secret each
+    # key's signing secret derives from (none: callbacks refused); tries, each try's timeout (s),
+    # and the cap on the backoff between tries (s).
+    callback_hosts: str = ""
+    callback_secret: str = field(default="", repr=False)
+    callback_attempts: int = 8
+    callback_timeout_s: float = 5.0
+    callback_backoff_max_s: float = 300.0
     # Where results go: "redis" (rq's result, result_ttl_s) or "s3" (one JSON object per job).
     result_store: str = "redis"
     # S3 (or any S3-protocol server). Empty credentials = boto3's standard chain (env, profile, role).
@@ -215,7 +224,7 @@ class Settings:
                f"OCR_DEFAULT_MODEL must be one of {', '.join(sorted(BUILTIN))}, or a version in OCR_MODEL_DIR")
 
     def _check_stores_and_bounds(self) -> None:
-        """Where uploads and results go, and the backlog bounds (``shared.backlog``)."""
+        """Where uploads and results go, the backlog bounds (``shared.backlog``), and callbacks'."""
         _check(self.image_store in IMAGE_STORES, f"OCR_IMAGE_STORE must be one of {', '.join(IMAGE_STORES)}")
         _check(self.image_store != "s3" or bool(self.s3_bucket), "OCR_IMAGE_STORE=s3 needs OCR_S3_BUCKET")
         _check(bool(self.s3_image_prefix.strip("/")) and self.s3_image_prefix.endswith("/"),
@@ -227,6 +236,9 @@ class Settings:
         _check(self.max_queued_bytes == 0 or self.max_queued_bytes >= self.max_image_bytes,
                "OCR_MAX_QUEUED_BYTES must be 0 (from Redis's maxmemory) or >= OCR_MAX_IMAGE_BYTES")
         _check(0 < self.queue_share_per_key <= 1, "OCR_QUEUE_SHARE_PER_KEY must be within (0, 1]")
+        _check(1 <= self.callback_attempts <= 20 and 0.1 <= self.callback_timeout_s <= 30
+               and 1 <= self.callback_backoff_max_s <= 3600,
+               "OCR_CALLBACK_ATTEMPTS must be 1..20, OCR_CALLBACK_TIMEOUT_S 0.1..30, OCR_CALLBACK_BACKOFF_MAX_S 1..3600")
 
     @property
     def input_buckets(self) -> frozenset[str]:
@@ -272,29 +284,3 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
-
-
-def _parse(name: str, raw: str, kind: type) -> object:
-    env_name = "OCR_" + name.upper()
-    try:
-        if kind is bool:
-            lowered = raw.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if kind in (int, float):
-            return kind(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{env_name}={raw!r} is not a valid {kind.__name__}") from None
-    return raw
-
-
-def _host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)

@@ -16,6 +16,7 @@ from shared.jobs import get_queues
 from shared.redis_memory import RedisMemory, check_no_eviction
 from shared.settings import Settings
 from worker.batching import BatchWorker
+from worker.callback_delivery import Deliverer
 from worker.lexicon import english
 from worker.metrics import WorkerMetrics
 from worker.outage import UNREACHABLE, Outage
@@ -72,6 +73,18 @@ def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> in
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     outage = Outage(f"worker {name or os.getpid()}")
+    deliverer = Deliverer(settings) if settings.callback_secret else None  # completion callbacks, beside the OCR
+    if deliverer is not None:
+        deliverer.start()
+    try:
+        return _work(settings, name, burst, log_level, pipelines, metrics, outage)
+    finally:
+        if deliverer is not None:
+            deliverer.stop()
+
+
+def _work(settings: Settings, name: str | None, burst: bool, log_level: str, pipelines: Pipelines,
+          metrics: WorkerMetrics, outage: Outage) -> int:
     generation = 0
     while True:
         connection = redis_connection.connect(settings, socket_connect_timeout=5, socket_keepalive=True)

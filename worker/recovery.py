@@ -29,7 +29,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import parse_composite_key
 
-from shared import backlog, keys, redis_connection, tenants
+from shared import backlog, callbacks, keys, redis_connection, tenants
 from shared.payload import JobPayload
 from shared.settings import Settings
 from worker.metrics import WorkerMetrics
@@ -98,6 +98,7 @@ def fail_poison(job: Job, queue: Queue, crashes: int) -> None:
         pipe.delete(keys.lease_key(job.id), *[k for k in [JobPayload.from_job(job).image_key] if k])
         pipe.hdel(keys.CRASHES, job.id)
         backlog.release(queue.connection, [job.id], pipeline=pipe)
+        callbacks.due_now(pipe, [job.id])
         pipe.execute()
     logger.error("job %s failed as poison after %d worker crashes", job.id, crashes,
                  extra={"job_id": job.id, "error_kind": "poison"})
