@@ -55,7 +55,7 @@ def priority_queue_of(name: str) -> str:
 def owner_queues(connection: Redis, priority_queue: str) -> list[str]:
     """The names of every key's queue of ``priority_queue`` that rq knows of (its ``rq:queues``
     set, which rq adds a queue to on its first job), sorted."""
-    prefix, pattern = Queue.redis_queue_namespace_prefix, re.compile(re.escape(priority_queue) + r"\.[0-9a-f]{16}")
+    prefix, pattern = Queue.redis_queue_namespace_prefix, re.compile(re.escape(priority_queue) + r"\." + OWNER.pattern)
     names = (member.decode()[len(prefix):] for member in connection.smembers(Queue.redis_queues_keys))
     return sorted(name for name in names if pattern.fullmatch(name))
 

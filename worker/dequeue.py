@@ -24,7 +24,7 @@ from rq.exceptions import DequeueTimeout
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 
-from shared import backlog, keys
+from shared import backlog, keys, tenants
 from shared.settings import Settings
 from worker.outage import UNREACHABLE
 
@@ -102,8 +102,6 @@ class PriorityTaker:
         self.fetch_options = {"job_class": job_class, "serializer": serializer,
                               "death_penalty_class": death_penalty_class}
         self._take = connection.register_script(_TAKE)
-        # Queue key taken from -> its priority's queue key (a batch's opener names its priority).
-        self._priority_of: dict[str, str] = {}
 
     @classmethod
     def for_worker(cls, worker, settings: Settings) -> PriorityTaker:
@@ -121,7 +119,7 @@ class PriorityTaker:
         while True:
             order = self.share.order()
             if upto is not None:
-                order = self.share.upto(order, self._priority_of.get(upto.key, upto.key))
+                order = self.share.upto(order, Queue.redis_queue_namespace_prefix + tenants.priority_queue_of(upto.name))
             hit = self._sweep(order)
             if hit is None and upto is None:
                 self.share.idle()
@@ -133,7 +131,6 @@ class PriorityTaker:
             self.share.taken(order, hit[0])
             result = self._fetch(hit[1], hit[2])
             if result is not None:
-                self._priority_of[result[1].key] = hit[0]
                 return result
             self.connection.lrem(IntermediateQueue.get_intermediate_queue_key(hit[1]), 1, hit[2])
 
