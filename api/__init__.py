@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, connection: Redis | None = None) -> Flask:
     """Build the app. ``settings`` default to ``Settings.from_env()``; Redis to its URL."""
-    from api import compat, openapi, queue_metrics, security, ui
+    from api import collections, compat, openapi, queue_metrics, security, ui
     from api.error_handlers import register_error_handlers
     from api.routes import bp
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
     app.register_blueprint(bp)
     app.register_blueprint(queue_metrics.bp)
     app.register_blueprint(compat.bp)
+    app.register_blueprint(collections.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(openapi.bp)
     security.install(app, settings)

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from api.security import authenticate
-from shared import callbacks, canary, job_control, jobs
+from shared import callbacks, canary, job_collections, job_control, jobs
 from shared.errors import (
     BadBase64Error,
     BadJsonError,
@@ -135,11 +135,14 @@ def submit_job():
     job_id = fields.pop("job_id", None) or None
     retry_failed = _flag(fields.pop("retry_failed", False))
     callback_url = str(fields.pop("callback_url", "") or "").strip()
+    collection = str(fields.pop("collection", "") or "").strip()
     for name in IMAGE_FIELDS:
         fields.pop(name, None)
+    if collection:  # its options are the defaults; another key's collection is not found
+        fields = job_collections.job_defaults(job_collections.fetch(_redis(), collection, g.owner)) | fields
     options = JobOptions.parse(fields, _settings())
     submission = jobs.submit(_redis(), _settings(), image, options, job_id=job_id, retry_failed=retry_failed,
-                             owner=g.owner, objects=_objects(), callback_url=callback_url)
+                             owner=g.owner, objects=_objects(), callback_url=callback_url, collection=collection)
     job = submission.job
     links = {"self": url_for("v1.get_job", job_id=job.id)}
     if not submission.created:

@@ -101,6 +101,13 @@ class JobIdConflictError(InputError):
     http_status = 409
 
 
+class CollectionConflictError(InputError):
+    """A collection id another API key uses, or a job joining a cancelled collection."""
+
+    kind = "collection_conflict"
+    http_status = 409
+
+
 class UnauthorizedError(BatchOcrError):
     kind = "unauthorized"
     http_status = 401
@@ -108,6 +115,11 @@ class UnauthorizedError(BatchOcrError):
 
 class JobNotFoundError(BatchOcrError):
     kind = "not_found"
+    http_status = 404
+
+
+class CollectionNotFoundError(BatchOcrError):
+    kind = "collection_not_found"
     http_status = 404
 
 

@@ -16,9 +16,10 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue
-from rq.job import Job
+from rq.job import Job, JobStatus
+from rq.registry import CanceledJobRegistry
 
-from shared import callbacks, keys, tenants
+from shared import callbacks, job_collections, keys, tenants
 from shared.backlog import release
 from shared.errors import BatchOcrError
 from shared.jobs import TERMINAL
@@ -54,6 +55,12 @@ def wait_until_done(connection: Redis, job: Job, seconds: float) -> None:
         pubsub.close()
 
 
+def _recorded(job: Job) -> str:
+    """The status rq last wrote for ``job`` in this process (no round trip)."""
+    status = job.get_status(refresh=False)
+    return status.value if status is not None else ""
+
+
 def _status(job: Job) -> str:
     status = job.get_status(refresh=True)
     return status.value if status is not None else "unknown"
@@ -78,12 +85,29 @@ def cancel(connection: Redis, job: Job, queue: Queue, objects: ObjectStore) -> d
     return {"id": job.id, "status": "canceled", "canceled": True, "message": "the job was cancelled before it ran"}
 
 
-def end_jobs(connection: Redis, jobs: list[Job], objects: ObjectStore, *, drained: bool = True) -> None:
+def cancel_taken(connection: Redis, job: Job, queue: Queue, objects: ObjectStore) -> None:
+    """A job a worker has just taken (into ``queue``'s intermediate list) that must not run (its
+    collection is cancelled): cancelled as rq would, then ended. A worker that dies before this
+    leaves it in the intermediate list, where the reaper finds it."""
+    with connection.pipeline() as pipe:
+        job.set_status(JobStatus.CANCELED, pipeline=pipe)
+        CanceledJobRegistry(queue.name, connection, serializer=queue.serializer).add(job, pipeline=pipe)
+        pipe.lrem(queue.intermediate_queue.key, 1, job.id)
+        pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id))
+        pipe.execute()
+    end_jobs(connection, [job], objects, drained=False, status="canceled")
+
+
+def end_jobs(connection: Redis, jobs: list[Job], objects: ObjectStore, *, drained: bool = True,
+             status: str = "") -> None:
     """Jobs that ended: their images deleted (Redis keys, uploads in S3), their places in the
     backlog given back (``shared.backlog``; ``drained``: they count toward the drain rate, as a
-    cancelled job does not), their waiters woken and their callbacks due now. What cannot be deleted now lapses on its
-    own (the image TTL; a lifecycle rule on the S3 image prefix)."""
+    cancelled job does not), their waiters woken, their callbacks due now and their collections
+    told how they ended (``status``, or each job's own as rq recorded it). What cannot be
+    deleted now lapses on its own (the image TTL; a lifecycle rule on the S3 image prefix)."""
     payloads = [JobPayload.from_job(job) for job in jobs]
+    ends = [(p.collection, job.id, job_collections.ended_status(status or _recorded(job)))
+            for job, p in zip(jobs, payloads) if p.collection]
     image_keys = [p.image_key for p in payloads if p.image_key]
     with connection.pipeline(transaction=False) as pipe:
         if image_keys:
@@ -91,6 +115,7 @@ def end_jobs(connection: Redis, jobs: list[Job], objects: ObjectStore, *, draine
         release(connection, [job.id for job in jobs], pipeline=pipe, drained=drained)
         notify_done(connection, [job.id for job in jobs], pipeline=pipe)
         callbacks.due_now(pipe, [job.id for job, payload in zip(jobs, payloads) if payload.callback_url])
+        job_collections.mark(connection, [end for end in ends if end[2]], pipeline=pipe)
         pipe.execute()
     for payload in payloads:
         if payload.image_object:

@@ -24,7 +24,7 @@ from rq.exceptions import DeserializationError, DuplicateJobError, NoSuchJobErro
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from shared import backlog, callbacks, canary, keys, priorities, results, tenants
+from shared import backlog, callbacks, canary, ids, job_collections, keys, priorities, results, tenants
 from shared.errors import (
     BadOptionError,
     JobIdConflictError,
@@ -83,7 +83,7 @@ def submit(
     retry_failed: bool = False,
     owner: str = "",
     objects: ObjectStore | None = None,
-    callback_url: str = "",
+    callback_url: str = "", collection: str = "",
 ) -> Submission:
     """Validate the image (bytes, or an allowlisted ``s3://`` object), then enqueue its job.
 
@@ -91,18 +91,18 @@ def submit(
     the producer's content hash), submitting is idempotent: an existing job with that id is
     returned as it is (``created=False``), unless it failed and ``retry_failed`` is set; an id
     that belongs to another ``owner`` (API key id) is a JobIdConflictError.
-    A new job first takes its place in the backlog (``shared.backlog``: QueueFullError over a
-    bound, nothing stored); an upload is then stored in Redis, or in S3 with
-    ``OCR_IMAGE_STORE=s3`` (needs ``objects``); with ``OCR_SUBMIT_REPLICAS``, replicas hold it.
-    With ``callback_url`` (checked first: ``shared.callbacks``), its end is POSTed there."""
+    A new job first takes its place in the backlog (``shared.backlog``: QueueFullError over a bound,
+    nothing stored); an upload is then stored in Redis, or in S3 with ``OCR_IMAGE_STORE=s3`` (needs
+    ``objects``); with ``OCR_SUBMIT_REPLICAS``, replicas hold it. ``callback_url`` (checked first:
+    ``shared.callbacks``) is POSTed its end; it joins ``collection`` (its owner checked by the caller)."""
     _check_input(settings, image, callback_url)
     if not options.model:
         options = dataclasses.replace(options, model=canary.choose(connection, settings))
     if job_id is None:
         job_id = str(uuid.uuid4())
     else:
-        _check_uuid(job_id)
-        existing = _existing(connection, job_id, retry_failed, owner)
+        ids.check_uuid(job_id, "job_id")
+        existing = _existing(connection, job_id, retry_failed, owner, collection)
         if existing is not None:
             return Submission(existing, created=False)
     held = 0 if isinstance(image, S3Uri) or settings.image_store == "s3" else len(image)
@@ -110,15 +110,16 @@ def submit(
     stored = [False]
     try:
         job = _enqueue(connection, settings, job_id,
-                       _store_image(connection, settings, objects, image, job_id, options, owner, stored, callback_url))
+                       _store_image(connection, settings, objects, image, job_id, options, owner, stored,
+                                    {"callback_url": callback_url, "collection": collection}))
     except DuplicateJobError:  # lost a race with another submitter of the same id
-        existing = _existing(connection, job_id, False, owner)
+        existing = _existing(connection, job_id, False, owner, collection)
         if existing is None:
-            _undo(connection, settings, objects, job_id, took_place, stored[0])
+            _undo(connection, settings, objects, job_id, took_place, stored[0], collection)
             raise JobNotFoundError(f"job {job_id} vanished while being submitted; submit again", job_id=job_id) from None
         return Submission(existing, created=False)
     except BaseException:  # nothing was queued: give the place back (Redis full, S3 down, ...)
-        _undo(connection, settings, objects, job_id, took_place, stored[0])
+        _undo(connection, settings, objects, job_id, took_place, stored[0], collection)
         raise
     _replicated(connection, settings, job_id)
     return Submission(job, created=True)
@@ -153,12 +154,11 @@ def _replicated(connection: Redis, settings: Settings, job_id: str) -> None:
 
 
 def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | None, image: bytes | S3Uri,
-                 job_id: str, options: JobOptions, owner: str, stored: list[bool], callback_url: str) -> JobPayload:
+                 job_id: str, options: JobOptions, owner: str, stored: list[bool], links: dict[str, str]) -> JobPayload:
     """Store an upload where ``OCR_IMAGE_STORE`` says (an ``s3://`` input stays where it is),
     before the job is enqueued, so no worker sees a job without its image. ``stored[0]``
     becomes True once this call has written an image (so only this call's image is undone)."""
-    build = functools.partial(JobPayload.build, options, submitted_at=time.time(), owner=owner,
-                              callback_url=callback_url)
+    build = functools.partial(JobPayload.build, options, submitted_at=time.time(), owner=owner, **links)
     if isinstance(image, S3Uri):
         return build(image_uri=str(image))
     if settings.image_store == "s3":
@@ -176,7 +176,7 @@ def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | N
 
 
 def _undo(connection: Redis, settings: Settings, objects: ObjectStore | None, job_id: str, took_place: bool,
-          stored: bool) -> None:
+          stored: bool, collection: str) -> None:
     """A submission that failed: its place and the image this call stored go, unless a job
     with this id was queued after all (a reply lost after rq's write, a concurrent submitter).
     A Redis without memory still deletes; what cannot be undone now lapses on its own."""
@@ -187,6 +187,8 @@ def _undo(connection: Redis, settings: Settings, objects: ObjectStore | None, jo
             connection.delete(keys.image_key(job_id))
         if took_place:
             backlog.release(connection, [job_id], drained=False)
+        if collection:
+            job_collections.mark(connection, [(collection, job_id, "")])
     except RedisError:
         return
     if stored and settings.image_store == "s3" and objects is not None:
@@ -203,6 +205,8 @@ def _enqueue(connection: Redis, settings: Settings, job_id: str, payload: JobPay
     queue = get_queue(connection, settings, payload.priority or priorities.DEFAULT, payload.owner)
     if payload.callback_url:  # watched before it is queued: its end is delivered whatever ends it
         callbacks.watch(connection, job_id, payload.callback_url, payload.owner)
+    if payload.collection:  # a member before it is queued: a worker's changes find it
+        job_collections.join(connection, payload.collection, job_id)
     job = queue.enqueue_call(
         JOB_FUNC, kwargs=payload.to_kwargs(), job_id=job_id, timeout=settings.job_timeout_s,
         description=f"ocr {payload.mode} {payload.model}".rstrip(),
@@ -214,20 +218,9 @@ def _enqueue(connection: Redis, settings: Settings, job_id: str, payload: JobPay
     return job
 
 
-def _is_canonical_uuid(job_id: object) -> bool:
-    try:
-        return str(uuid.UUID(job_id)) == job_id  # type: ignore[arg-type]
-    except (ValueError, TypeError, AttributeError):
-        return False
-
-
-def _check_uuid(job_id: str) -> None:
-    if not _is_canonical_uuid(job_id):
-        raise BadOptionError(f"job_id must be a UUID in canonical form; got {str(job_id)[:64]!r}")
-
-
-def _existing(connection: Redis, job_id: str, retry_failed: bool, owner: str) -> Job | None:
-    """The job already stored under ``job_id``; a failed one is deleted first if retrying."""
+def _existing(connection: Redis, job_id: str, retry_failed: bool, owner: str, collection: str) -> Job | None:
+    """The job already stored under ``job_id`` (joining ``collection`` as it stands); a failed
+    one is deleted first if retrying."""
     try:
         job = fetch(connection, job_id)
     except JobNotFoundError:
@@ -237,6 +230,8 @@ def _existing(connection: Redis, job_id: str, retry_failed: bool, owner: str) ->
     if retry_failed and job.get_status(refresh=True) == JobStatus.FAILED:
         job.delete()
         return None
+    if collection:
+        job_collections.join_existing(connection, collection, job)
     return job
 
 
@@ -248,7 +243,7 @@ def fetch(connection: Redis, job_id: str, owner: str | None = None) -> Job:
     not revealed.
     """
     missing = JobNotFoundError(f"no job with id {job_id!r} (unknown or expired)", job_id=job_id)
-    if not _is_canonical_uuid(job_id):
+    if not ids.is_canonical_uuid(job_id):
         raise missing
     try:
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
@@ -282,6 +277,8 @@ def describe(job: Job, objects: ObjectStore | None = None, *, inline: bool = Tru
         view["image_uri"] = payload.image_uri
     if payload.callback_url:
         view["callback_url"] = payload.callback_url
+    if payload.collection:
+        view["collection"] = payload.collection
     if status_name == "finished":
         value = job.return_value()
         if results.is_reference(value):

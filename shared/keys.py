@@ -79,3 +79,22 @@ def callback_key(job_id: str) -> str:
 
 def callbacks_dead_key(owner: str) -> str:
     return f"{PREFIX}:callbacks:dead:{owner}"
+
+
+# Collections (shared.job_collections): a hash per collection (what it is, its counts by
+# status), a hash job id -> status of its jobs, a sorted set job id -> join order (listing),
+# and a sorted set per API key: collection id -> created at.
+def collection_key(collection_id: str) -> str:
+    return f"{PREFIX}:collection:{collection_id}"
+
+
+def collection_jobs_key(collection_id: str) -> str:
+    return f"{PREFIX}:collection:{collection_id}:jobs"
+
+
+def collection_order_key(collection_id: str) -> str:
+    return f"{PREFIX}:collection:{collection_id}:order"
+
+
+def owner_collections_key(owner: str) -> str:
+    return f"{PREFIX}:collections:{owner}"

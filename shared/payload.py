@@ -71,7 +71,7 @@ def resolve_lang(lang: str, settings: Settings) -> str:
 class JobPayload:
     """rq's kwargs of an OCR job. ``submitted_at``: Unix time; ``owner``: the submitting API
     key's id ('' for an open API); exactly one of ``image_key``, ``image_object`` and
-    ``image_uri`` is set."""
+    ``image_uri`` is set; ``collection``: the id of the collection it belongs to, if any."""
 
     mode: str = "page"
     model: str = ""
@@ -81,19 +81,20 @@ class JobPayload:
     owner: str = ""
     priority: str = ""
     callback_url: str = ""
+    collection: str = ""
     image_key: str = ""
     image_uri: str = ""
     image_object: str = ""
 
     @classmethod
     def build(cls, options: JobOptions, *, submitted_at: float, owner: str, callback_url: str = "",
-              image_key: str = "", image_uri: str = "", image_object: str = "") -> JobPayload:
+              collection: str = "", image_key: str = "", image_uri: str = "", image_object: str = "") -> JobPayload:
         return cls(**asdict(options), submitted_at=submitted_at, owner=owner, callback_url=callback_url,
-                   image_key=image_key, image_uri=image_uri, image_object=image_object)
+                   collection=collection, image_key=image_key, image_uri=image_uri, image_object=image_object)
 
     def to_kwargs(self) -> dict[str, Any]:
-        """The kwargs rq stores; an image reference or callback that is not set is left out."""
-        return {k: v for k, v in asdict(self).items() if v or k not in (*IMAGE_REFS, "callback_url")}
+        """The kwargs rq stores; an image reference, callback or collection that is not set is left out."""
+        return {k: v for k, v in asdict(self).items() if v or k not in (*IMAGE_REFS, "callback_url", "collection")}
 
     @classmethod
     def from_job(cls, job: Job) -> JobPayload:

@@ -8,6 +8,7 @@ is looked at again later (1 s, 2 s, ... at most 10 min apart; whatever ends a jo
 at once, so these looks only catch an end whose signal an outage lost); an ended one is POSTed. A failed try (no answer within ``OCR_CALLBACK_TIMEOUT_S``, a status other
 than 2xx, a redirect, an address that is not allowed) is tried again after 2, 4, 8, ... s (at most
 ``OCR_CALLBACK_BACKOFF_MAX_S``); after ``OCR_CALLBACK_ATTEMPTS`` tries it becomes a dead letter.
+A collection's end (``shared.job_collections.delivery``) is watched and delivered the same way.
 
 Each try resolves the host and checks every address (``shared.callbacks.public_address``), then
 connects to the checked address itself (the TLS name still the host's), so a name that resolves
@@ -27,7 +28,7 @@ from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared import callbacks, keys, redis_connection
+from shared import callbacks, job_collections, keys, redis_connection
 from shared.jobs import TERMINAL
 from shared.settings import Settings
 
@@ -85,6 +86,9 @@ class Deliverer(threading.Thread):
         if not watch:
             self.connection.zrem(keys.CALLBACKS_DUE, job_id)
             return
+        if job_id.startswith(job_collections.WATCH_PREFIX):
+            self._handle_collection(job_id, watch)
+            return
         job = Job.fetch_many([job_id], connection=self.connection, serializer=JSONSerializer)[0]
         status = job.get_status(refresh=False) if job is not None else None
         status_name = status.value if status is not None else ""
@@ -98,30 +102,38 @@ class Deliverer(threading.Thread):
             self.connection.zadd(keys.CALLBACKS_DUE, {job_id: self.clock() + min(2 ** looks / 2, MAX_LOOK_GAP_S)})
             return
         error = job.meta.get("error") if status_name == "failed" else None
-        self._try(job_id, watch, status_name, error)
+        self._try(job_id, watch, callbacks.delivery_id(job_id, status_name), callbacks.body(job_id, status_name, error))
 
-    def _try(self, job_id: str, watch: dict[str, str], status: str, error: dict | None) -> None:
+    def _handle_collection(self, watched_id: str, watch: dict[str, str]) -> None:
+        """A collection's end (``shared.job_collections.delivery``); one open again is forgotten:
+        its next end watches it anew."""
+        delivery = job_collections.delivery(self.connection, watched_id)
+        if delivery is None:
+            self._forget(watched_id)
+            return
+        self._try(watched_id, watch, *delivery)
+
+    def _try(self, job_id: str, watch: dict[str, str], delivery_id: str, body: bytes) -> None:
         attempt = int(watch.get("tries", 0)) + 1
-        body = callbacks.body(job_id, status, error)
         try:
             post(self.settings, watch["url"], body, {
                 "Content-Type": "application/json",
-                "X-BatchOCR-Delivery": callbacks.delivery_id(job_id, status),
+                "X-BatchOCR-Delivery": delivery_id,
                 "X-BatchOCR-Attempt": str(attempt),
                 "X-BatchOCR-Signature": callbacks.sign(callbacks.key_secret(self.settings, watch["owner"]), body,
                                                        int(self.clock())),
             })
         except DeliveryError as exc:
-            self._failed(job_id, watch, status, attempt, str(exc))
+            self._failed(job_id, watch, delivery_id, attempt, str(exc))
             return
         self._forget(job_id)
         logger.info("callback of job %s delivered (try %d)", job_id, attempt, extra={"job_id": job_id})
 
-    def _failed(self, job_id: str, watch: dict[str, str], status: str, attempt: int, reason: str) -> None:
+    def _failed(self, job_id: str, watch: dict[str, str], delivery_id: str, attempt: int, reason: str) -> None:
         host = urlsplit(watch["url"]).hostname  # never the whole URL: its query may carry a token
         if attempt >= self.settings.callback_attempts:
             callbacks.dead_letter(self.connection, watch["owner"], {
-                "delivery_id": callbacks.delivery_id(job_id, status), "job_id": job_id, "status": status,
+                "delivery_id": delivery_id, "job_id": job_id, "status": delivery_id.split(".")[1],
                 "url": watch["url"], "attempts": attempt, "last_error": reason, "failed_at": self.clock()})
             self._forget(job_id)
             logger.warning("callback of job %s to %s failed %d times, kept as a dead letter: %s", job_id, host,

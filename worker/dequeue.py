@@ -24,7 +24,10 @@ from rq.exceptions import DequeueTimeout
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 
-from shared import backlog, keys, tenants
+from shared import backlog, job_collections, keys, tenants
+from shared.job_control import cancel_taken
+from shared.payload import JobPayload
+from shared.s3 import ObjectStore
 from shared.settings import Settings
 from worker.outage import UNREACHABLE
 
@@ -95,8 +98,10 @@ class PriorityTaker:
     """Takes jobs for one worker from its queues (highest priority first)."""
 
     def __init__(self, connection: Redis, queues: list[Queue], *, min_share: float, idle_poll_s: float,
-                 job_class: type[Job], serializer, death_penalty_class) -> None:
+                 job_class: type[Job], serializer, death_penalty_class, objects: ObjectStore) -> None:
         self.connection = connection
+        self.objects = objects
+        self._canceled: dict[str, tuple[bool, float]] = {}  # collection id -> (cancelled, when looked)
         self.share = ShareOrder(queues, min_share)
         self.idle_poll_s = idle_poll_s
         self.fetch_options = {"job_class": job_class, "serializer": serializer,
@@ -108,13 +113,14 @@ class PriorityTaker:
         """The taker of an rq worker (its connection, queues, job class and serializer)."""
         return cls(worker.connection, worker.queues, min_share=settings.min_share, idle_poll_s=settings.idle_poll_s,
                    job_class=worker.job_class, serializer=worker.serializer,
-                   death_penalty_class=worker.death_penalty_class)
+                   death_penalty_class=worker.death_penalty_class, objects=worker.objects)
 
     def take(self, timeout: float | None, *, upto: Queue | None = None) -> tuple[Job, Queue] | None:
         """The next job and its queue, now (``timeout`` None: or None) or within ``timeout`` s
         (else DequeueTimeout); with ``upto``, only from queues of its priority or higher (a
         batch opened by an interactive job is not filled with bulk pages that would delay it).
-        A job id whose job hash is gone is dropped, as rq does."""
+        A job id whose job hash is gone is dropped, as rq does; a job of a cancelled collection
+        is cancelled instead (``shared.job_collections``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             order = self.share.order()
@@ -130,6 +136,9 @@ class PriorityTaker:
                 continue
             self.share.taken(order, hit[0])
             result = self._fetch(hit[1], hit[2])
+            if result is not None and self._collection_canceled(result[0]):
+                cancel_taken(self.connection, *result, self.objects)
+                continue
             if result is not None:
                 return result
             self.connection.lrem(IntermediateQueue.get_intermediate_queue_key(hit[1]), 1, hit[2])
@@ -155,6 +164,20 @@ class PriorityTaker:
                          extra={"job_id": job_id})
             backlog.release(self.connection, [job_id], drained=False)
             return None
+
+    def _collection_canceled(self, job: Job) -> bool:
+        """Whether ``job``'s collection is cancelled (a cancel is final: remembered; otherwise
+        looked up again after a second)."""
+        collection = JobPayload.from_job(job).collection
+        if not collection:
+            return False
+        canceled, looked = self._canceled.get(collection, (False, -1.0))
+        if not canceled and time.monotonic() - looked > 1.0:
+            if len(self._canceled) > 1024:
+                self._canceled.clear()
+            canceled = job_collections.is_canceled(self.connection, collection)
+            self._canceled[collection] = (canceled, time.monotonic())
+        return canceled
 
     def _sweep(self, order: list[Queue]) -> tuple[str, str, str] | None:
         """One Lua call over ``order``: (its priority's queue key, the queue key, job id) or None."""

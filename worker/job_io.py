@@ -13,7 +13,7 @@ from typing import Any
 from redis import Redis
 from rq.job import Job
 
-from shared import keys, results
+from shared import job_collections, keys, results
 from shared.document import ResultDocument, Timings
 from shared.errors import BadOptionError, BatchOcrError, ImageExpiredError
 from shared.payload import JobPayload
@@ -42,7 +42,9 @@ class LoadedJob:
 def load_jobs(connection: Redis, jobs: list[Job], settings: Settings, objects: ObjectStore) -> list[LoadedJob]:
     """Fetch the batch's Redis-held images in one round trip (S3 inputs one by one) and decode
     each on its own. An image that is missing, corrupt or too large fails only its own job.
+    The jobs have started: their collections count them so (``shared.job_collections``).
     """
+    job_collections.mark_jobs(connection, jobs, "started")
     payloads = [JobPayload.from_job(job) for job in jobs]
     blobs = connection.mget([payload.image_key for payload in payloads])
     crashes = connection.hmget(keys.CRASHES, [job.id for job in jobs])

@@ -29,7 +29,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import parse_composite_key
 
-from shared import backlog, callbacks, keys, redis_connection, tenants
+from shared import backlog, callbacks, job_collections, keys, redis_connection, tenants
 from shared.payload import JobPayload
 from shared.settings import Settings
 from worker.metrics import WorkerMetrics
@@ -81,6 +81,7 @@ def requeue(job: Job, queue: Queue, *, reason: str) -> None:
         pipe.lrem(queue.key, 0, job.id)  # repeatable: a retry after a lost reply queues it once
         queue.push_job_id(job.id, pipeline=pipe, at_front=True)
         tenants.register(pipe, queue)
+        job_collections.mark_jobs(job.connection, [job], "queued", pipeline=pipe)
         pipe.execute()
     logger.warning("job %s queued again: %s", job.id, reason, extra={"job_id": job.id})
 
@@ -99,6 +100,7 @@ def fail_poison(job: Job, queue: Queue, crashes: int) -> None:
         pipe.hdel(keys.CRASHES, job.id)
         backlog.release(queue.connection, [job.id], pipeline=pipe)
         callbacks.due_now(pipe, [job.id])
+        job_collections.mark_jobs(job.connection, [job], "failed", pipeline=pipe)
         pipe.execute()
     logger.error("job %s failed as poison after %d worker crashes", job.id, crashes,
                  extra={"job_id": job.id, "error_kind": "poison"})

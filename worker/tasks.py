@@ -39,6 +39,7 @@ def ocr_job(**_: Any) -> dict[str, Any]:
     """OCR the current rq job alone; returns the same result document as the batch worker."""
     job = get_current_job()
     settings, objects = _context()
+    ended = "failed"
     try:
         (loaded,) = load_jobs(job.connection, [job], settings, objects)
         if loaded.error is not None:
@@ -48,6 +49,7 @@ def ocr_job(**_: Any) -> dict[str, Any]:
                             finished_at=time.time())
         if outcome.error is not None:
             raise outcome.error
+        ended = "finished"
         return outcome.value
     except Exception as exc:
         job.meta["error"] = error_document(exc)
@@ -55,6 +57,6 @@ def ocr_job(**_: Any) -> dict[str, Any]:
         raise
     finally:
         try:
-            end_jobs(job.connection, [job], objects)
+            end_jobs(job.connection, [job], objects, status=ended)
         except Exception:  # the job's outcome stands; its image and place lapse on their own
             logger.warning("could not delete job %s's image or give back its place", job.id, exc_info=True)

@@ -1,0 +1,177 @@
+"""Collections (issue 18 part 4): a group of jobs with counts by status, progress, a paginated
+listing, a lazy cancel and one completion callback; through the real API, a real Redis and
+in-process workers in burst mode."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import pytest
+
+from api import create_app
+from shared import backlog, job_collections, keys
+from tests.helpers import ROOT
+from tests.test_callbacks import Receiver, deliver_all
+
+LINE = base64.b64encode((ROOT / "samples" / "lines" / "address.png").read_bytes()).decode()
+KEYS = ("collection-key-a-0123456789", "collection-key-b-0123456789")
+
+
+def auth(which: int = 0) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[which]}"}
+
+
+@pytest.fixture
+def keyed(settings):
+    return settings.replace(api_keys=",".join(KEYS))
+
+
+@pytest.fixture
+def api(keyed, redis):
+    return create_app(keyed, connection=redis).test_client()
+
+
+def create(api, which: int = 0, **fields):
+    return api.post("/v1/collections", json=fields, headers=auth(which))
+
+
+def submit(api, collection: str, which: int = 0, **fields):
+    return api.post("/v1/jobs", json={"image_base64": LINE, "collection": collection, **fields}, headers=auth(which))
+
+
+def view(api, collection: str, which: int = 0) -> dict:
+    return api.get(f"/v1/collections/{collection}", headers=auth(which)).get_json()
+
+
+def test_counts_progress_and_listing_follow_the_jobs(api, redis, keyed, make_worker):
+    answer = create(api, name="journals 1921", options={"mode": "line"})
+    assert answer.status_code == 201, answer.get_json()
+    collection = answer.get_json()["id"]
+    assert answer.headers["Location"] == f"/v1/collections/{collection}"
+    assert view(api, collection)["status"] == "empty"
+    ids = [submit(api, collection).get_json()["id"] for _ in range(5)]
+    job = api.get(f"/v1/jobs/{ids[0]}", headers=auth()).get_json()
+    assert job["collection"] == collection and job["options"]["mode"] == "line", "the collection's options apply"
+    queued = view(api, collection)
+    assert (queued["status"], queued["total"], queued["counts"]["queued"], queued["progress"]) == ("active", 5, 5, 0.0)
+    make_worker().work(burst=True)
+    done = view(api, collection)
+    assert done["status"] == "finished" and done["counts"] == {"queued": 0, "started": 0, "finished": 5, "failed": 0,
+                                                               "canceled": 0}
+    assert done["progress"] == 1.0 and done["started_at"] and done["finished_at"] and done["name"] == "journals 1921"
+    first = api.get(f"/v1/collections/{collection}/jobs?limit=2", headers=auth()).get_json()
+    assert [j["id"] for j in first["jobs"]] == ids[:2] and first["next_offset"] == 2
+    rest = api.get(f"/v1/collections/{collection}/jobs?offset=2&limit=10", headers=auth()).get_json()
+    assert [j["id"] for j in rest["jobs"]] == ids[2:] and rest["next_offset"] is None
+    assert {j["status"] for j in first["jobs"] + rest["jobs"]} == {"finished"}
+    listed = api.get("/v1/collections", headers=auth()).get_json()["collections"]
+    assert [c["id"] for c in listed] == [collection]
+
+
+def test_a_failed_and_a_cancelled_job_are_counted_as_such(api, redis, make_worker):
+    collection = create(api).get_json()["id"]
+    failing, cancelled, fine = (submit(api, collection, mode="line").get_json()["id"] for _ in range(3))
+    redis.delete(keys.image_key(failing))  # its image lapsed before a worker took it
+    assert api.delete(f"/v1/jobs/{cancelled}", headers=auth()).get_json()["canceled"]
+    make_worker().work(burst=True)
+    counts = view(api, collection)["counts"]
+    assert (counts["finished"], counts["failed"], counts["canceled"], counts["queued"]) == (1, 1, 1, 0)
+
+
+def test_cancel_stops_queued_jobs_lets_none_join_and_spends_no_ocr(api, redis, make_worker):
+    collection = create(api, options={"mode": "line"}).get_json()["id"]
+    ids = [submit(api, collection).get_json()["id"] for _ in range(4)]
+    other = create(api).get_json()["id"]
+    bystander = submit(api, other, mode="line").get_json()["id"]
+    answer = api.delete(f"/v1/collections/{collection}", headers=auth()).get_json()
+    assert answer["canceled"] is True and "4 queued" in answer["message"]
+    assert api.delete(f"/v1/collections/{collection}", headers=auth()).get_json()["canceled"] is False
+    refused = submit(api, collection)
+    assert refused.status_code == 409 and refused.get_json()["error"]["kind"] == "collection_conflict"
+    worker = make_worker()
+    worker.work(burst=True)
+    assert worker.batches_run == 1, "only the bystander's job was run"
+    statuses = {api.get(f"/v1/jobs/{i}", headers=auth()).get_json()["status"] for i in ids}
+    assert statuses == {"canceled"}
+    assert api.get(f"/v1/jobs/{bystander}", headers=auth()).get_json()["status"] == "finished"
+    final = view(api, collection)
+    assert final["status"] == "canceled" and final["counts"]["canceled"] == 4 and final["canceled_at"]
+    assert backlog.totals(redis).jobs == 0 and not redis.keys("batchocr:image:*"), "places and images given back"
+
+
+def test_create_is_idempotent_with_an_id_and_scoped_to_its_key(api):
+    chosen = str(uuid.uuid4())
+    first, again = create(api, id=chosen, name="run"), create(api, id=chosen, name="run")
+    assert (first.status_code, again.status_code) == (201, 200) and again.get_json()["created"] is False
+    taken = create(api, 1, id=chosen)
+    assert taken.status_code == 409 and taken.get_json()["error"]["kind"] == "collection_conflict"
+    assert api.get(f"/v1/collections/{chosen}", headers=auth(1)).status_code == 404, "another key's is not found"
+    assert submit(api, chosen, 1).status_code == 404, "nor may its jobs join it"
+    assert api.get("/v1/collections", headers=auth(1)).get_json()["collections"] == []
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"id": "not-a-uuid"}, "UUID"),
+    ({"options": {"mode": "sideways"}}, "mode"),
+    ({"options": "line"}, "options"),
+    ({"name": "x" * 201}, "200"),
+    ({"colour": "red"}, "unknown"),
+    ({"callback_url": "http://10.0.0.1/hook"}, "callback"),
+])
+def test_bad_collections_are_refused_with_a_reason(api, fields, reason):
+    answer = create(api, **fields)
+    assert answer.status_code == 400 and reason in answer.get_json()["error"]["message"]
+
+
+def test_bad_listing_requests_and_unknown_collections(api):
+    assert submit(api, str(uuid.uuid4())).status_code == 404
+    assert api.get("/v1/collections/nope", headers=auth()).status_code == 404
+    collection = create(api).get_json()["id"]
+    for query in ("limit=0", "limit=5000", "offset=-1", "limit=x"):
+        assert api.get(f"/v1/collections/{collection}/jobs?{query}", headers=auth()).status_code == 400
+
+
+def test_a_job_that_existed_joins_as_it_stands(api, redis, make_worker):
+    job_id = str(uuid.uuid4())
+    api.post("/v1/jobs", json={"image_base64": LINE, "mode": "line", "job_id": job_id}, headers=auth())
+    make_worker().work(burst=True)
+    collection = create(api).get_json()["id"]
+    again = submit(api, collection, mode="line", job_id=job_id)
+    assert again.status_code == 200 and again.get_json()["created"] is False
+    joined = view(api, collection)
+    assert joined["total"] == 1 and joined["counts"]["finished"] == 1 and joined["status"] == "finished"
+
+
+def test_every_change_counts_once_and_nothing_changes_after_an_end(redis, settings):
+    found, _ = job_collections.create(redis, settings, owner="")
+    collection = found["id"]
+    job_collections.join(redis, collection, "j1")
+    steps = ["started", "started", "queued", "started", "finished", "finished", "started", "queued"]
+    for status in steps:  # a retried write after an outage, a late requeue: each counts once or not at all
+        job_collections.mark(redis, [(collection, "j1", status)])
+    job_collections.mark(redis, [(collection, "not-a-member", "finished")])
+    counts = job_collections.describe(redis, job_collections.fetch(redis, collection, ""))["counts"]
+    assert counts == {"queued": 0, "started": 0, "finished": 1, "failed": 0, "canceled": 0}
+    assert redis.ttl(keys.collection_key(collection)) > 0 and redis.ttl(keys.collection_jobs_key(collection)) > 0
+
+
+def test_the_collection_callback_is_posted_once_when_its_last_job_ends(settings, redis, make_worker):
+    receiver = Receiver()
+    try:
+        hooked = settings.replace(api_keys=KEYS[0], callback_secret="collection-callback-secret-01",
+                                  callback_hosts=f"127.0.0.1:{receiver.port}")
+        api = create_app(hooked, connection=redis).test_client()
+        collection = create(api, callback_url=receiver.url(), options={"mode": "line"}).get_json()["id"]
+        for _ in range(3):
+            submit(api, collection)
+        make_worker().work(burst=True)
+        deliver_all(hooked)
+        (request,) = receiver.requests
+        body = json.loads(request["body"])
+        assert body["collection_id"] == collection and body["status"] == "finished" and body["total"] == 3
+        assert request["headers"]["X-BatchOCR-Delivery"] == f"{collection}.finished.3"
+        assert body["counts"]["finished"] == 3
+    finally:
+        receiver.close()
