@@ -19,7 +19,7 @@ from pathlib import Path
 from producer.formats import FORMATS
 from producer.outputs import write_atomic
 from producer.pages import DEFAULT_DPI, DEFAULT_MAX_PIXELS
-from producer.run import BulkRun, RunConfig, Stats
+from producer.run import BulkRun, RunConfig, Stats, collection_id
 from producer.transport import HttpTransport, RedisTransport
 from shared.auth import key_id
 from shared.errors import BatchOcrError, ConfigError
@@ -128,6 +128,9 @@ def _api_key(path: Path | None) -> str | None:
 def _run(config: RunConfig, transport, objects: ObjectStore, *, progress: bool) -> int:
     from tqdm import tqdm
 
+    opened = transport.open_collection(collection_id(config), f"batchocr-submit {config.source}", config.options)
+    print(f"collection: {opened['id']} ({opened['total']} jobs so far; progress at GET /v1/collections/{opened['id']} "
+          "and in the Web UI)", file=sys.stderr)
     run = BulkRun(config, transport, objects)
     todo = run.plan()
     with tqdm(total=run.stats.pages, unit="page", disable=not progress, dynamic_ncols=True) as bar:

@@ -7,8 +7,10 @@ and only submits pages that never reached the queue: nothing is OCRed twice, not
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,14 @@ class RunConfig:
     pdfa: bool = False
     # PDF pages that would render larger at ``dpi`` are rendered at the DPI that fits.
     max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def collection_id(config: RunConfig) -> str:
+    """The run's collection id: the same source, output directory, options and key give the
+    same id, so a re-run finds its collection (and its progress) again."""
+    source = config.source if "://" in config.source else str(Path(config.source).resolve())
+    options = json.dumps(config.options, sort_keys=True)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"batchocr-submit:{config.tenant}:{source}:{config.out.resolve()}:{options}"))
 
 
 @dataclass

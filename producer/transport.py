@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from producer.pages import Page
-from shared import jobs, redis_connection
+from shared import job_collections, jobs, redis_connection
 from shared.client import ApiClient, ApiError
 from shared.errors import BatchOcrError, EvictingRedisError, JobNotFoundError, QueueFullError
 from shared.payload import JobOptions
@@ -40,6 +40,9 @@ class Transport(Protocol):
 
     def view(self, job_id: str) -> dict[str, Any]:
         """The job's public view (status, result, error), or ``MISSING`` if it is gone."""
+
+    def open_collection(self, collection_id: str, name: str, options: dict[str, str]) -> dict[str, Any]:
+        """Create the run's collection, or find it (a re-run); every later job joins it."""
 
 
 def with_backoff(action: Callable[[], T], what: str, attempts: int = 8) -> T:
@@ -73,11 +76,19 @@ def _queue_full(exc: BaseException) -> bool:
 class HttpTransport:
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
         self.client = ApiClient(base_url, api_key=api_key)
+        self.collection = ""
+
+    def open_collection(self, collection_id: str, name: str, options: dict[str, str]) -> dict[str, Any]:
+        view = with_backoff(lambda: self.client.create_collection(collection_id, name=name, options=options),
+                            f"opening collection {collection_id}")
+        self.collection = collection_id
+        return view
 
     def submit(self, page: Page, options: dict[str, str], job_id: str, retry_failed: bool) -> bool:
         def post() -> dict[str, Any]:
             return self.client.submit(page.data, image_uri=str(page.uri) if page.uri else None,
-                                      job_id=job_id, retry_failed=retry_failed or None, **options)
+                                      job_id=job_id, retry_failed=retry_failed or None, collection=self.collection,
+                                      **options)
         try:
             return bool(with_backoff(post, f"submitting job {job_id}")["created"])
         except ApiError as exc:
@@ -99,6 +110,15 @@ class RedisTransport:
         self.settings = settings
         self.objects = objects
         self.connection = redis_connection.connect(settings, socket_connect_timeout=5, socket_timeout=30)
+        self.collection = ""
+
+    def open_collection(self, collection_id: str, name: str, options: dict[str, str]) -> dict[str, Any]:
+        JobOptions.parse(options, self.settings)
+        found, _ = with_backoff(lambda: job_collections.create(
+            self.connection, self.settings, owner="", name=name, options=options, collection_id=collection_id),
+            f"opening collection {collection_id}")
+        self.collection = collection_id
+        return job_collections.describe(self.connection, found)
 
     def submit(self, page: Page, options: dict[str, str], job_id: str, retry_failed: bool) -> bool:
         try:
@@ -106,7 +126,8 @@ class RedisTransport:
             image = page.uri if page.uri is not None else page.data
             submission = with_backoff(
                 lambda: jobs.submit(self.connection, self.settings, image, parsed,  # type: ignore[arg-type]
-                                    job_id=job_id, retry_failed=retry_failed, objects=self.objects),
+                                    job_id=job_id, retry_failed=retry_failed, objects=self.objects,
+                                    collection=self.collection),
                 f"submitting job {job_id}")
         except EvictingRedisError:  # the deployment's fault, not the page's: the run stops
             raise

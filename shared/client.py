@@ -48,6 +48,16 @@ class ApiClient:
             body["image_base64"] = base64.b64encode(image or b"").decode("ascii")
         return self._request("POST", "/v1/jobs", body)
 
+    def create_collection(self, collection_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        """POST a collection (``name``, ``options``, ``callback_url``); with ``collection_id``,
+        the existing one of that id is answered instead (``created`` false)."""
+        body = {k: v for k, v in fields.items() if v not in (None, "")} | ({"id": collection_id} if collection_id else {})
+        return self._request("POST", "/v1/collections", body)
+
+    def collection(self, collection_id: str) -> dict[str, Any]:
+        """The collection's counts by status, progress and times."""
+        return self._request("GET", f"/v1/collections/{collection_id}")
+
     def get(self, job_id: str, wait: float = 0) -> dict[str, Any]:
         """The job's view; with ``wait`` (s, at most 30), once it has ended or ``wait`` passed."""
         return self._request("GET", f"/v1/jobs/{job_id}" + (f"?wait={wait:g}" if wait else ""))

@@ -175,3 +175,25 @@ def test_the_collection_callback_is_posted_once_when_its_last_job_ends(settings,
         assert body["counts"]["finished"] == 3
     finally:
         receiver.close()
+
+
+def test_a_job_queued_again_or_failed_as_poison_is_counted_so(api, redis):
+    from shared import jobs
+    from worker import recovery
+
+    collection = create(api, options={"mode": "line"}).get_json()["id"]
+    taken = [jobs.fetch(redis, submit(api, collection).get_json()["id"]) for _ in range(2)]
+    job_collections.mark_jobs(redis, taken, "started")
+    assert view(api, collection)["counts"]["started"] == 2
+    recovery.requeue(taken[0], jobs.queue_of(redis, taken[0]), reason="its worker died (test)")
+    recovery.fail_poison(taken[1], jobs.queue_of(redis, taken[1]), 3)
+    counts = view(api, collection)["counts"]
+    assert (counts["queued"], counts["started"], counts["failed"]) == (1, 0, 1)
+
+
+@pytest.mark.parametrize("value", [5, ["x"], {"id": "y"}, "", "../../etc"])
+def test_a_job_naming_a_collection_oddly_is_refused_or_joins_none(api, value):
+    answer = submit(api, value, mode="line")
+    assert answer.status_code in (202, 404), answer.get_json()
+    if answer.status_code == 202:
+        assert value == "" and "collection" not in api.get(answer.headers["Location"], headers=auth()).get_json()

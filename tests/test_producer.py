@@ -16,6 +16,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from ops.launcher import Topology
+from shared import job_collections
 from tests.helpers import clean_env, wait_until
 from tests.producer_helpers import (build_tree, check_alto, check_hocr, check_pdf, documents, multipage,
                                     receipts, summary)
@@ -41,6 +42,7 @@ def killed_and_resumed(tmp_path_factory):
         wait_until(lambda: len(documents(out, ".pdf")) >= 20 or first.poll() is not None, 600, "20 documents")
         first.send_signal(signal.SIGKILL)
         first.wait()
+        first_stderr = first.stderr.read()
         jobs_after_kill = len(redis.keys("rq:job:*"))
         done_after_kill = len(documents(out, ".pdf"))
         second = producer(tree, out, topology.api_url)
@@ -50,9 +52,25 @@ def killed_and_resumed(tmp_path_factory):
         executions = {job.id: len(job.results()) for job in jobs}
         statuses = {job.get_status().value for job in jobs}
         successes = sum(w.successful_job_count for w in Worker.all(connection=redis))
-    return {"pages": pages, "out": out, "tree": tree, "returncode": second.returncode, "stderr": stderr,
+        opened = [_collection(first_stderr), _collection(stderr)]
+        collection = job_collections.describe(redis, job_collections.fetch(redis, opened[1], ""))
+    return {"collections": opened, "collection": collection,"pages": pages, "out": out, "tree": tree, "returncode": second.returncode, "stderr": stderr,
             "jobs_after_kill": jobs_after_kill, "done_after_kill": done_after_kill, "executions": executions,
             "statuses": statuses, "successes": successes}
+
+
+def _collection(stderr: str) -> str:
+    """The collection id the producer printed ("collection: <id> (...)")."""
+    return next(line.split()[1] for line in stderr.splitlines() if line.startswith("collection: "))
+
+
+def test_the_run_has_one_collection_that_a_rerun_finds_and_that_counts_every_page(killed_and_resumed):
+    run = killed_and_resumed
+    assert run["collections"][0] == run["collections"][1], "the re-run found the first run's collection"
+    collection = run["collection"]
+    assert (collection["total"], collection["counts"]["finished"]) == (run["pages"], run["pages"])
+    assert collection["status"] == "finished" and collection["progress"] == 1.0
+    assert collection["name"].startswith("batchocr-submit ") and collection["options"]["priority"] == "bulk"
 
 
 def test_every_page_gets_exactly_one_output_after_a_kill_and_a_rerun(killed_and_resumed):

@@ -70,6 +70,21 @@ def test_upload_a_scan_and_see_its_lines_and_boxes(browser):
         WebDriverWait(browser, 60).until(lambda d: any(
             e.text == "canceled" and "failed" in e.get_attribute("class")
             for e in d.find_elements(By.CSS_SELECTOR, ".job .status")))
+        # A collection: made on the page, chosen for an upload, its progress shown once the job ends.
+        browser.get(topology.api_url + "/")
+        WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) >= 2)
+        browser.find_element(By.ID, "new-collection").click()
+        WebDriverWait(browser, 10).until(lambda d: d.switch_to.alert).send_keys("box 7")
+        browser.switch_to.alert.accept()
+        WebDriverWait(browser, 30).until(lambda d: "box 7" in d.find_element(By.ID, "collection").text)
+        assert browser.find_element(By.ID, "collection").get_attribute("value"), "the new collection is chosen"
+        browser.find_element(By.ID, "files").send_keys(str(SCAN))
+        WebDriverWait(browser, 180).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".status.finished"))
+        assert browser.find_element(By.CSS_SELECTOR, ".job .meta").text == "priority interactive, collection box 7"
+        WebDriverWait(browser, 30).until(lambda d: "100 % of 1" in d.find_element(By.ID, "collections").text)
+        row = browser.find_element(By.CSS_SELECTOR, "#collections tbody tr").text
+        assert "box 7" in row and "finished" in row and "1 finished" in row, row
+        browser.save_screenshot(str(ARTIFACTS / "ui-collection.png"))
         # The API's docs page renders every path of the OpenAPI document, with nothing fetched from elsewhere.
         browser.get(topology.api_url + "/v1/docs")
         WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")) >= 5)

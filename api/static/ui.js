@@ -4,7 +4,12 @@
 const $ = (id) => document.getElementById(id);
 const keyField = $("apikey");
 keyField.value = sessionStorage.getItem("batchocr-key") || "";
-keyField.addEventListener("change", () => { sessionStorage.setItem("batchocr-key", keyField.value); loadModels(); });
+keyField.addEventListener("change", () => {
+  sessionStorage.setItem("batchocr-key", keyField.value);
+  loadModels();
+loadCollections();
+  loadCollections();
+});
 
 function headers() {
   return keyField.value ? { Authorization: "Bearer " + keyField.value } : {};
@@ -23,9 +28,69 @@ async function loadModels() {
   }
 }
 
+// Collections: this key's, newest first, with their progress; refreshed while any is active.
+let collectionTimer = null;
+
+async function loadCollections() {
+  clearTimeout(collectionTimer);
+  const response = await fetch("v1/collections?limit=20", { headers: headers() });
+  if (!response.ok) return;
+  const { collections } = await response.json();
+  const select = $("collection");
+  const chosen = select.value;
+  select.length = 1;
+  const body = $("collections").querySelector("tbody");
+  body.replaceChildren();
+  for (const c of collections) {
+    const label = c.name || c.id.slice(0, 8);
+    if (c.status !== "canceled") select.add(new Option(label, c.id, false, c.id === chosen));
+    const row = body.insertRow();
+    row.dataset.id = c.id;
+    row.insertCell().textContent = label;
+    row.insertCell().textContent = c.status;
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = c.progress;
+    const cell = row.insertCell();
+    cell.append(bar, ` ${Math.round(c.progress * 100)} % of ${c.total}`);
+    row.insertCell().textContent = Object.entries(c.counts).filter(([, n]) => n).map(([s, n]) => `${n} ${s}`).join(", ");
+    const actions = row.insertCell();
+    if (c.status === "active" || c.status === "empty") {
+      const cancel = document.createElement("button");
+      cancel.textContent = "Cancel";
+      cancel.addEventListener("click", () => cancelCollection(c.id));
+      actions.append(cancel);
+    }
+  }
+  $("collections").hidden = collections.length === 0;
+  if (collections.some((c) => c.status === "active")) collectionTimer = setTimeout(loadCollections, 2000);
+}
+
+async function newCollection() {
+  const name = prompt("Name of the new collection (e.g. the box or the run it holds)");
+  if (name === null) return;
+  const response = await fetch("v1/collections", {
+    method: "POST", body: JSON.stringify({ name }), headers: { ...headers(), "Content-Type": "application/json" },
+  });
+  const answer = await response.json();
+  if (!response.ok) { $("notice").textContent = answer.error.message; return; }
+  await loadCollections();
+  $("collection").value = answer.id;
+}
+
+async function cancelCollection(id) {
+  const response = await fetch("v1/collections/" + id, { method: "DELETE", headers: headers() });
+  const answer = await response.json();
+  $("notice").textContent = response.ok ? answer.message : answer.error.message;
+  loadCollections();
+}
+
 function card(file) {
   const node = $("job-card").content.firstElementChild.cloneNode(true);
   node.querySelector(".name").textContent = file.name;
+  const collection = $("collection");
+  node.querySelector(".meta").textContent = `priority ${$("priority").value}` +
+    (collection.value ? `, collection ${collection.options[collection.selectedIndex].text}` : "");
   $("jobs").prepend(node);
   return node;
 }
@@ -86,6 +151,7 @@ async function submit(file) {
   form.append("priority", $("priority").value);
   if ($("lang").value) form.append("lang", $("lang").value);
   if ($("model").value) form.append("model", $("model").value);
+  if ($("collection").value) form.append("collection", $("collection").value);
   setStatus(node, "uploading…");
   const response = await fetch("v1/jobs", { method: "POST", body: form, headers: headers() });
   const answer = await response.json();
@@ -103,6 +169,7 @@ async function submit(file) {
       setStatus(node, `finished: ${r.lines.length} lines, model ${r.model}, ${Math.round(r.timings_ms.total)} ms`, "finished");
       node.dataset.text = r.text;
       showResult(node, canvas, r);
+      if (view.collection) loadCollections();
       return;
     }
     if (view.status === "failed") { setStatus(node, `failed: ${view.error.message}`, "failed"); return; }
@@ -115,7 +182,10 @@ async function submit(file) {
 function accept(files) {
   $("notice").textContent = "";
   for (const file of files) submit(file).catch((error) => { $("notice").textContent = String(error); });
+  if ($("collection").value) setTimeout(loadCollections, 500);
 }
+
+$("new-collection").addEventListener("click", () => newCollection().catch((error) => { $("notice").textContent = String(error); }));
 
 $("files").addEventListener("change", (event) => accept(event.target.files));
 const drop = $("drop");
@@ -123,3 +193,4 @@ drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.clas
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (event) => { event.preventDefault(); drop.classList.remove("over"); accept(event.dataTransfer.files); });
 loadModels();
+loadCollections();
