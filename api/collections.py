@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from api.routes import json_object
 from api.security import authenticate
-from shared import job_collections
+from shared import collection_views, job_collections
 from shared.errors import BadOptionError
 from shared.payload import JobOptions
 
@@ -44,32 +44,32 @@ def create_collection():
         _redis(), current_app.extensions["batchocr.settings"], owner=g.owner, name=body.get("name") or "",
         options={k: str(v) for k, v in options.items() if v not in (None, "")}, callback_url=callback_url.strip(),
         collection_id=body.get("id") or None)
-    view = job_collections.describe(_redis(), found)
+    view = collection_views.describe(found)
     return jsonify(view | {"created": created}), 201 if created else 200, {"Location": view["links"]["self"]}
 
 
 @bp.get("/v1/collections")
 def list_collections():
     """This key's collections, newest first (``offset``, ``limit``)."""
-    offset, limit = job_collections.paging(request.args)
-    views = job_collections.owned(_redis(), g.owner, offset, limit)
-    return jsonify({"collections": views, "offset": offset, "next_offset": offset + limit if len(views) == limit else None})
+    offset, limit = collection_views.paging(request.args)
+    return jsonify(collection_views.owned(_redis(), g.owner, offset, limit))
 
 
 @bp.get("/v1/collections/<collection_id>")
 def get_collection(collection_id: str):
-    return jsonify(job_collections.describe(_redis(), _found(collection_id)))
+    return jsonify(collection_views.describe(_found(collection_id)))
 
 
 @bp.get("/v1/collections/<collection_id>/jobs")
 def collection_jobs(collection_id: str):
     """Its jobs in the order they joined, with their statuses (``offset``, ``limit``)."""
-    offset, limit = job_collections.paging(request.args)
-    return jsonify(job_collections.jobs_page(_redis(), _found(collection_id), offset, limit))
+    offset, limit = collection_views.paging(request.args)
+    return jsonify(collection_views.jobs_page(_redis(), _found(collection_id), offset, limit))
 
 
 @bp.delete("/v1/collections/<collection_id>")
 def cancel_collection(collection_id: str):
     """Cancel it: no job joins it any more, its queued jobs are cancelled as workers reach them,
     its running ones finish."""
-    return jsonify(job_collections.cancel(_redis(), _found(collection_id)))
+    found = _found(collection_id)
+    return jsonify(collection_views.cancel_reply(_redis(), found, job_collections.cancel(_redis(), found)))

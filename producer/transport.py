@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from producer.pages import Page
-from shared import job_collections, jobs, redis_connection
+from shared import collection_views, job_collections, jobs, redis_connection
 from shared.client import ApiClient, ApiError
 from shared.errors import BatchOcrError, EvictingRedisError, JobNotFoundError, QueueFullError
 from shared.payload import JobOptions
@@ -118,7 +118,7 @@ class RedisTransport:
             self.connection, self.settings, owner="", name=name, options=options, collection_id=collection_id),
             f"opening collection {collection_id}")
         self.collection = collection_id
-        return job_collections.describe(self.connection, found)
+        return collection_views.describe(found)
 
     def submit(self, page: Page, options: dict[str, str], job_id: str, retry_failed: bool) -> bool:
         try:

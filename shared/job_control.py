@@ -94,6 +94,9 @@ def cancel_taken(connection: Redis, job: Job, queue: Queue, objects: ObjectStore
         CanceledJobRegistry(queue.name, connection, serializer=queue.serializer).add(job, pipeline=pipe)
         pipe.lrem(queue.intermediate_queue.key, 1, job.id)
         pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id))
+        job_collections.mark_jobs(connection, [job], "canceled", pipeline=pipe)  # counted with the cancel
+        if job.result_ttl and job.result_ttl > 0:  # read as cancelled for as long as a result would be
+            pipe.expire(job.key, job.result_ttl)
         pipe.execute()
     end_jobs(connection, [job], objects, drained=False, status="canceled")
 
@@ -107,7 +110,7 @@ def end_jobs(connection: Redis, jobs: list[Job], objects: ObjectStore, *, draine
     deleted now lapses on its own (the image TTL; a lifecycle rule on the S3 image prefix)."""
     payloads = [JobPayload.from_job(job) for job in jobs]
     ends = [(p.collection, job.id, job_collections.ended_status(status or _recorded(job)))
-            for job, p in zip(jobs, payloads) if p.collection]
+            for job, p in zip(jobs, payloads)]
     image_keys = [p.image_key for p in payloads if p.image_key]
     with connection.pipeline(transaction=False) as pipe:
         if image_keys:

@@ -228,6 +228,8 @@ def _existing(connection: Redis, job_id: str, retry_failed: bool, owner: str, co
     if JobPayload.from_job(job).owner != owner:
         raise JobIdConflictError("this job_id is already used by another API key; choose another")
     if retry_failed and job.get_status(refresh=True) == JobStatus.FAILED:
+        if collection:  # checked first: a failed job is not deleted for a retry that cannot join
+            job_collections.check_joinable(connection, collection)
         job.delete()
         return None
     if collection:

@@ -83,17 +83,23 @@ def callbacks_dead_key(owner: str) -> str:
 
 # Collections (shared.job_collections): a hash per collection (what it is, its counts by
 # status), a hash job id -> status of its jobs, a sorted set job id -> join order (listing),
-# and a sorted set per API key: collection id -> created at.
+# a set per job of the collections it joined besides its own (a page two runs share), and a
+# sorted set per API key: collection id -> created at. The job and order keys are the hash's
+# key plus a suffix: the collections' Lua scripts derive them so.
 def collection_key(collection_id: str) -> str:
     return f"{PREFIX}:collection:{collection_id}"
 
 
 def collection_jobs_key(collection_id: str) -> str:
-    return f"{PREFIX}:collection:{collection_id}:jobs"
+    return collection_key(collection_id) + ":jobs"
 
 
 def collection_order_key(collection_id: str) -> str:
-    return f"{PREFIX}:collection:{collection_id}:order"
+    return collection_key(collection_id) + ":order"
+
+
+def job_collections_key(job_id: str) -> str:
+    return f"{PREFIX}:job-collections:{job_id}"
 
 
 def owner_collections_key(owner: str) -> str:

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from api import create_app
-from shared import backlog, job_collections, keys
+from shared import backlog, collection_views, job_collections, keys
 from tests.helpers import ROOT
 from tests.test_callbacks import Receiver, deliver_all
 
@@ -82,11 +82,11 @@ def test_a_failed_and_a_cancelled_job_are_counted_as_such(api, redis, make_worke
 
 def test_cancel_stops_queued_jobs_lets_none_join_and_spends_no_ocr(api, redis, make_worker):
     collection = create(api, options={"mode": "line"}).get_json()["id"]
-    ids = [submit(api, collection).get_json()["id"] for _ in range(4)]
     other = create(api).get_json()["id"]
-    bystander = submit(api, other, mode="line").get_json()["id"]
+    bystander = submit(api, other, mode="line").get_json()["id"]  # opens the batch: its gathering meets them
+    ids = [submit(api, collection).get_json()["id"] for _ in range(20)]  # more than one take cancels
     answer = api.delete(f"/v1/collections/{collection}", headers=auth()).get_json()
-    assert answer["canceled"] is True and "4 queued" in answer["message"]
+    assert answer["canceled"] is True and "20 queued" in answer["message"]
     assert api.delete(f"/v1/collections/{collection}", headers=auth()).get_json()["canceled"] is False
     refused = submit(api, collection)
     assert refused.status_code == 409 and refused.get_json()["error"]["kind"] == "collection_conflict"
@@ -97,7 +97,8 @@ def test_cancel_stops_queued_jobs_lets_none_join_and_spends_no_ocr(api, redis, m
     assert statuses == {"canceled"}
     assert api.get(f"/v1/jobs/{bystander}", headers=auth()).get_json()["status"] == "finished"
     final = view(api, collection)
-    assert final["status"] == "canceled" and final["counts"]["canceled"] == 4 and final["canceled_at"]
+    assert final["status"] == "canceled" and final["counts"]["canceled"] == 20 and final["canceled_at"]
+    assert 0 < redis.ttl(f"rq:job:{ids[0]}") <= 3600 * 24 * 30, "a cancelled job's hash lapses like a result"
     assert backlog.totals(redis).jobs == 0 and not redis.keys("batchocr:image:*"), "places and images given back"
 
 
@@ -129,7 +130,8 @@ def test_bad_listing_requests_and_unknown_collections(api):
     assert submit(api, str(uuid.uuid4())).status_code == 404
     assert api.get("/v1/collections/nope", headers=auth()).status_code == 404
     collection = create(api).get_json()["id"]
-    for query in ("limit=0", "limit=5000", "offset=-1", "limit=x"):
+    for query in ("limit=0", "limit=5000", "offset=-1", "limit=x", "offset=%D9%A3", "limit=%C2%B2",
+                  "offset=99999999999", "offset=1e3", "offset=", "offset=+1"):
         assert api.get(f"/v1/collections/{collection}/jobs?{query}", headers=auth()).status_code == 400
 
 
@@ -144,6 +146,31 @@ def test_a_job_that_existed_joins_as_it_stands(api, redis, make_worker):
     assert joined["total"] == 1 and joined["counts"]["finished"] == 1 and joined["status"] == "finished"
 
 
+def test_a_queued_job_that_joins_a_second_collection_is_counted_in_both(api, make_worker):
+    first = create(api, options={"mode": "line"}).get_json()["id"]
+    job_id = str(uuid.uuid4())
+    submit(api, first, job_id=job_id)
+    second = create(api).get_json()["id"]
+    assert submit(api, second, mode="line", job_id=job_id).get_json()["created"] is False
+    assert view(api, second)["counts"]["queued"] == 1
+    make_worker().work(burst=True)
+    for collection in (first, second):
+        assert view(api, collection)["counts"] | {"total": view(api, collection)["total"]} == {
+            "queued": 0, "started": 0, "finished": 1, "failed": 0, "canceled": 0, "total": 1}, collection
+
+
+def test_a_retry_into_a_cancelled_collection_keeps_the_failed_job(api, redis, make_worker):
+    collection = create(api, options={"mode": "line"}).get_json()["id"]
+    job_id = submit(api, collection, job_id=str(uuid.uuid4())).get_json()["id"]
+    redis.delete(keys.image_key(job_id))  # it fails: its image lapsed
+    make_worker().work(burst=True)
+    api.delete(f"/v1/collections/{collection}", headers=auth())
+    refused = submit(api, collection, job_id=job_id, retry_failed=True)
+    assert refused.status_code == 409 and refused.get_json()["error"]["kind"] == "collection_conflict"
+    assert api.get(f"/v1/jobs/{job_id}", headers=auth()).get_json()["status"] == "failed"
+    assert view(api, collection)["counts"]["failed"] == 1
+
+
 def test_every_change_counts_once_and_nothing_changes_after_an_end(redis, settings):
     found, _ = job_collections.create(redis, settings, owner="")
     collection = found["id"]
@@ -152,7 +179,7 @@ def test_every_change_counts_once_and_nothing_changes_after_an_end(redis, settin
     for status in steps:  # a retried write after an outage, a late requeue: each counts once or not at all
         job_collections.mark(redis, [(collection, "j1", status)])
     job_collections.mark(redis, [(collection, "not-a-member", "finished")])
-    counts = job_collections.describe(redis, job_collections.fetch(redis, collection, ""))["counts"]
+    counts = collection_views.describe(job_collections.fetch(redis, collection, ""))["counts"]
     assert counts == {"queued": 0, "started": 0, "finished": 1, "failed": 0, "canceled": 0}
     assert redis.ttl(keys.collection_key(collection)) > 0 and redis.ttl(keys.collection_jobs_key(collection)) > 0
 

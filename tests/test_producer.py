@@ -16,7 +16,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from ops.launcher import Topology
-from shared import job_collections
+from shared import collection_views, job_collections
 from tests.helpers import clean_env, wait_until
 from tests.producer_helpers import (build_tree, check_alto, check_hocr, check_pdf, documents, multipage,
                                     receipts, summary)
@@ -53,7 +53,7 @@ def killed_and_resumed(tmp_path_factory):
         statuses = {job.get_status().value for job in jobs}
         successes = sum(w.successful_job_count for w in Worker.all(connection=redis))
         opened = [_collection(first_stderr), _collection(stderr)]
-        collection = job_collections.describe(redis, job_collections.fetch(redis, opened[1], ""))
+        collection = collection_views.describe(job_collections.fetch(redis, opened[1], ""))
     return {"collections": opened, "collection": collection,"pages": pages, "out": out, "tree": tree, "returncode": second.returncode, "stderr": stderr,
             "jobs_after_kill": jobs_after_kill, "done_after_kill": done_after_kill, "executions": executions,
             "statuses": statuses, "successes": successes}

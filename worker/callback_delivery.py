@@ -8,7 +8,7 @@ is looked at again later (1 s, 2 s, ... at most 10 min apart; whatever ends a jo
 at once, so these looks only catch an end whose signal an outage lost); an ended one is POSTed. A failed try (no answer within ``OCR_CALLBACK_TIMEOUT_S``, a status other
 than 2xx, a redirect, an address that is not allowed) is tried again after 2, 4, 8, ... s (at most
 ``OCR_CALLBACK_BACKOFF_MAX_S``); after ``OCR_CALLBACK_ATTEMPTS`` tries it becomes a dead letter.
-A collection's end (``shared.job_collections.delivery``) is watched and delivered the same way.
+A collection's end (``shared.collection_views.delivery``) is watched and delivered the same way.
 
 Each try resolves the host and checks every address (``shared.callbacks.public_address``), then
 connects to the checked address itself (the TLS name still the host's), so a name that resolves
@@ -28,7 +28,7 @@ from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared import callbacks, job_collections, keys, redis_connection
+from shared import callbacks, collection_views, job_collections, keys, redis_connection
 from shared.jobs import TERMINAL
 from shared.settings import Settings
 
@@ -105,9 +105,9 @@ class Deliverer(threading.Thread):
         self._try(job_id, watch, callbacks.delivery_id(job_id, status_name), callbacks.body(job_id, status_name, error))
 
     def _handle_collection(self, watched_id: str, watch: dict[str, str]) -> None:
-        """A collection's end (``shared.job_collections.delivery``); one open again is forgotten:
+        """A collection's end (``shared.collection_views.delivery``); one open again is forgotten:
         its next end watches it anew."""
-        delivery = job_collections.delivery(self.connection, watched_id)
+        delivery = collection_views.delivery(self.connection, watched_id)
         if delivery is None:
             self._forget(watched_id)
             return

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 # A whole take owed: 1, less float rounding (ten shares of 0.1 sum to 0.999...).
 _WHOLE = 1 - 1e-9
 _INTERMEDIATE = IntermediateQueue.get_intermediate_queue_key("")
+# Jobs of cancelled collections one take cancels at most while gathering or past its deadline.
+MAX_CANCELS = 16
 
 # KEYS: a priority's own queue, its rotation (shared.tenants), the next priority's, ... in
 # order; ARGV[1]: the suffix of rq's intermediate list to a queue key. Each priority: the rotation's queues in turn (the head moves to the tail; a queue
@@ -122,6 +124,7 @@ class PriorityTaker:
         A job id whose job hash is gone is dropped, as rq does; a job of a cancelled collection
         is cancelled instead (``shared.job_collections``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        cancels = 0
         while True:
             order = self.share.order()
             if upto is not None:
@@ -138,10 +141,21 @@ class PriorityTaker:
             result = self._fetch(hit[1], hit[2])
             if result is not None and self._collection_canceled(result[0]):
                 cancel_taken(self.connection, *result, self.objects)
+                cancels += 1
+                if cancels >= MAX_CANCELS and (upto is not None or deadline is not None and time.monotonic() >= deadline):
+                    return self._cancels_done(timeout, order)
                 continue
             if result is not None:
                 return result
             self.connection.lrem(IntermediateQueue.get_intermediate_queue_key(hit[1]), 1, hit[2])
+
+    def _cancels_done(self, timeout: float | None, order: list[Queue]) -> None:
+        """Back to the caller after MAX_CANCELS: a batch being gathered runs what it has; rq's
+        loop beats its heartbeat before the next take. (A burst take, which would end the burst
+        with None, cancels on.)"""
+        if timeout is None:
+            return None
+        raise DequeueTimeout(timeout, [q.key for q in order])
 
     def _idle_wait(self, timeout: float, deadline: float, order: list[Queue]) -> None:
         """Nothing queued: wait up to ``OCR_IDLE_POLL_S`` for the highest priority's rotation to
