@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -29,6 +30,7 @@ from shared.settings import Settings
 from tests.faultproxy import FaultProxy
 from tests.helpers import ROOT, clean_env, wait_until
 from tests.producer_helpers import receipts
+from worker.outage import Outage
 
 LEASE_S = 4
 OUTAGE_S = 2.5 * LEASE_S
@@ -169,3 +171,33 @@ def test_a_worker_started_while_redis_is_down_waits_for_it(rig):
     finally:
         second.terminate()
         assert second.wait(60) == 0
+
+
+class Pings:
+    """A connection whose PING fails ``failures`` times, then answers."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    def ping(self) -> bool:
+        self.failures -= 1
+        if self.failures >= 0:
+            raise redis.exceptions.ConnectionError("still down")
+        return True
+
+
+def test_a_call_that_straddled_an_outage_starts_no_new_one():
+    now = [0.0]
+    outage = Outage("unit", sleep=lambda s: None, clock=lambda: now[0])
+    outage.failed(redis.exceptions.ConnectionError("cut"))
+    now[0] = 10.0
+    outage.ended()
+    now[0] = 15.0  # a call begun at 0 gives up at its socket timeout, after the end
+    outage.failed(redis.exceptions.TimeoutError("stalled"), began=0.0)
+    assert (outage.down, outage.count) == (False, 1)
+    assert outage.wait(Pings(0), redis.exceptions.TimeoutError("stalled"), began=0.0)
+    assert outage.count == 1, "Redis answers: nothing to report"
+    assert outage.wait(Pings(1), redis.exceptions.TimeoutError("stalled"), began=0.0)
+    assert outage.count == 2, "a PING that fails now is a new outage"
+    outage.failed(redis.exceptions.ConnectionError("cut again"), began=now[0])
+    assert (outage.down, outage.count) == (True, 3), "a call begun after the end reports a new one"

@@ -84,7 +84,7 @@ class BatchWorker(OutageTolerantWorker):
         super().request_stop(signum, frame)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        batch = [(job, queue)]
+        batch, began = [(job, queue)], self.outage.clock()
         try:
             # BUSY first: a SIGTERM while gathering then waits for this batch instead of abandoning it.
             self.set_state(WorkerStatus.BUSY)
@@ -93,7 +93,7 @@ class BatchWorker(OutageTolerantWorker):
             else:
                 self._gather(batch, self.settings.max_batch, self.settings.max_wait_ms / 1000)
         except UNREACHABLE as exc:
-            self.outage.wait(self.connection, exc)
+            self.outage.wait(self.connection, exc, began=began)
             self._hand_back(batch, "Redis was unreachable while its batch was gathered")
             return
         self._run_batch(batch)
@@ -122,14 +122,14 @@ class BatchWorker(OutageTolerantWorker):
 
     def _run_batch(self, batch: list[tuple[Job, Queue]]) -> None:
         batch_id = uuid.uuid4().hex[:12]
-        started = time.perf_counter()
+        started, began = time.perf_counter(), self.outage.clock()
         prepared: list[tuple[Job, Queue]] = []
         try:
             prepared, executions, failed = self._prepare(batch, self._deadline(batch))
             loaded = load_jobs(self.connection, [job for job, _ in prepared], self.settings, self.objects)
             outcomes = self._ocr(loaded, batch_id) if loaded else []
         except UNREACHABLE as exc:  # an outage before any result: not the jobs' fault, queue them again
-            self.outage.wait(self.connection, exc)
+            self.outage.wait(self.connection, exc, began=began)
             self._hand_back(batch, "Redis was unreachable while its batch started")
             return
         except Exception as exc:  # anything else: fail the batch's jobs with the reason, keep the worker
@@ -203,10 +203,8 @@ class BatchWorker(OutageTolerantWorker):
             return [exc] * len(items)
 
     def _release(self, jobs: list[Job]) -> None:
-        try:
-            self.leases.release(self.connection, [job.id for job in jobs])
-        except UNREACHABLE as exc:  # leases lapse on their own; the reaper skips finished jobs
-            self.outage.failed(exc)
+        try:  # in an outage leases lapse on their own; the reaper skips finished jobs
+            self.outage.quietly(lambda: self.leases.release(self.connection, [job.id for job in jobs]))
         except Exception:
             logger.warning("could not release leases", exc_info=True)
 
@@ -293,8 +291,6 @@ class BatchWorker(OutageTolerantWorker):
         """Images deleted, backlog places given back (``end_jobs``); in an outage both lapse on
         their own (image TTL; ``shared.backlog``), and the outage is waited out where next met."""
         try:
-            end_jobs(self.connection, jobs, self.objects)
-        except UNREACHABLE as exc:
-            self.outage.failed(exc)
+            self.outage.quietly(lambda: end_jobs(self.connection, jobs, self.objects))
         except Exception:
             logger.warning("could not delete the batch's images", exc_info=True)

@@ -51,7 +51,9 @@ class Outage:
 
     ``failed`` marks the start of an outage (logged the first time), ``ended`` its end (logged
     once, with its length); ``wait`` blocks until Redis answers PING, sleeping with backoff.
-    Thread-safe: the worker loop and the guardian report into the same object.
+    Thread-safe: the worker loop and the guardian report into the same object. A call that
+    began before the last outage ended and fails after it (one stalled until its socket timeout)
+    belongs to that outage: given ``began`` (``clock()`` when the call began), it starts none.
     """
 
     def __init__(self, what: str, *, backoff: Backoff | None = None,
@@ -62,6 +64,7 @@ class Outage:
         self.sleep = sleep
         self.clock = clock
         self.since: float | None = None
+        self.ended_at = float("-inf")
         self.count = 0  # outages so far (each start counted once)
         self._lock = threading.Lock()
 
@@ -69,9 +72,9 @@ class Outage:
     def down(self) -> bool:
         return self.since is not None
 
-    def failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException, began: float | None = None) -> None:
         with self._lock:
-            if self.since is not None:
+            if self.since is not None or began is not None and began < self.ended_at:
                 return
             self.since = self.clock()
             self.count += 1
@@ -82,18 +85,22 @@ class Outage:
         with self._lock:
             if self.since is None:
                 return
-            lasted, self.since = self.clock() - self.since, None
+            self.ended_at = self.clock()
+            lasted, self.since = self.ended_at - self.since, None
             self.backoff.reset()
         logger.warning("%s: Redis is reachable again after %.1f s", self.what, lasted)
 
-    def wait(self, connection: Redis, exc: BaseException, stop: Callable[[], bool] = lambda: False) -> bool:
-        """Block until ``connection`` answers PING (True), or ``stop()`` becomes true (False)."""
-        self.failed(exc)
+    def wait(self, connection: Redis, exc: BaseException, stop: Callable[[], bool] = lambda: False,
+             began: float | None = None) -> bool:
+        """Block until ``connection`` answers PING (True), or ``stop()`` becomes true (False);
+        ``exc`` is what the call that ``began`` then met."""
+        self.failed(exc, began)
         while not stop():
             self.sleep(self.backoff.next())
             try:
                 connection.ping()
-            except UNREACHABLE:
+            except UNREACHABLE as again:
+                self.failed(again)
                 continue
             self.ended()
             return True
@@ -103,11 +110,21 @@ class Outage:
         """Run ``step`` until it completes without meeting an outage; it must be safe to repeat.
         Raises the last outage error if ``stop()`` becomes true first."""
         while True:
+            began = self.clock()
             try:
                 return step()
             except UNREACHABLE as exc:
-                if not self.wait(connection, exc, stop):
+                if not self.wait(connection, exc, stop, began):
                     raise
+
+    def quietly(self, step: Callable[[], object]) -> None:
+        """Run ``step``, whose failure in an outage is harmless (what it does lapses or is done
+        again later): an outage is reported, not raised."""
+        began = self.clock()
+        try:
+            step()
+        except UNREACHABLE as exc:
+            self.failed(exc, began)
 
 
 class OutageTolerantWorker(SimpleWorker):
@@ -123,6 +140,7 @@ class OutageTolerantWorker(SimpleWorker):
         """rq's blocking dequeue, with a Redis outage waited out here (backoff with jitter, logged
         once) where rq would log every attempt. ``max_idle_time`` is not supported."""
         while True:
+            began = self.outage.clock()
             try:
                 self.set_state(WorkerStatus.IDLE)
                 self.heartbeat()
@@ -135,7 +153,7 @@ class OutageTolerantWorker(SimpleWorker):
             except DequeueTimeout:
                 continue
             except UNREACHABLE as exc:
-                if not self.outage.wait(self.connection, exc, stop=lambda: self._stop_requested):
+                if not self.outage.wait(self.connection, exc, stop=lambda: self._stop_requested, began=began):
                     return None
 
     def dequeue(self, timeout: float | None):
@@ -178,10 +196,6 @@ class OutageTolerantWorker(SimpleWorker):
         super().unsubscribe()
 
     def _quietly(self, step) -> None:
-        """A step whose failure in an outage is harmless (state, heartbeat, cleanup): report the
-        outage and go on."""
-        try:
-            step()
-        except UNREACHABLE as exc:
-            self.outage.failed(exc)
+        """A step whose failure in an outage is harmless (state, heartbeat, cleanup)."""
+        self.outage.quietly(step)
 

@@ -224,7 +224,7 @@ class Guardian(threading.Thread):
 
     def step(self) -> list[str]:
         """One pass: renew, then reap if Redis has been watched long enough; returns the ids reaped."""
-        now = self.clock()
+        now, began = self.clock(), self.outage.clock()
         try:
             held = self.leases.held()
             self.leases.renew(self.connection, held) if held else self.connection.ping()
@@ -238,7 +238,7 @@ class Guardian(threading.Thread):
             return self.reaper.run_once()
         except UNREACHABLE as exc:  # leases lapse meanwhile; live owners take them back after
             self.watching_since = None
-            self.outage.failed(exc)
+            self.outage.failed(exc, began)
         except Exception as exc:
             logger.warning("guardian: %s: %s", type(exc).__name__, exc)
         return []
