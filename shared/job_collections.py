@@ -48,6 +48,11 @@ redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[4]))
 return 1
 """
 
+_CANCEL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1])
+"""
+
 # KEYS: the collection's hash, its jobs, its order, the job's other collections (a set).
 # ARGV: job id, status, now, '1' if the job belongs to another collection (or none) already.
 _JOIN = """
@@ -236,5 +241,9 @@ def is_canceled(connection: Redis, collection_id: str) -> bool:
 
 def cancel(connection: Redis, collection: dict[str, str]) -> bool:
     """Stop the collection: nothing joins it any more, its queued jobs are cancelled as
-    workers reach them, its running jobs finish. False if it was cancelled already."""
-    return bool(connection.hsetnx(keys.collection_key(collection["id"]), "canceled_at", time.time()))
+    workers reach them, its running jobs finish. False if it was cancelled already; one that
+    expired meanwhile is not found (no hash is made of its cancel alone)."""
+    first = connection.register_script(_CANCEL)(keys=[keys.collection_key(collection["id"])], args=[time.time()])
+    if first == -1:
+        raise CollectionNotFoundError(f"collection {collection['id']} is gone (expired)")
+    return bool(first)

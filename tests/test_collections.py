@@ -12,6 +12,7 @@ import pytest
 
 from api import create_app
 from shared import backlog, collection_views, job_collections, keys
+from shared.errors import CollectionNotFoundError
 from tests.helpers import ROOT
 from tests.test_callbacks import Receiver, deliver_all
 
@@ -169,6 +170,14 @@ def test_a_retry_into_a_cancelled_collection_keeps_the_failed_job(api, redis, ma
     assert refused.status_code == 409 and refused.get_json()["error"]["kind"] == "collection_conflict"
     assert api.get(f"/v1/jobs/{job_id}", headers=auth()).get_json()["status"] == "failed"
     assert view(api, collection)["counts"]["failed"] == 1
+
+
+def test_a_collection_that_expired_before_its_cancel_is_not_found(redis, settings):
+    found, _ = job_collections.create(redis, settings, owner="")
+    redis.delete(keys.collection_key(found["id"]))
+    with pytest.raises(CollectionNotFoundError):
+        job_collections.cancel(redis, found)
+    assert not redis.exists(keys.collection_key(found["id"])), "no hash made of the cancel alone"
 
 
 def test_every_change_counts_once_and_nothing_changes_after_an_end(redis, settings):
