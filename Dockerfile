@@ -29,20 +29,36 @@ RUN python3 -m venv /opt/batchocr \
  && /opt/batchocr/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_OPTS --find-links /wheels . \
  && find /opt/batchocr -name "__pycache__" -prune -exec rm -rf {} +
 
-# What the worker never loads: OpenVINO's GPU/NPU plugins and its non-ONNX model readers
-# (~60 MB); pip itself; swagger-ui-py's files other than the three /v1/docs serves (api/openapi.py,
-# ~25 MB) and the top-level "test" package that wheel installs.
-# The CPU plugin, the ONNX frontend and the IR reader stay.
+# What the worker never loads: OpenVINO's GPU/NPU plugins, the GPU's tuning cache, its C++
+# headers and its non-ONNX model readers (~75 MB); ONNX Runtime's C-API library, which its Python
+# module does not link (it carries its own copy: 35 MB); botocore's API models of every AWS
+# service but S3 and the credential providers' STS, SSO and sign-in (~27 MB); pip itself;
+# swagger-ui-py's files other than the three /v1/docs serves (api/openapi.py, ~25 MB) and the
+# top-level "test" package that wheel installs. The CPU plugin, the ONNX frontend and the IR
+# reader stay. The last step proves what is left still runs: both runtimes build a session on
+# the shipped recogniser and run it, and boto3 makes an S3 client.
 FROM build AS pruned
 RUN cd /opt/batchocr/lib/python3.11/site-packages \
  && rm -rf pip setuptools \
  && find swagger_ui/static -type f ! -name swagger-ui-bundle.js ! -name swagger-ui.css \
       ! -name favicon-32x32.png -delete \
- && rm -rf swagger_ui/handlers test \
+ && rm -rf swagger_ui/handlers test openvino/include \
  && rm -f openvino/libs/libopenvino_intel_gpu_plugin.so* openvino/libs/libopenvino_intel_npu_plugin.so* \
+          openvino/libs/cache.json \
           openvino/libs/libopenvino_tensorflow_frontend.so* openvino/libs/libopenvino_tensorflow_lite_frontend.so* \
           openvino/libs/libopenvino_paddle_frontend.so* openvino/libs/libopenvino_pytorch_frontend.so* \
-          openvino/libs/libopenvino_jax_frontend.so*
+          openvino/libs/libopenvino_jax_frontend.so* onnxruntime/capi/libonnxruntime.so* \
+ && find botocore/data -mindepth 1 -maxdepth 1 -type d ! -name s3 ! -name sts ! -name sso ! -name sso-oidc \
+      ! -name signin -exec rm -rf {} + \
+ && /opt/batchocr/bin/python -c "$(printf '%s\n' \
+      'import pathlib, boto3, numpy, onnxruntime, openvino, rapidocr' \
+      'rec = pathlib.Path(rapidocr.__file__).parent / "models" / "PP-OCRv6_rec_small.onnx"' \
+      'lines = numpy.zeros((1, 3, 48, 320), numpy.float32)' \
+      'ort = onnxruntime.InferenceSession(str(rec), providers=["CPUExecutionProvider"])' \
+      'ort.run(None, {ort.get_inputs()[0].name: lines})' \
+      'openvino.Core().compile_model(str(rec), "CPU")(lines)' \
+      'boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")')" \
+ && find /opt/batchocr -name "__pycache__" -prune -exec rm -rf {} +
 
 FROM user AS runtime
 COPY --from=pruned /opt/batchocr /opt/batchocr
