@@ -34,9 +34,12 @@ RUN python3 -m venv /opt/batchocr \
 # module does not link (it carries its own copy: 35 MB); botocore's API models of every AWS
 # service but S3 and the credential providers' STS, SSO and sign-in (~27 MB); pip itself;
 # swagger-ui-py's files other than the three /v1/docs serves (api/openapi.py, ~25 MB) and the
-# top-level "test" package that wheel installs. The CPU plugin, the ONNX frontend and the IR
-# reader stay. The last step proves what is left still runs: both runtimes build a session on
-# the shipped recogniser and run it, and boto3 makes an S3 client.
+# top-level "test" package that wheel installs; the packages' own test suites (NumPy's ~16 MB).
+# The CPU plugin, the ONNX frontend and the IR reader stay. Also gone: what only the producer
+# imports (batchocr-submit renders, lays out and writes PDFs: fontTools, reportlab, pikepdf with
+# lxml, PDFium; ~66 MB) and its command. The api and worker never import it, and it runs where
+# the scans are, installed with pip (README). The last step proves what is left still runs:
+# both runtimes build a session on the shipped recogniser and run it, and boto3 makes an S3 client.
 FROM build AS pruned
 RUN cd /opt/batchocr/lib/python3.11/site-packages \
  && rm -rf pip setuptools \
@@ -50,8 +53,12 @@ RUN cd /opt/batchocr/lib/python3.11/site-packages \
           openvino/libs/libopenvino_jax_frontend.so* onnxruntime/capi/libonnxruntime.so* \
  && find botocore/data -mindepth 1 -maxdepth 1 -type d ! -name s3 ! -name sts ! -name sso ! -name sso-oidc \
       ! -name signin -exec rm -rf {} + \
+ && find . -mindepth 2 -type d -name tests -prune -exec rm -rf {} + \
+ && rm -rf fontTools fonttools-*.dist-info reportlab reportlab-*.dist-info pikepdf pikepdf.libs pikepdf-*.dist-info \
+      lxml lxml-*.dist-info pypdfium2 pypdfium2_raw pypdfium2_cfg pypdfium2_cli pypdfium2-*.dist-info \
+      /opt/batchocr/bin/batchocr-submit \
  && /opt/batchocr/bin/python -c "$(printf '%s\n' \
-      'import pathlib, boto3, numpy, onnxruntime, openvino, rapidocr' \
+      'import pathlib, boto3, numpy, onnxruntime, openvino, rapidocr, api.__main__, worker.__main__' \
       'rec = pathlib.Path(rapidocr.__file__).parent / "models" / "PP-OCRv6_rec_small.onnx"' \
       'lines = numpy.zeros((1, 3, 48, 320), numpy.float32)' \
       'ort = onnxruntime.InferenceSession(str(rec), providers=["CPUExecutionProvider"])' \
