@@ -3,7 +3,8 @@ progress, one listing of its jobs, one cancel and one completion callback.
 
 Redis (``shared.keys``): a hash per collection holds what it is (owner, name, the options its
 jobs default to, callback URL, times) and its counts (``n_<status>``, ``total``); a hash job id
--> status and a sorted set job id -> join order hold its jobs. Counts are kept, not recounted:
+-> status and a sorted set job id -> join order hold its jobs; a set per job names the other
+collections it joined as a job that already existed. Counts are kept, not recounted:
 every change of a member's status goes through one Lua script (``mark``), which ignores a
 change it has seen (a retried write after an outage counts once) and any change after an end.
 The hooks are where a job's status changes: submit (``join``), the worker starting a batch and
@@ -12,7 +13,8 @@ the reaper or a hand-back queueing it again (``mark``), and ``job_control.end_jo
 Cancelling is lazy: the collection is marked, new jobs may no longer join, and a worker that
 takes one of its queued jobs cancels it instead of running it (``worker.dequeue``); removing
 100,000 ids from the middle of a queue list at once would block Redis. Running jobs finish.
-Keys live ``OCR_IMAGE_TTL_S + OCR_RESULT_TTL_S`` after the collection's last change.
+Keys live ``OCR_IMAGE_TTL_S + OCR_RESULT_TTL_S`` after the collection's last change. What
+clients read of a collection is built in ``shared.collection_views``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
+
 from redis import Redis
 from rq.job import Job, JobStatus
 
