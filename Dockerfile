@@ -3,16 +3,18 @@
 #
 # With a registry: `docker compose build` (base python:3.11-slim, packages from the index).
 # Air-gapped, or where `docker pull` fails: `scripts/docker_images` builds a Debian base with
-# mmdebstrap and a wheelhouse on the host, then passes BASE and PIP_OPTS="--no-index": nothing
-# in these builds touches the network.
+# mmdebstrap and a wheelhouse on the host, then passes BASE, RUNTIME_BASE and PIP_OPTS="--no-index":
+# nothing in these builds touches the network. BASE builds the venvs (it needs `python3 -m venv`);
+# RUNTIME_BASE runs them and needs only the same Python (scripts/docker_images: no apt, no venv).
 ARG BASE=python:3.11-slim
+ARG RUNTIME_BASE=python:3.11-slim
 
 # The host's wheelhouse (scripts/docker_images; empty with a registry), for both venv builds.
 FROM ${BASE} AS wheels
 COPY wheelhouse /wheels
 
 # The user every service runs as.
-FROM ${BASE} AS user
+FROM ${RUNTIME_BASE} AS user
 RUN useradd --create-home --uid 10001 ocr
 
 # Wheels installed into a venv in a throwaway stage; the runtime stage gets the venv only.
@@ -38,8 +40,9 @@ RUN python3 -m venv /opt/batchocr \
 # The CPU plugin, the ONNX frontend and the IR reader stay. Also gone: what only the producer
 # imports (batchocr-submit renders, lays out and writes PDFs: fontTools, reportlab, pikepdf with
 # lxml, PDFium; ~66 MB) and its command. The api and worker never import it, and it runs where
-# the scans are, installed with pip (README). The last step proves what is left still runs:
-# both runtimes build a session on the shipped recogniser and run it, and boto3 makes an S3 client.
+# the scans are, installed with pip (README). And what only rapidocr's own pipeline imports
+# (Shapely, pyclipper, OmegaConf with PyYAML, colorlog; ~20 MB): the wheel is our models'
+# carrier, its package is never imported past its lazy __init__ (worker/model_loading.py).
 FROM build AS pruned
 RUN cd /opt/batchocr/lib/python3.11/site-packages \
  && rm -rf pip setuptools \
@@ -57,21 +60,29 @@ RUN cd /opt/batchocr/lib/python3.11/site-packages \
  && rm -rf fontTools fonttools-*.dist-info reportlab reportlab-*.dist-info pikepdf pikepdf.libs pikepdf-*.dist-info \
       lxml lxml-*.dist-info pypdfium2 pypdfium2_raw pypdfium2_cfg pypdfium2_cli pypdfium2-*.dist-info \
       /opt/batchocr/bin/batchocr-submit \
- && /opt/batchocr/bin/python -c "$(printf '%s\n' \
+ && rm -rf shapely shapely.libs shapely-*.dist-info pyclipper pyclipper-*.dist-info omegaconf omegaconf-*.dist-info \
+      yaml _yaml pyyaml-*.dist-info colorlog colorlog-*.dist-info \
+ && find /opt/batchocr -name "__pycache__" -prune -exec rm -rf {} +
+
+# Its check proves what is left runs on the runtime root (its libraries, not the build's):
+# both runtimes build a session on the shipped recogniser and run it, the worker's pipelines
+# load, and boto3 makes an S3 client. No bytecode is written, so the step adds nothing.
+FROM user AS runtime
+COPY --from=pruned /opt/batchocr /opt/batchocr
+ENV PATH=/opt/batchocr/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    OCR_API_HOST=0.0.0.0
+RUN PYTHONDONTWRITEBYTECODE=1 python -c "$(printf '%s\n' \
       'import pathlib, boto3, numpy, onnxruntime, openvino, rapidocr, api.__main__, worker.__main__' \
       'rec = pathlib.Path(rapidocr.__file__).parent / "models" / "PP-OCRv6_rec_small.onnx"' \
       'lines = numpy.zeros((1, 3, 48, 320), numpy.float32)' \
       'ort = onnxruntime.InferenceSession(str(rec), providers=["CPUExecutionProvider"])' \
       'ort.run(None, {ort.get_inputs()[0].name: lines})' \
       'openvino.Core().compile_model(str(rec), "CPU")(lines)' \
-      'boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")')" \
- && find /opt/batchocr -name "__pycache__" -prune -exec rm -rf {} +
-
-FROM user AS runtime
-COPY --from=pruned /opt/batchocr /opt/batchocr
-ENV PATH=/opt/batchocr/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
-    OCR_API_HOST=0.0.0.0
+      'boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")' \
+      'from shared.settings import Settings; from worker.pipeline import OcrPipeline' \
+      'settings = Settings.from_env({})' \
+      'OcrPipeline.load(settings.default_model, settings).detect(numpy.full((64, 256, 3), 255, numpy.uint8))')"
 USER ocr
 EXPOSE 8000 9100
 CMD ["batchocr-worker"]
@@ -94,7 +105,7 @@ CMD ["rq-dashboard", "--json", "--bind", "0.0.0.0", "--port", "9181"]
 
 # moto's standalone S3-protocol server (in memory), for docker-compose.offline.yml: where no
 # MinIO image can be pulled. A test stand-in, not storage: its objects go with the container.
-FROM ${BASE} AS s3-local
+FROM ${RUNTIME_BASE} AS s3-local
 COPY --from=tools-build /opt/s3 /opt/s3
 EXPOSE 9000
 CMD ["/opt/s3/bin/moto_server", "-H", "0.0.0.0", "-p", "9000"]

@@ -72,7 +72,8 @@ def test_the_dockerfile_copies_what_exists_and_has_both_targets():
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, flags=re.M):
         assert (ROOT / source).exists(), source
     assert "AS runtime" in text and "AS dashboard" in text and "USER ocr" in text
-    assert "ARG BASE=python:3.11-slim" in text and "$PIP_OPTS --find-links /wheels" in text
+    assert "ARG BASE=python:3.11-slim" in text and "ARG RUNTIME_BASE=python:3.11-slim" in text
+    assert "$PIP_OPTS --find-links /wheels" in text
 
 
 def test_the_offline_override_uses_only_images_built_here():
