@@ -81,6 +81,9 @@ def cancel(connection: Redis, job: Job, queue: Queue, objects: ObjectStore) -> d
         queue.push_job_id(job.id, at_front=True)
         tenants.register(connection, queue)
         raise
+    with connection.pipeline() as pipe:
+        _keep_cancelled(pipe, job, queue)
+        pipe.execute()
     end_jobs(connection, [job], objects, drained=False)
     return {"id": job.id, "status": "canceled", "canceled": True, "message": "the job was cancelled before it ran"}
 
@@ -95,10 +98,20 @@ def cancel_taken(connection: Redis, job: Job, queue: Queue, objects: ObjectStore
         pipe.lrem(queue.intermediate_queue.key, 1, job.id)
         pipe.delete(queue.intermediate_queue.get_first_seen_key(job.id))
         job_collections.mark_jobs(connection, [job], "canceled", pipeline=pipe)  # counted with the cancel
-        if job.result_ttl and job.result_ttl > 0:  # read as cancelled for as long as a result would be
-            pipe.expire(job.key, job.result_ttl)
+        _keep_cancelled(pipe, job, queue)
         pipe.execute()
     end_jobs(connection, [job], objects, drained=False, status="canceled")
+
+
+def _keep_cancelled(pipe, job: Job, queue: Queue) -> None:
+    """A cancelled job reads as cancelled for as long as its result would have been kept, then
+    goes: rq keeps a cancelled job's hash, and its place in the canceled registry (scored by
+    when it was cancelled, never cleaned), for ever. Entries older than that TTL are dropped."""
+    if job.result_ttl is None or job.result_ttl <= 0:  # results kept for ever: so is this
+        return
+    pipe.expire(job.key, job.result_ttl)
+    registry = CanceledJobRegistry(queue.name, queue.connection, serializer=queue.serializer)
+    pipe.zremrangebyscore(registry.key, "-inf", f"({time.time() - job.result_ttl}")
 
 
 def end_jobs(connection: Redis, jobs: list[Job], objects: ObjectStore, *, drained: bool = True,

@@ -173,6 +173,8 @@ def test_redis_down_is_503_not_500(settings):
 
 
 def test_cancel_a_queued_job_then_a_running_or_ended_one_is_left_alone(client, redis, settings, make_worker):
+    import time
+
     from shared import backlog
 
     queued = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png"), "mode": "line"}).get_json()["id"]
@@ -180,6 +182,13 @@ def test_cancel_a_queued_job_then_a_running_or_ended_one_is_left_alone(client, r
     assert answer["canceled"] is True and answer["status"] == "canceled"
     assert client.get(f"/v1/jobs/{queued}").get_json()["status"] == "canceled"
     assert backlog.totals(redis).jobs == 0 and not redis.keys("batchocr:image:*")  # place and image given back
+    assert 0 < redis.ttl(f"rq:job:{queued}") <= settings.result_ttl_s, "a cancelled job's hash lapses like a result"
+    [registry] = redis.keys("rq:canceled:*")
+    redis.zadd(registry, {"long-gone": time.time() - settings.result_ttl_s - 60})
+    second = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png"), "mode": "line"}).get_json()["id"]
+    assert client.delete(f"/v1/jobs/{second}").get_json()["canceled"] is True
+    assert redis.zscore(registry, "long-gone") is None and redis.zscore(registry, second) is not None, \
+        "the canceled registry keeps what is still readable only"
     again = client.delete(f"/v1/jobs/{queued}").get_json()
     assert again["canceled"] is False and "already ended" in again["message"]
     done = client.post("/v1/jobs", data={"file": (io.BytesIO(SAMPLE), "a.png"), "mode": "line"}).get_json()["id"]
