@@ -51,6 +51,12 @@ class Rig:
     def logged(self, text: str) -> int:
         return self.log.read_text(errors="replace").count(text)
 
+    def outage_lines(self, since: int) -> list[str]:
+        """The log's outage reports from the ``since``-th start on (what an assertion shows)."""
+        lines = [line for line in self.log.read_text(errors="replace").splitlines() if BEGAN in line or ENDED in line]
+        starts = [i for i, line in enumerate(lines) if BEGAN in line]
+        return lines[starts[since]:] if since < len(starts) else lines[-4:]
+
 
 def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen:
     out = log.open("ab")
@@ -112,7 +118,8 @@ def outage(rig: Rig, start, arm=None) -> None:
         ids = start()
     check_jobs(rig, ids)
     wait_until(lambda: rig.logged(ENDED) > ended, 30, "the end of the outage in the log")
-    assert (rig.logged(BEGAN) - began, rig.logged(ENDED) - ended) == (1, 1), "log the outage once, both ends"
+    assert (rig.logged(BEGAN) - began, rig.logged(ENDED) - ended) == (1, 1), \
+        f"log the outage once, both ends: {rig.outage_lines(began)}"
 
 
 def pages(count: int) -> list[bytes]:
@@ -201,3 +208,13 @@ def test_a_call_that_straddled_an_outage_starts_no_new_one():
     assert outage.count == 2, "a PING that fails now is a new outage"
     outage.failed(redis.exceptions.ConnectionError("cut again"), began=now[0])
     assert (outage.down, outage.count) == (True, 3), "a call begun after the end reports a new one"
+
+
+def test_a_failure_whose_call_start_is_unknown_is_confirmed_by_a_ping():
+    """rq's own loop and its command channel do not say when their failing call began: the
+    outage is reported only once a PING fails too."""
+    outage = Outage("unit", sleep=lambda s: None)
+    assert outage.wait(Pings(0), redis.exceptions.ConnectionError("closed long ago"))
+    assert outage.count == 0, "Redis answers: a straggler, not an outage"
+    assert outage.wait(Pings(2), redis.exceptions.ConnectionError("refused"))
+    assert (outage.down, outage.count) == (False, 1), "PINGs failed: one outage, begun and ended"

@@ -54,6 +54,8 @@ class Outage:
     Thread-safe: the worker loop and the guardian report into the same object. A call that
     began before the last outage ended and fails after it (one stalled until its socket timeout)
     belongs to that outage: given ``began`` (``clock()`` when the call began), it starts none.
+    ``wait`` without ``began`` (the call's start is unknown: rq's own loop, its command channel)
+    reports a start only once a PING fails too.
     """
 
     def __init__(self, what: str, *, backoff: Backoff | None = None,
@@ -93,8 +95,10 @@ class Outage:
     def wait(self, connection: Redis, exc: BaseException, stop: Callable[[], bool] = lambda: False,
              began: float | None = None) -> bool:
         """Block until ``connection`` answers PING (True), or ``stop()`` becomes true (False);
-        ``exc`` is what the call that ``began`` then met."""
-        self.failed(exc, began)
+        ``exc`` is what the call that ``began`` then met (None: a start not known, so the
+        outage is reported once a PING fails)."""
+        if began is not None:
+            self.failed(exc, began)
         while not stop():
             self.sleep(self.backoff.next())
             try:
@@ -177,11 +181,11 @@ class OutageTolerantWorker(SimpleWorker):
         self._quietly(super().run_maintenance_tasks)
 
     def _pubsub_exception_handler(self, exc: Exception, pubsub, pubsub_thread) -> None:
-        """rq's command channel thread: an outage is reported once and retried with backoff; an
+        """rq's command channel thread: an outage is waited out (its read may have been waiting
+        since before the last outage ended, so a PING decides whether this is a new one); an
         error from its socket being closed under it while rq stops the thread is not raised."""
         if isinstance(exc, UNREACHABLE):
-            self.outage.failed(exc)
-            time.sleep(self.outage.backoff.cap)
+            self.outage.wait(self.connection, exc, stop=lambda: self._unsubscribing or self._stop_requested)
         elif not self._unsubscribing:
             raise exc
 
