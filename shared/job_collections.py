@@ -40,6 +40,10 @@ WATCH_PREFIX = "collection:"
 
 # An API key's index keeps its newest OWNER_INDEX collections (expired ones leave it when listed).
 OWNER_INDEX = 10_000
+# A job that joins already ended (a page an earlier run read) may leave its collection with no
+# open job: the callback is then due this much later, and each such join moves it on, so a run
+# of them is delivered once, after the last.
+JOIN_SETTLE_S = 5
 
 # ARGV: ttl, created at, id, index size, then the hash's field/value pairs.
 _CREATE = """
@@ -56,9 +60,30 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 return redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1])
 """
 
-# KEYS: the collection's hash, its jobs, its order, the job's other collections (a set).
-# ARGV: job id, status, now, '1' if the job belongs to another collection (or none) already.
-_JOIN = """
+# A collection with no open job left is finished, and its callback due at ``due_at`` (the
+# delivery watched under the watch prefix + its id, in the due set): after a job's end, an
+# ended job's join, or the undoing of its last queued job's submission.
+_COMPLETE = """
+local function complete(hash, cid, now, due, callback_prefix, watch_prefix, due_at)
+  redis.call('HSET', hash, 'finished_at', now)
+  local url = redis.call('HGET', hash, 'callback_url')
+  if url and url ~= '' then
+    local watched = watch_prefix .. cid
+    redis.call('HSET', callback_prefix .. watched, 'url', url, 'owner', redis.call('HGET', hash, 'owner') or '',
+               'since', now, 'tries', 0, 'looks', 0)
+    redis.call('ZADD', due, due_at, watched)
+  end
+end
+local function open_jobs(hash)
+  return tonumber(redis.call('HGET', hash, 'n_queued') or '0') + tonumber(redis.call('HGET', hash, 'n_started') or '0')
+end
+"""
+
+# KEYS: the collection's hash, its jobs, its order, the job's other collections (a set), the
+# callbacks' due set. ARGV: job id, status, now, '1' if the job belongs to another collection
+# (or none) already, the key prefixes of a collection, of a watched delivery and of a
+# collection's watched id, then JOIN_SETTLE_S.
+_JOIN = _COMPLETE + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HEXISTS', KEYS[1], 'canceled_at') == 1 then return -2 end
 local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl') or '0')
@@ -79,8 +104,8 @@ end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'n_' .. ARGV[2], 1)
 if ARGV[2] == 'queued' or ARGV[2] == 'started' then redis.call('HDEL', KEYS[1], 'finished_at')
-elseif tonumber(redis.call('HGET', KEYS[1], 'n_queued') or '0') + tonumber(redis.call('HGET', KEYS[1], 'n_started') or '0') == 0 then
-  redis.call('HSET', KEYS[1], 'finished_at', ARGV[3])
+elseif open_jobs(KEYS[1]) == 0 then
+  complete(KEYS[1], string.sub(KEYS[1], #ARGV[5] + 1), ARGV[3], KEYS[5], ARGV[6], ARGV[7], ARGV[3] + ARGV[8])
 end
 if ttl > 0 then for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ttl) end end
 return 1
@@ -91,7 +116,7 @@ return 1
 # Status '' = a just-joined job leaves (a submission undone). The collection whose last open job
 # this was has its callback due (KEYS[2]). ARGV[5..7]: the key prefixes of a collection's hash,
 # of a watched delivery, and of a collection's watched id (``shared.keys``, ``callbacks``).
-_MARK = """
+_MARK = _COMPLETE + """
 local function change(cid)
   local hash = ARGV[5] .. cid
   local members, order = hash .. ':jobs', hash .. ':order'
@@ -102,7 +127,9 @@ local function change(cid)
     redis.call('HDEL', members, ARGV[1])
     redis.call('ZREM', order, ARGV[1])
     redis.call('HINCRBY', hash, 'n_queued', -1)
-    redis.call('HINCRBY', hash, 'total', -1)
+    if redis.call('HINCRBY', hash, 'total', -1) > 0 and open_jobs(hash) == 0 then
+      complete(hash, cid, ARGV[3], KEYS[2], ARGV[6], ARGV[7], ARGV[3])
+    end
     return
   end
   if old == 'finished' or old == 'failed' or old == 'canceled' then return end
@@ -110,17 +137,7 @@ local function change(cid)
   redis.call('HINCRBY', hash, 'n_' .. old, -1)
   redis.call('HINCRBY', hash, 'n_' .. ARGV[2], 1)
   if ARGV[2] == 'started' then redis.call('HSETNX', hash, 'started_at', ARGV[3]) end
-  local open = tonumber(redis.call('HGET', hash, 'n_queued') or '0') + tonumber(redis.call('HGET', hash, 'n_started') or '0')
-  if open == 0 then
-    redis.call('HSET', hash, 'finished_at', ARGV[3])
-    local url = redis.call('HGET', hash, 'callback_url')
-    if url and url ~= '' then
-      local watched = ARGV[7] .. cid
-      redis.call('HSET', ARGV[6] .. watched, 'url', url, 'owner', redis.call('HGET', hash, 'owner') or '',
-                 'since', ARGV[3], 'tries', 0, 'looks', 0)
-      redis.call('ZADD', KEYS[2], ARGV[3], watched)
-    end
-  end
+  if open_jobs(hash) == 0 then complete(hash, cid, ARGV[3], KEYS[2], ARGV[6], ARGV[7], ARGV[3]) end
   local ttl = tonumber(redis.call('HGET', hash, 'ttl') or '0')
   if ttl > 0 then
     for _, key in ipairs({hash, members, order}) do redis.call('EXPIRE', key, ttl) end
@@ -132,6 +149,11 @@ for _, cid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return 1
 """
+
+
+# The key prefixes both scripts build names from: a collection's hash, a watched delivery, a
+# collection's watched id.
+_PREFIXES = (keys.collection_key(""), keys.callback_key(""), WATCH_PREFIX)
 
 
 def _keys(collection_id: str) -> list[str]:
@@ -184,8 +206,8 @@ def join(connection: Redis, collection_id: str, job_id: str, status: str = "queu
     """``job_id`` is a member with ``status``; ``other``: the job's payload names another
     collection (or none), so this one is kept in the job's set of other collections."""
     reply = connection.register_script(_JOIN)(
-        keys=[*_keys(collection_id), keys.job_collections_key(job_id)],
-        args=[job_id, status, time.time(), "1" if other else "0", keys.collection_key("")])
+        keys=[*_keys(collection_id), keys.job_collections_key(job_id), keys.CALLBACKS_DUE],
+        args=[job_id, status, time.time(), "1" if other else "0", *_PREFIXES, JOIN_SETTLE_S])
     if reply == -1:
         raise CollectionNotFoundError(f"collection {collection_id} is gone (expired)")
     if reply == -2:
@@ -218,11 +240,10 @@ def mark(connection: Redis, changes: Iterable[tuple[str, str, str]], pipeline=No
     job's end its callback is due (``callbacks``)."""
     script = connection.register_script(_MARK)
     target = pipeline if pipeline is not None else connection.pipeline(transaction=False)
-    prefixes = [keys.collection_key(""), keys.callback_key(""), WATCH_PREFIX]
     now = time.time()
     for collection_id, job_id, status in changes:
         script(keys=[keys.job_collections_key(job_id), keys.CALLBACKS_DUE],
-               args=[job_id, status, now, collection_id, *prefixes], client=target)
+               args=[job_id, status, now, collection_id, *_PREFIXES], client=target)
     if pipeline is None:
         target.execute()
 

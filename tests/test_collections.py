@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 
 import pytest
@@ -193,24 +194,62 @@ def test_every_change_counts_once_and_nothing_changes_after_an_end(redis, settin
     assert redis.ttl(keys.collection_key(collection)) > 0 and redis.ttl(keys.collection_jobs_key(collection)) > 0
 
 
-def test_the_collection_callback_is_posted_once_when_its_last_job_ends(settings, redis, make_worker):
+@pytest.fixture
+def hooked(settings, redis):
+    """An API whose key may have callbacks POSTed to a receiver on loopback: (api, settings, receiver)."""
     receiver = Receiver()
     try:
         hooked = settings.replace(api_keys=KEYS[0], callback_secret="collection-callback-secret-01",
                                   callback_hosts=f"127.0.0.1:{receiver.port}")
-        api = create_app(hooked, connection=redis).test_client()
-        collection = create(api, callback_url=receiver.url(), options={"mode": "line"}).get_json()["id"]
-        for _ in range(3):
-            submit(api, collection)
-        make_worker().work(burst=True)
-        deliver_all(hooked)
-        (request,) = receiver.requests
-        body = json.loads(request["body"])
-        assert body["collection_id"] == collection and body["status"] == "finished" and body["total"] == 3
-        assert request["headers"]["X-BatchOCR-Delivery"] == f"{collection}.finished.3"
-        assert body["counts"]["finished"] == 3
+        yield create_app(hooked, connection=redis).test_client(), hooked, receiver
     finally:
         receiver.close()
+
+
+def test_the_collection_callback_is_posted_once_when_its_last_job_ends(hooked, make_worker):
+    api, settings, receiver = hooked
+    collection = create(api, callback_url=receiver.url(), options={"mode": "line"}).get_json()["id"]
+    for _ in range(3):
+        submit(api, collection)
+    make_worker().work(burst=True)
+    deliver_all(settings)
+    (request,) = receiver.requests
+    body = json.loads(request["body"])
+    assert body["collection_id"] == collection and body["status"] == "finished" and body["total"] == 3
+    assert request["headers"]["X-BatchOCR-Delivery"] == f"{collection}.finished.3"
+    assert body["counts"]["finished"] == 3
+
+
+def test_a_collection_of_jobs_that_joined_ended_is_posted_once_after_the_last_join(hooked, redis, make_worker):
+    api, settings, receiver = hooked
+    first = create(api, options={"mode": "line"}).get_json()["id"]
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for job_id in ids:
+        submit(api, first, job_id=job_id)
+    make_worker().work(burst=True)
+    rerun = create(api, callback_url=receiver.url(), options={"mode": "line"}).get_json()["id"]
+    for job_id in ids:  # every page read already: each joins ended, none is ever open here
+        assert submit(api, rerun, job_id=job_id).status_code == 200
+    assert view(api, rerun)["status"] == "finished"
+    due = redis.zscore(keys.CALLBACKS_DUE, job_collections.WATCH_PREFIX + rerun)
+    assert due > time.time() + 1, "due once the run of joins has settled"
+    deliver_all(settings)
+    assert not receiver.requests
+    deliver_all(settings, clock=lambda: time.time() + job_collections.JOIN_SETTLE_S + 1)
+    (request,) = receiver.requests
+    assert request["headers"]["X-BatchOCR-Delivery"] == f"{rerun}.finished.3"
+
+
+def test_undoing_the_last_open_submission_finishes_the_collection(api, redis, make_worker):
+    collection = create(api, options={"mode": "line"}).get_json()["id"]
+    submit(api, collection)
+    make_worker().work(burst=True)
+    undone = str(uuid.uuid4())
+    job_collections.join(redis, collection, undone)  # a submission that then failed
+    assert view(api, collection)["status"] == "active"
+    job_collections.mark(redis, [(collection, undone, "")])
+    final = view(api, collection)
+    assert (final["status"], final["total"]) == ("finished", 1) and final["finished_at"]
 
 
 def test_a_job_queued_again_or_failed_as_poison_is_counted_so(api, redis):
