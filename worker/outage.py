@@ -185,7 +185,8 @@ class OutageTolerantWorker(SimpleWorker):
         since before the last outage ended, so a PING decides whether this is a new one); an
         error from its socket being closed under it while rq stops the thread is not raised."""
         if isinstance(exc, UNREACHABLE):
-            self.outage.wait(self.connection, exc, stop=lambda: self._unsubscribing or self._stop_requested)
+            if not self.outage.wait(self.connection, exc, stop=lambda: self._unsubscribing):
+                time.sleep(self.outage.backoff.cap)  # until rq stops the thread: no spinning meanwhile
         elif not self._unsubscribing:
             raise exc
 
