@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from shared.errors import ModelError
 from shared.settings import Settings
-from worker.backend_choice import Choice, openvino_core
+from worker.backend_choice import Choice, openvino_bf16, openvino_core
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ class Engine:
 class OpenVinoEngine:
     """The same ONNX file compiled by OpenVINO for the CPU with ``threads`` threads;
     ``precision`` "bf16" lets OpenVINO run in bfloat16 (AVX512_BF16 / AMX), "fp32" keeps
-    float32. ``precision`` afterwards is what OpenVINO actually chose (a CPU without bf16 runs
-    f32). ``streams`` > 1 splits the threads into that many inference streams of their own
+    float32. ``precision`` afterwards is what OpenVINO actually chose: a CPU without native bf16
+    runs f32 (OpenVINO would emulate bf16 on any AVX-512 CPU: slower than f32, and less exact). ``streams`` > 1 splits the threads into that many inference streams of their own
     (for the recogniser: one small line input keeps 1 thread busier than 2, so ``map`` runs
     ``streams`` chunks at once, 1.65x the lines/s of one 2-thread stream here); a lone
     ``__call__`` then runs on one stream. Not for use from two threads at once. OpenVINO compiles kernels for each new input shape
@@ -128,7 +128,7 @@ class OpenVinoEngine:
         self.streams = max(1, min(streams, threads))
         config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": self.streams,
                   "PERFORMANCE_HINT": "LATENCY" if self.streams == 1 else "THROUGHPUT",
-                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" and openvino_bf16() else "f32",
                   "CPU_RUNTIME_CACHE_CAPACITY": str(cache_entries)}
         compiled = core.compile_model(self.model, "CPU", config)
         self.requests = [compiled.create_infer_request() for _ in range(self.streams)]
