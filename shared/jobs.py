@@ -25,19 +25,12 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from shared import backlog, callbacks, canary, ids, job_collections, keys, priorities, results, tenants
-from shared.errors import (
-    BadOptionError,
-    JobIdConflictError,
-    JobNotFoundError,
-    NotReplicatedError,
-    StorageError,
-)
+from shared.errors import BadOptionError, JobIdConflictError, JobNotFoundError, NotReplicatedError, StorageError
 from shared.images import inspect_image
 from shared.payload import JobOptions, JobPayload
 from shared.s3 import ObjectStore, S3Uri, check_input_allowed, image_object_uri
 from shared.settings import Settings
 
-# Submit and read jobs; the payload itself is declared in shared.payload.
 __all__ = ["JOB_FUNC", "TERMINAL", "Submission",
            "describe", "fetch", "get_queue", "get_queues", "queue_of", "submit"]
 
@@ -113,7 +106,7 @@ def submit(
                        _store_image(connection, settings, objects, image, job_id, options, owner, stored,
                                     {"callback_url": callback_url, "collection": collection}))
     except DuplicateJobError:  # lost a race with another submitter of the same id
-        existing = _existing(connection, job_id, False, owner, collection)
+        existing = _race_winner(connection, job_id, owner, collection)
         if existing is None:
             _undo(connection, settings, objects, job_id, took_place, stored[0], collection)
             raise JobNotFoundError(f"job {job_id} vanished while being submitted; submit again", job_id=job_id) from None
@@ -123,6 +116,18 @@ def submit(
         raise
     _replicated(connection, settings, job_id)
     return Submission(job, created=True)
+
+
+def _race_winner(connection: Redis, job_id: str, owner: str, collection: str) -> Job | None:
+    """The job another submitter queued under ``job_id`` first, joined as it stands. If it is
+    another key's (JobIdConflictError), that job keeps the id's image and backlog place: only
+    this call's membership of ``collection`` goes."""
+    try:
+        return _existing(connection, job_id, False, owner, collection)
+    except JobIdConflictError:
+        if collection:
+            job_collections.mark(connection, [(collection, job_id, "")])
+        raise
 
 
 def _check_input(settings: Settings, image: bytes | S3Uri, callback_url: str) -> None:
@@ -249,9 +254,7 @@ def fetch(connection: Redis, job_id: str, owner: str | None = None) -> Job:
         raise missing
     try:
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-        if job.func_name != JOB_FUNC:
-            raise missing
-        if owner is not None and JobPayload.from_job(job).owner != owner:
+        if job.func_name != JOB_FUNC or owner is not None and JobPayload.from_job(job).owner != owner:
             raise missing
         return job
     except (ValueError, NoSuchJobError, DeserializationError):

@@ -252,6 +252,27 @@ def test_undoing_the_last_open_submission_finishes_the_collection(api, redis, ma
     assert (final["status"], final["total"]) == ("finished", 1) and final["finished_at"]
 
 
+def test_losing_a_job_id_to_another_key_mid_submit_leaves_no_member_behind(api, redis, keyed, monkeypatch):
+    from shared import auth, jobs
+    from shared.payload import JobOptions
+
+    collection = create(api, options={"mode": "line"}).get_json()["id"]
+    job_id, admit = str(uuid.uuid4()), backlog.admit
+
+    def racing(connection, settings, jid, size, owner):  # the other key submits the same id first
+        if owner == auth.key_id(KEYS[0]):
+            jobs.submit(connection, keyed, base64.b64decode(LINE), JobOptions.parse({"mode": "line"}, keyed),
+                        job_id=jid, owner=auth.key_id(KEYS[1]))
+        return admit(connection, settings, jid, size, owner)
+
+    monkeypatch.setattr(backlog, "admit", racing)
+    answer = submit(api, collection, job_id=job_id)
+    assert answer.status_code == 409 and answer.get_json()["error"]["kind"] == "job_id_conflict"
+    final = view(api, collection)
+    assert (final["total"], final["counts"]["queued"]) == (0, 0), "no phantom member keeps it open"
+    assert backlog.totals(redis).jobs == 1, "the other key's job keeps the id's place"
+
+
 def test_a_job_queued_again_or_failed_as_poison_is_counted_so(api, redis):
     from shared import jobs
     from worker import recovery
