@@ -2,7 +2,7 @@
 ``shared.payload``).
 
 A job is a plain rq job serialized with rq's JSON serializer (never pickle). The image bytes do
-not ride in the payload: they sit under ``keys.image_key(job_id)`` with a TTL, in the
+not ride in the payload: they sit under ``keys.image_key(job_id, owner)`` with a TTL, in the
 deployment's bucket (``OCR_IMAGE_STORE=s3``), or in a client's allowlisted ``image_uri``. Every
 new job is admitted first (``shared.backlog``) and released when it ends. The batching worker (``worker``) never calls the job function
 itself; a plain ``rq worker`` would, and gets the same result one job at a time.
@@ -100,7 +100,7 @@ def submit(
             return Submission(existing, created=False)
     held = 0 if isinstance(image, S3Uri) or settings.image_store == "s3" else len(image)
     took_place = backlog.admit(connection, settings, job_id, held, owner)
-    stored = [False]
+    stored: list[str | S3Uri | None] = [None]
     try:
         job = _enqueue(connection, settings, job_id,
                        _store_image(connection, settings, objects, image, job_id, options, owner, stored,
@@ -108,20 +108,19 @@ def submit(
     except DuplicateJobError:  # lost a race with another submitter of the same id
         existing = _race_winner(connection, job_id, owner, collection)
         if existing is None:
-            _undo(connection, settings, objects, job_id, took_place, stored[0], collection)
+            _undo(connection, objects, job_id, took_place, stored[0], collection)
             raise JobNotFoundError(f"job {job_id} vanished while being submitted; submit again", job_id=job_id) from None
         return Submission(existing, created=False)
     except BaseException:  # nothing was queued: give the place back (Redis full, S3 down, ...)
-        _undo(connection, settings, objects, job_id, took_place, stored[0], collection)
+        _undo(connection, objects, job_id, took_place, stored[0], collection)
         raise
     _replicated(connection, settings, job_id)
     return Submission(job, created=True)
 
 
 def _race_winner(connection: Redis, job_id: str, owner: str, collection: str) -> Job | None:
-    """The job another submitter queued under ``job_id`` first, joined as it stands. If it is
-    another key's (JobIdConflictError), that job keeps the id's image and backlog place: only
-    this call's membership of ``collection`` goes."""
+    """The job another submitter queued under ``job_id`` first, joined as it stands; if it is
+    another key's (JobIdConflictError), only this call's membership of ``collection`` goes."""
     try:
         return _existing(connection, job_id, False, owner, collection)
     except JobIdConflictError:
@@ -159,46 +158,47 @@ def _replicated(connection: Redis, settings: Settings, job_id: str) -> None:
 
 
 def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | None, image: bytes | S3Uri,
-                 job_id: str, options: JobOptions, owner: str, stored: list[bool], links: dict[str, str]) -> JobPayload:
+                 job_id: str, options: JobOptions, owner: str, stored: list, links: dict[str, str]) -> JobPayload:
     """Store an upload where ``OCR_IMAGE_STORE`` says (an ``s3://`` input stays where it is),
     before the job is enqueued, so no worker sees a job without its image. ``stored[0]``
-    becomes True once this call has written an image (so only this call's image is undone)."""
+    becomes the key or object this call wrote (so only this call's image is undone)."""
     build = functools.partial(JobPayload.build, options, submitted_at=time.time(), owner=owner, **links)
     if isinstance(image, S3Uri):
         return build(image_uri=str(image))
     if settings.image_store == "s3":
         if objects is None:
             raise StorageError("OCR_IMAGE_STORE=s3 but no S3 access is configured here")
-        uri = image_object_uri(settings, job_id)
+        uri = image_object_uri(settings, job_id, owner)
         if not objects.exists(uri):  # a concurrent submitter of the same id wrote it already
             objects.write(uri, image)
-            stored[0] = True
+            stored[0] = uri
         return build(image_object=str(uri))
-    payload = build(image_key=keys.image_key(job_id))
+    payload = build(image_key=keys.image_key(job_id, owner))
     # NX: a submitter that loses a race for the same id never replaces the winner's image.
-    stored[0] = bool(connection.set(payload.image_key, image, ex=settings.image_ttl_s, nx=True))
+    if connection.set(payload.image_key, image, ex=settings.image_ttl_s, nx=True):
+        stored[0] = payload.image_key
     return payload
 
 
-def _undo(connection: Redis, settings: Settings, objects: ObjectStore | None, job_id: str, took_place: bool,
-          stored: bool, collection: str) -> None:
-    """A submission that failed: its place and the image this call stored go, unless a job
+def _undo(connection: Redis, objects: ObjectStore | None, job_id: str, took_place: bool,
+          stored: str | S3Uri | None, collection: str) -> None:
+    """A submission that failed: its place and the image this call ``stored`` go, unless a job
     with this id was queued after all (a reply lost after rq's write, a concurrent submitter).
     A Redis without memory still deletes; what cannot be undone now lapses on its own."""
     try:
         if connection.exists(Job.key_for(job_id)):
             return
-        if stored and settings.image_store == "redis":
-            connection.delete(keys.image_key(job_id))
+        if isinstance(stored, str):
+            connection.delete(stored)
         if took_place:
             backlog.release(connection, [job_id], drained=False)
         if collection:
             job_collections.mark(connection, [(collection, job_id, "")])
     except RedisError:
         return
-    if stored and settings.image_store == "s3" and objects is not None:
+    if isinstance(stored, S3Uri) and objects is not None:
         try:
-            objects.delete(image_object_uri(settings, job_id))
+            objects.delete(stored)
         except StorageError:
             pass
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 PREFIX = "batchocr"
 
 
-def image_key(job_id: str) -> str:
-    """Raw image bytes of a job, written by the API with a TTL, deleted when the job ends."""
-    return f"{PREFIX}:image:{job_id}"
+def image_key(job_id: str, owner: str = "") -> str:
+    """Raw image bytes of a job, written by the API with a TTL, deleted when the job ends; under
+    its owner's key id, so two keys' racing submits of one job id never share an image."""
+    return f"{PREFIX}:image:{owner}:{job_id}" if owner else f"{PREFIX}:image:{job_id}"
 
 
 def lease_key(job_id: str) -> str:

@@ -54,9 +54,10 @@ def check_input_allowed(settings: Settings, uri: S3Uri) -> None:
         raise ForbiddenBucketError(f"{uri} is in batchocr's own storage (uploads or results), not an input")
 
 
-def image_object_uri(settings: Settings, job_id: str) -> S3Uri:
-    """Where the API stores job ``job_id``'s upload with ``OCR_IMAGE_STORE=s3``."""
-    return S3Uri(settings.s3_bucket, f"{settings.s3_image_prefix}{job_id}")
+def image_object_uri(settings: Settings, job_id: str, owner: str = "") -> S3Uri:
+    """Where the API stores job ``job_id``'s upload with ``OCR_IMAGE_STORE=s3`` (under its
+    owner's key id, as ``keys.image_key``)."""
+    return S3Uri(settings.s3_bucket, f"{settings.s3_image_prefix}{owner + '/' if owner else ''}{job_id}")
 
 
 def check_image_object(settings: Settings, uri: S3Uri) -> None:

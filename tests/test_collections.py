@@ -13,6 +13,7 @@ import pytest
 
 from api import create_app
 from shared import backlog, collection_views, job_collections, keys
+from shared.auth import key_id
 from shared.errors import CollectionNotFoundError
 from tests.helpers import ROOT
 from tests.test_callbacks import Receiver, deliver_all
@@ -75,7 +76,7 @@ def test_counts_progress_and_listing_follow_the_jobs(api, redis, keyed, make_wor
 def test_a_failed_and_a_cancelled_job_are_counted_as_such(api, redis, make_worker):
     collection = create(api).get_json()["id"]
     failing, cancelled, fine = (submit(api, collection, mode="line").get_json()["id"] for _ in range(3))
-    redis.delete(keys.image_key(failing))  # its image lapsed before a worker took it
+    redis.delete(keys.image_key(failing, key_id(KEYS[0])))  # its image lapsed before a worker took it
     assert api.delete(f"/v1/jobs/{cancelled}", headers=auth()).get_json()["canceled"]
     make_worker().work(burst=True)
     counts = view(api, collection)["counts"]
@@ -164,7 +165,7 @@ def test_a_queued_job_that_joins_a_second_collection_is_counted_in_both(api, mak
 def test_a_retry_into_a_cancelled_collection_keeps_the_failed_job(api, redis, make_worker):
     collection = create(api, options={"mode": "line"}).get_json()["id"]
     job_id = submit(api, collection, job_id=str(uuid.uuid4())).get_json()["id"]
-    redis.delete(keys.image_key(job_id))  # it fails: its image lapsed
+    redis.delete(keys.image_key(job_id, key_id(KEYS[0])))  # it fails: its image lapsed
     make_worker().work(burst=True)
     api.delete(f"/v1/collections/{collection}", headers=auth())
     refused = submit(api, collection, job_id=job_id, retry_failed=True)
@@ -252,25 +253,29 @@ def test_undoing_the_last_open_submission_finishes_the_collection(api, redis, ma
     assert (final["status"], final["total"]) == ("finished", 1) and final["finished_at"]
 
 
-def test_losing_a_job_id_to_another_key_mid_submit_leaves_no_member_behind(api, redis, keyed, monkeypatch):
-    from shared import auth, jobs
+def test_losing_a_job_id_to_another_key_mid_submit_leaves_no_member_and_no_shared_image(api, redis, keyed,
+                                                                                          monkeypatch):
+    from shared import jobs
     from shared.payload import JobOptions
 
     collection = create(api, options={"mode": "line"}).get_json()["id"]
-    job_id, admit = str(uuid.uuid4()), backlog.admit
+    job_id, enqueue, theirs = str(uuid.uuid4()), jobs._enqueue, (ROOT / "samples" / "lines" / "invoice_total.png")
+    other = key_id(KEYS[1])
 
-    def racing(connection, settings, jid, size, owner):  # the other key submits the same id first
-        if owner == auth.key_id(KEYS[0]):
-            jobs.submit(connection, keyed, base64.b64decode(LINE), JobOptions.parse({"mode": "line"}, keyed),
-                        job_id=jid, owner=auth.key_id(KEYS[1]))
-        return admit(connection, settings, jid, size, owner)
+    def racing(connection, settings, jid, payload):  # the other key queues the same id first
+        if payload.owner != other:
+            jobs.submit(connection, keyed, theirs.read_bytes(), JobOptions.parse({"mode": "line"}, keyed),
+                        job_id=jid, owner=other)
+        return enqueue(connection, settings, jid, payload)
 
-    monkeypatch.setattr(backlog, "admit", racing)
-    answer = submit(api, collection, job_id=job_id)
+    monkeypatch.setattr(jobs, "_enqueue", racing)
+    answer = submit(api, collection, job_id=job_id)  # its image was stored before the other key's
     assert answer.status_code == 409 and answer.get_json()["error"]["kind"] == "job_id_conflict"
     final = view(api, collection)
     assert (final["total"], final["counts"]["queued"]) == (0, 0), "no phantom member keeps it open"
     assert backlog.totals(redis).jobs == 1, "the other key's job keeps the id's place"
+    winner = jobs.JobPayload.from_job(jobs.fetch(redis, job_id))
+    assert redis.get(winner.image_key) == theirs.read_bytes(), "the winner reads its own image, never the loser's"
 
 
 def test_a_job_queued_again_or_failed_as_poison_is_counted_so(api, redis):
