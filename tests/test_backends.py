@@ -91,6 +91,8 @@ AUTO = """
 from worker.backend_choice import choose, openvino_bf16
 from worker.model_loading import model_files
 print(openvino_bf16(), choose("auto", "auto", "ppocrv6-small", model_files("ppocrv6-small")).label)
+asked = choose("openvino", "bf16", "ppocrv6-small")
+print(asked.label, asked.reason.replace(" ", "_"))
 """
 
 LINE = (ROOT / "samples" / "lines" / "address.png").read_bytes()
@@ -157,8 +159,10 @@ def test_the_recorded_gate_is_for_the_installed_default_model_files():
 
 
 def test_auto_runs_the_default_version_on_openvino_bf16_where_the_cpu_has_it():
-    bf16, label = child(AUTO).split()
+    bf16, label, asked, reason = child(AUTO).split()
     assert label == ("openvino:bf16" if bf16 == "True" else "onnxruntime:fp32")  # its gate is recorded
+    assert asked == ("openvino:bf16" if bf16 == "True" else "openvino:fp32")  # never emulated bf16
+    assert bf16 == "True" or "no_native_bf16" in reason
 
 
 def test_auto_runs_onnx_runtime_for_a_version_without_a_passed_gate():

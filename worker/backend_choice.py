@@ -7,7 +7,9 @@ it), and the version's accuracy gate passed (``backend_gates.json``: CER on ever
 ``tolerance`` of ONNX Runtime FP32, written by ``python -m bench.backend_gate --write``) on the
 same model files and OpenVINO release. Otherwise ONNX Runtime FP32, the reference every gate is
 measured against (also ``auto`` with ``OCR_PRECISION=fp32``). A named backend is taken as asked;
-``openvino`` with precision ``auto`` runs bf16 where the CPU has it.
+``openvino`` with precision ``auto`` or ``bf16`` runs bf16 where the CPU has it and f32
+elsewhere (OpenVINO would emulate bf16 on other AVX-512 CPUs: slower than f32, and less exact),
+so the label results and metrics carry is what runs.
 """
 
 from __future__ import annotations
@@ -122,8 +124,9 @@ def choose(backend: str, precision: str, model: str, files: list[Path] | None = 
         bf16 = openvino_bf16()
         if bf16 is None:
             raise ModelError("OCR_BACKEND=openvino needs the openvino package: pip install 'batchocr[openvino]'")
-        return Choice("openvino", precision if precision != "auto" else "bf16" if bf16 else "fp32",
-                      "OCR_BACKEND=openvino")
+        if precision == "bf16" and not bf16:
+            return Choice("openvino", "fp32", "OCR_BACKEND=openvino: OCR_PRECISION=bf16 but this CPU has no native bf16")
+        return Choice("openvino", "bf16" if precision != "fp32" and bf16 else "fp32", "OCR_BACKEND=openvino")
     if not gate_passed(gate_table(), model, "openvino:bf16", fingerprint(files) if files else ""):
         return Choice("onnxruntime", "fp32", f"auto: no passed openvino:bf16 accuracy gate for {model} on these files")
     bf16 = openvino_bf16()
