@@ -5,8 +5,9 @@ or dead costs that thread its timeout, never a batch. Each pass claims the watch
 look is due (one Lua call that also pushes their next look past the claim, so a deliverer that
 dies mid-try leaves the job to the next one: at least once), then for each: a job not yet ended
 is looked at again later (1 s, 2 s, ... at most 10 min apart; whatever ends a job makes it due
-at once, so these looks only catch an end whose signal an outage lost); an ended one is POSTed. A failed try (no answer within ``OCR_CALLBACK_TIMEOUT_S``, a status other
-than 2xx, a redirect, an address that is not allowed) is tried again after 2, 4, 8, ... s (at most
+at once, so these looks only catch an end whose signal an outage lost); an ended one is POSTed.
+A failed try (no answer within ``OCR_CALLBACK_TIMEOUT_S``, a status other than 2xx, a redirect,
+an address that is not allowed) is tried again after 2, 4, 8, ... s (at most
 ``OCR_CALLBACK_BACKOFF_MAX_S``); after ``OCR_CALLBACK_ATTEMPTS`` tries it becomes a dead letter.
 A collection's end (``shared.collection_views.delivery``) is watched and delivered the same way.
 

@@ -39,8 +39,8 @@ _INTERMEDIATE = IntermediateQueue.get_intermediate_queue_key("")
 MAX_CANCELS = 16
 
 # KEYS: a priority's own queue, its rotation (shared.tenants), the next priority's, ... in
-# order; ARGV[1]: the suffix of rq's intermediate list to a queue key. Each priority: the rotation's queues in turn (the head moves to the tail; a queue
-# found empty leaves), then its own queue (which may hold jobs of an API from before the
+# order; ARGV[1]: the suffix of rq's intermediate list to a queue key. Each priority: the
+# rotation's queues in turn (the head moves to the tail; a queue found empty leaves), then its own queue (which may hold jobs of an API from before the
 # rotation). Every take is an LMOVE into the queue's rq intermediate list. Returns {the
 # priority's queue key, the queue key taken from, job id} or false.
 _TAKE = """

@@ -110,12 +110,14 @@ class OpenVinoEngine:
     ``precision`` "bf16" lets OpenVINO run in bfloat16 (AVX512_BF16 / AMX), "fp32" keeps
     float32. ``precision`` afterwards is what OpenVINO actually chose: a CPU without native bf16
     runs f32 (OpenVINO would emulate bf16 on any AVX-512 CPU: slower than f32, and less exact).
-    ``streams`` > 1 splits the threads into that many inference streams of their own (for the recogniser: one small line input keeps 1 thread busier than 2, so ``map`` runs
-    ``streams`` chunks at once, 1.65x the lines/s of one 2-thread stream here); a lone
-    ``__call__`` then runs on one stream. Not for use from two threads at once. OpenVINO compiles kernels for each new input shape
-    (~0.15 s for a line shape, ~0.4 s for a page) and keeps them in a cache of
-    ``cache_entries`` primitives (~30 per line shape, ~0.1 MB each: docs/BENCHMARKS.md).
-    Outputs are copied out of OpenVINO's buffers."""
+    ``streams`` > 1 splits the threads into that many inference streams of their own (for the
+    recogniser: one small line input keeps 1 thread busier than 2, so ``map`` runs ``streams``
+    chunks at once, 1.65x the lines/s of one 2-thread stream here); a lone ``__call__`` then
+    runs on one stream. Not for use from two threads at once. OpenVINO compiles kernels for
+    each new input shape (~0.15 s for a line shape, ~0.4 s for a page) and keeps them in a cache
+    of ``cache_entries`` primitives (~30 per line shape, ~0.1 MB each), and buffers per shape and
+    stream besides (docs/BENCHMARKS.md, "Peak memory of a page worker"). Outputs are copied out
+    of OpenVINO's buffers."""
 
     backend = "openvino"
 

@@ -35,8 +35,9 @@ def warm_up(pipeline: OcrPipeline, max_width: int) -> float:
     widths lines get: ``worker.recognize.slot_width``; at most the widest a line can get), one
     line each, and 2, 4 and 8 lines each up to ``BATCHED_WIDTH``; the detector on one blank
     A4-shaped page at the detection size; the line classifier on 1 and 8 lines (a page's
-    voters). Recogniser shapes run on every stream it has (``worker.engine``). Returns the seconds it took (0 when ``max_width`` is 0: off). Engine call counts
-    are reset afterwards: they count jobs' work only."""
+    voters). Recogniser shapes run on every stream it has (``worker.engine``). Returns the
+    seconds it took (0 when ``max_width`` is 0: off). Engine call counts are reset afterwards:
+    they count jobs' work only."""
     if max_width <= 0:
         return 0.0
     start = time.perf_counter()
