@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 from shared.client import ApiClient
 from ops.launcher import Topology
@@ -23,3 +25,14 @@ def test_topology_serves_the_samples_over_http():
     assert page_view["status"] == "finished"
     assert "The archive digitised 18,450 pages this quarter," in page_view["result"]["text"].splitlines()
     assert topology.processes == []
+
+
+def test_the_readme_demo_command_prints_every_sample_s_text():
+    """``./scripts/demo`` ends in ``batchocr-demo``: embedded Redis, API, two workers, samples."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OCR_REDIS_URL")}
+    done = subprocess.run([sys.executable, "-m", "ops.demo"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for text in ("42 Wallaby Way, Sydney NSW 2000", "Total due: EUR 1,284.50",
+                 "The archive digitised 18,450 pages this quarter,", "4/4 jobs finished"):
+        assert text in done.stdout
