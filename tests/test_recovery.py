@@ -61,7 +61,16 @@ def unfinished(redis: Redis, settings: Settings, ids: list[str]) -> str:
         f"started={job.id in started} {job.meta.get('error', '')}" for job in left[:10])
 
 
+def left_the_victim(redis: Redis, ids: list[str], victim: str) -> bool:
+    """Whether no job of ``ids`` still reads as started by the dead worker ``victim``."""
+    return all(job.get_status() != JobStatus.STARTED or job.worker_name != victim for job in fetch(redis, ids))
+
+
 def test_a_killed_workers_batch_is_retried_elsewhere_within_60_s():
+    """The guarantee that does not depend on page speed: the dead worker's batch is back in the
+    queue within a lease and a reaper pass, and its first retry starts within 60 s. Its jobs are
+    suspects and run alone, one after another on the one worker left, so when the last of them
+    starts depends on how long a page takes on this machine (asserted nowhere)."""
     with Topology(workers=2, env=clean_env(), log_level="WARNING", restart_workers=False) as topology:
         redis = Redis.from_url(topology.settings.redis_url)
         ids = submit_pages(ApiClient(topology.api_url), 16)
@@ -73,11 +82,15 @@ def test_a_killed_workers_batch_is_retried_elsewhere_within_60_s():
         process.kill()
         killed_at = time.time()
         process.wait()
+        wait_until(lambda: left_the_victim(redis, batch, victim), 60, "the batch back in the queue", 0.5)
         wait_until(lambda: set(statuses(redis, ids)) == {"finished"}, 400, "every job to finish", 1.0)
-        for job in fetch(redis, batch):
+        retried = fetch(redis, batch)
+        assert min(job.started_at.timestamp() for job in retried) - killed_at < 60, "first retry within 60 s"
+        for job in retried:
             assert job.worker_name != victim
-            assert job.started_at.timestamp() - killed_at < 60, "first retry within 60 s"
-            assert len(job.results()) == 1 and job.return_value()["attempts"] == 2
+            result = job.return_value()
+            assert len(job.results()) == 1 and result["attempts"] == 2
+            assert result["batch_size"] == 1, "suspects run alone"
         assert all(len(job.results()) == 1 for job in fetch(redis, ids))
 
 
