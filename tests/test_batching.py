@@ -173,3 +173,19 @@ def test_a_batch_past_the_job_timeout_fails_its_jobs_and_the_worker_lives_on(cli
     quick = submit(client, GOOD)
     worker.work(burst=True)
     assert results(client, [quick])[0]["status"] == "finished"
+
+
+def test_a_worker_stops_without_waiting_out_its_command_channel(make_worker):
+    """rq's command channel thread waited 60 s between reads, and redis-py 8.2 joins it on stop:
+    a thread that had already read the unsubscribe reply held a worker's shutdown for a minute.
+    Here the thread is put in exactly that state before the worker stops."""
+    worker = make_worker()
+    worker.subscribe()
+    wait_until(lambda: worker.pubsub.subscribed, 10, "the command channel to subscribe", 0.05)
+    worker.pubsub.unsubscribe()
+    wait_until(lambda: not worker.pubsub.subscribed, 10, "the thread to read the unsubscribe reply", 0.05)
+    time.sleep(0.3)  # the thread is back in its idle wait
+    began = time.monotonic()
+    worker.unsubscribe()
+    assert time.monotonic() - began < 10, "stopping waited out the idle wait"
+    assert not worker.pubsub_thread.is_alive()

@@ -23,6 +23,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 logger = logging.getLogger(__name__)
 
+COMMAND_WAKE_S = 1.0  # how often the idle command channel thread wakes: the bound on a worker's shutdown wait
 # What an unreachable, restarting or stalled Redis raises (a busy loading server included).
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                redis.exceptions.BusyLoadingError)
@@ -191,8 +192,15 @@ class OutageTolerantWorker(SimpleWorker):
             raise exc
 
     def subscribe(self) -> None:
+        """rq's command channel (shutdown, stop-job), with its thread's idle wait cut from rq's
+        60 s to ``COMMAND_WAKE_S``: redis-py 8.2's ``PubSubWorkerThread.stop`` joins the thread,
+        and a thread that has already read the unsubscribe reply sleeps out that whole wait, so
+        a worker's shutdown (burst end, SIGTERM) could hang for up to a minute."""
         self._unsubscribing = False
-        super().subscribe()
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=COMMAND_WAKE_S, daemon=True,
+                                                       exception_handler=self._pubsub_exception_handler)
 
     def unsubscribe(self) -> None:
         """rq stops the command channel thread here; errors from its closing socket are expected
