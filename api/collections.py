@@ -36,13 +36,14 @@ def create_collection():
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise BadOptionError("options must be an object of job options")
+    options = {k: str(v) for k, v in options.items() if v not in (None, "")}  # as stored, and as each join reads them
     JobOptions.parse(options, current_app.extensions["batchocr.settings"])  # checked now, not at each join
     callback_url = body.get("callback_url") or ""
     if not isinstance(callback_url, str):
         raise BadOptionError("callback_url must be a string")
     found, created = job_collections.create(
         _redis(), current_app.extensions["batchocr.settings"], owner=g.owner, name=body.get("name") or "",
-        options={k: str(v) for k, v in options.items() if v not in (None, "")}, callback_url=callback_url.strip(),
+        options=options, callback_url=callback_url.strip(),
         collection_id=body.get("id") or None)
     view = collection_views.describe(found)
     return jsonify(view | {"created": created}), 201 if created else 200, {"Location": view["links"]["self"]}

@@ -53,6 +53,7 @@ def _run_sync():
     deadline = time.monotonic() + settings.sync_timeout_s
     while time.monotonic() < deadline and job.get_status(refresh=True).value not in jobs.TERMINAL:
         time.sleep(0.02)
+    job = jobs.fetch(connection, job.id, owner=g.owner)  # read again whole: the loop refreshed only its status
     view = jobs.describe(job, current_app.extensions["batchocr.objects"])
     cost = round(time.perf_counter() - started, 3)
     if view["status"] == "finished":

@@ -75,9 +75,31 @@ def json_object() -> dict[str, Any]:
         raise BadJsonError("the body is not valid JSON: it is not UTF-8 text") from None
     except RecursionError:
         raise BadJsonError("the body is not valid JSON: it is nested too deeply") from None
+    except ValueError as exc:  # a number past Python's digit limit for int()
+        raise BadJsonError(f"the body holds a number that cannot be read: {str(exc)[:120]}") from None
     if not isinstance(body, dict):
         raise BadJsonError(f"the JSON body must be an object, not {_json_type(body)}")
+    _check_text(body)
     return body
+
+
+def _check_text(body: dict[str, Any]) -> None:
+    """Every string of ``body`` (keys too) is text: JSON's ``\\ud800`` escapes can spell a lone
+    UTF-16 surrogate, which no UTF-8 store (Redis, a callback URL, a result) can hold."""
+    pending: list[Any] = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadJsonError("the body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), "
+                                   "which is not a character") from None
 
 
 def _json_type(value: object) -> str:
@@ -169,6 +191,7 @@ def get_job(job_id: str):
             job_control.wait_until_done(_redis(), job, wait)
         finally:
             slots.release()
+        job = jobs.fetch(_redis(), job_id, owner=g.owner)  # read again whole: the wait refreshed only its status
     view = jobs.describe(job, _objects(), inline=form == "inline")
     view["links"] = {"self": url_for("v1.get_job", job_id=job_id)}
     return jsonify(view)
@@ -207,7 +230,7 @@ def callback_secret():
 def dead_callbacks():
     """This key's callbacks that ran out of tries, newest first (``?limit=``, at most 1000)."""
     raw = request.args.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= callbacks.DEAD_LETTERS_KEPT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= callbacks.DEAD_LETTERS_KEPT:
         raise BadOptionError(f"limit must be 1..{callbacks.DEAD_LETTERS_KEPT}; got {raw[:16]!r}")
     return jsonify({"dead": callbacks.dead_letters(_redis(), g.owner, int(raw))})
 

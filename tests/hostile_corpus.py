@@ -103,6 +103,19 @@ def strip(width: int, height: int) -> bytes:
     return encode(canvas, "PNG")
 
 
+def tiff_of_pages(count: int) -> bytes:
+    """A little-endian TIFF of ``count`` 1x1 bilevel pages sharing one strip byte, each page's
+    header pointing at the next: ~100 bytes a page (counting its pages walks the whole chain)."""
+    tags = ((256, 3, 1), (257, 3, 1), (258, 3, 1), (259, 3, 1), (262, 3, 1), (273, 4, 8), (278, 3, 1), (279, 4, 1))
+    size = 2 + 12 * len(tags) + 4
+    out = [b"II*\0", struct.pack("<I", 12), b"\0\0\0\0"]  # first page's header at 12, its strip byte at 8
+    for page in range(count):
+        following = 12 + (page + 1) * size if page + 1 < count else 0
+        out.append(struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", *tag[:2], 1, tag[2]) for tag in tags)
+                   + struct.pack("<I", following))
+    return b"".join(out)
+
+
 def rejected_cases() -> list[Case]:
     png = LINE_PATH.read_bytes()
     gif = encode(line_image(), "GIF", save_all=True, append_images=[line_image().rotate(5)], duration=100)
@@ -117,6 +130,8 @@ def rejected_cases() -> list[Case]:
         Case("PDF", as_file(b"%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF", "doc.pdf"), "rejected", 415, "unsupported_image"),
         Case("animated GIF", as_file(gif, "anim.gif"), "rejected", 415, "unsupported_image"),
         Case("multi-page TIFF", as_file(tiff, "pages.tif"), "rejected", 415, "unsupported_image"),
+        Case("TIFF of 16,000 one-pixel pages", as_file(tiff_of_pages(16_000), "pages.tif"), "rejected", 415,
+             "unsupported_image"),
         Case("PNG bomb 50000x50000", as_file(png_header(50_000, 50_000), "bomb.png"), "rejected", 413, "image_too_large"),
         Case("JPEG declaring 65000x65000", as_json(jpeg_with_size(65_000, 65_000)), "rejected", 413, "image_too_large"),
         Case("PNG declaring 0x0", as_json(bytes(zero)), "rejected", 422, "undecodable_image"),

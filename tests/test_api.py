@@ -10,7 +10,7 @@ import pytest
 
 from api import create_app
 from shared.jobs import get_queue
-from tests.helpers import ROOT
+from tests.helpers import ROOT, wait_until
 
 SAMPLE = (ROOT / "samples" / "lines" / "address.png").read_bytes()
 
@@ -72,6 +72,8 @@ def test_bad_input_gets_a_clear_4xx_and_enqueues_nothing(client, redis, settings
         (b"[" * 100_000, "nested too deeply"),
         (b"[1, 2]", "must be an object, not an array"),
         (b"null", "must be an object, not null"),
+        (b'{"image_base64": "iVBO", "mode": ' + b"7" * 5000 + b"}", "a number that cannot be read"),
+        (b'{"image_base64": "iVBO", "name": "\\ud800"}', "lone UTF-16 surrogate"),
     ],
 )
 def test_a_bad_json_body_is_400_saying_what_is_wrong(client, redis, settings, path, body, reason):
@@ -222,3 +224,25 @@ def test_long_poll_answers_when_the_job_ends_and_not_before(client, redis, setti
     assert answered["view"]["status"] == "finished" and answered["at"] < 25, answered.get("at")
     assert client.get(f"/v1/jobs/{job_id}?wait=31").status_code == 400
     assert client.get(f"/v1/jobs/{job_id}?wait=soon").get_json()["error"]["kind"] == "bad_option"
+
+
+def test_a_failed_job_waited_for_reads_its_own_error(client, redis, settings, make_worker):
+    """``?wait=`` and the sync endpoint answer a job that failed while they waited with its own
+    error, not a generic one (the job they held had only its status refreshed)."""
+    import threading
+
+    truncated = SAMPLE[: len(SAMPLE) * 6 // 10]
+    job_id = client.post("/v1/jobs", data={"file": (io.BytesIO(truncated), "a.png"), "mode": "line"}).get_json()["id"]
+    answered: dict = {}
+    waiters = [threading.Thread(target=lambda: answered.update(poll=client.get(f"/v1/jobs/{job_id}?wait=30"))),
+               threading.Thread(target=lambda: answered.update(sync=client.post("/api/v1/ocr", json={
+                   "image_base64": base64.b64encode(truncated).decode()})))]
+    for waiter in waiters:
+        waiter.start()
+    wait_until(lambda: get_queue(redis, settings, "interactive").count == 1, 20, "the sync job to be queued", 0.05)
+    make_worker().work(burst=True)
+    for waiter in waiters:
+        waiter.join(timeout=40)
+    assert answered["poll"].get_json()["error"]["kind"] == "undecodable_image", answered["poll"].get_json()
+    assert answered["sync"].status_code == 422
+    assert answered["sync"].get_json()["error"]["kind"] == "undecodable_image", answered["sync"].get_json()

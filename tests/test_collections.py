@@ -123,6 +123,11 @@ def test_create_is_idempotent_with_an_id_and_scoped_to_its_key(api):
     ({"name": "x" * 201}, "200"),
     ({"colour": "red"}, "unknown"),
     ({"callback_url": "http://10.0.0.1/hook"}, "callback"),
+    # A falsy option is not "the default": it is stored as text, and every job joining would be refused.
+    ({"options": {"lang": 0}}, "lang"),
+    ({"options": {"priority": 0}}, "priority"),
+    ({"options": {"result_store": False}}, "result_store"),
+    ({"options": {"model": []}}, "model"),
 ])
 def test_bad_collections_are_refused_with_a_reason(api, fields, reason):
     answer = create(api, **fields)
