@@ -24,8 +24,8 @@ from rq.exceptions import DeserializationError, DuplicateJobError, NoSuchJobErro
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from shared import backlog, callbacks, canary, ids, job_collections, keys, priorities, results, tenants
-from shared.errors import BadOptionError, JobIdConflictError, JobNotFoundError, NotReplicatedError, StorageError
+from shared import backlog, callbacks, canary, ids, job_collections, keys, priorities, replication, results, tenants
+from shared.errors import BadOptionError, JobIdConflictError, JobNotFoundError, StorageError
 from shared.images import inspect_image
 from shared.payload import JobOptions, JobPayload
 from shared.s3 import ObjectStore, S3Uri, check_input_allowed, image_object_uri
@@ -66,42 +66,36 @@ def queue_of(connection: Redis, job: Job) -> Queue:
     return Queue(job.origin, connection=connection, serializer=JSONSerializer)
 
 
-def submit(
-    connection: Redis,
-    settings: Settings,
-    image: bytes | S3Uri,
-    options: JobOptions,
-    *,
-    job_id: str | None = None,
-    retry_failed: bool = False,
-    owner: str = "",
-    objects: ObjectStore | None = None,
-    callback_url: str = "", collection: str = "",
-) -> Submission:
+def submit(connection: Redis, settings: Settings, image: bytes | S3Uri, options: JobOptions, *,
+           job_id: str | None = None, retry_failed: bool = False, owner: str = "",
+           objects: ObjectStore | None = None, callback_url: str = "", collection: str = "") -> Submission:
     """Validate the image (bytes, or an allowlisted ``s3://`` object), then enqueue its job.
 
-    Without ``job_id`` the id is a random UUID4, so ids cannot be guessed. With one (a UUID, e.g.
-    the producer's content hash), submitting is idempotent: an existing job with that id is
-    returned as it is (``created=False``), unless it failed and ``retry_failed`` is set; an id
-    that belongs to another ``owner`` (API key id) is a JobIdConflictError.
-    A new job first takes its place in the backlog (``shared.backlog``: QueueFullError over a bound,
-    nothing stored); an upload is then stored in Redis, or in S3 with ``OCR_IMAGE_STORE=s3`` (needs
-    ``objects``); with ``OCR_SUBMIT_REPLICAS``, replicas hold it. ``callback_url`` (checked first:
-    ``shared.callbacks``) is POSTed its end; it joins ``collection`` (its owner checked by the caller)."""
+    Without ``job_id`` the id is a random UUID4. With one (a UUID, e.g. the producer's content
+    hash), submitting is idempotent: an existing job with that id is returned as it is
+    (``created=False``), unless it failed and ``retry_failed`` is set; another ``owner``'s id is a
+    JobIdConflictError. A new job first takes its place in the backlog (``shared.backlog``:
+    QueueFullError over a bound, nothing changed); its upload is stored in Redis, or in S3 (needs
+    ``objects``); ``shared.replication`` confirms it. ``callback_url`` (``shared.callbacks``) is
+    POSTed its end; it joins ``collection`` (its owner checked by the caller)."""
     _check_input(settings, image, callback_url)
     if not options.model:
         options = dataclasses.replace(options, model=canary.choose(connection, settings))
+    failed: Job | None = None  # the failed job this submission retries, deleted once it has its place
     if job_id is None:
         job_id = str(uuid.uuid4())
     else:
         ids.check_uuid(job_id, "job_id")
         existing = _existing(connection, job_id, retry_failed, owner, collection)
-        if existing is not None:
+        if existing is not None and not _retried(existing, retry_failed, refresh=False):
             return Submission(existing, created=False)
+        failed = existing
     held = 0 if isinstance(image, S3Uri) or settings.image_store == "s3" else len(image)
-    took_place = backlog.admit(connection, settings, job_id, held, owner)
+    took_place = backlog.admit(connection, settings, job_id, held, owner)  # a full queue keeps a failed job as it was
     stored: list[str | S3Uri | None] = [None]
     try:
+        if failed is not None:
+            failed.delete()
         job = _enqueue(connection, settings, job_id,
                        _store_image(connection, settings, objects, image, job_id, options, owner, stored,
                                     {"callback_url": callback_url, "collection": collection}))
@@ -114,7 +108,7 @@ def submit(
     except BaseException:  # nothing was queued: give the place back (Redis full, S3 down, ...)
         _undo(connection, objects, job_id, took_place, stored[0], collection)
         raise
-    _replicated(connection, settings, job_id)
+    replication.confirm(connection, settings, job_id)
     return Submission(job, created=True)
 
 
@@ -137,24 +131,6 @@ def _check_input(settings: Settings, image: bytes | S3Uri, callback_url: str) ->
         check_input_allowed(settings, image)
     else:
         inspect_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-
-
-def _replicated(connection: Redis, settings: Settings, job_id: str) -> None:
-    """With ``OCR_SUBMIT_REPLICAS``, wait until that many replicas hold the job: a probe key is
-    written after it and WAITed on in the same round trip (WAIT counts the writes of its own
-    connection; the master's replication stream is ordered, so a replica holding the probe
-    holds the job)."""
-    if not settings.submit_replicas:
-        return
-    pipe = connection.pipeline(transaction=False)
-    pipe.set(keys.REPLICATION_PROBE, job_id, ex=60)
-    pipe.execute_command("WAIT", settings.submit_replicas, settings.submit_replica_wait_ms)
-    confirmed = int(pipe.execute()[-1])
-    if confirmed < settings.submit_replicas:
-        raise NotReplicatedError(
-            f"job {job_id} was queued but {confirmed} of {settings.submit_replicas} replica(s) confirmed it within "
-            f"{settings.submit_replica_wait_ms} ms, so a Redis failover now could lose it; it may still run: "
-            f"check GET /v1/jobs/{job_id} before submitting again", job_id=job_id)
 
 
 def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | None, image: bytes | S3Uri,
@@ -224,22 +200,26 @@ def _enqueue(connection: Redis, settings: Settings, job_id: str, payload: JobPay
 
 
 def _existing(connection: Redis, job_id: str, retry_failed: bool, owner: str, collection: str) -> Job | None:
-    """The job already stored under ``job_id`` (joining ``collection`` as it stands); a failed
-    one is deleted first if retrying."""
+    """The job already stored under ``job_id`` (joining ``collection`` as it stands; a failed one
+    that is retried joins nothing: its replacement will)."""
     try:
         job = fetch(connection, job_id)
     except JobNotFoundError:
         return None
     if JobPayload.from_job(job).owner != owner:
         raise JobIdConflictError("this job_id is already used by another API key; choose another")
-    if retry_failed and job.get_status(refresh=True) == JobStatus.FAILED:
+    if _retried(job, retry_failed):
         if collection:  # checked first: a failed job is not deleted for a retry that cannot join
             job_collections.check_joinable(connection, collection)
-        job.delete()
-        return None
+        return job
     if collection:
         job_collections.join_existing(connection, collection, job)
     return job
+
+
+def _retried(job: Job, retry_failed: bool, refresh: bool = True) -> bool:
+    """Whether this submission replaces ``job``: it failed and the client asked to retry."""
+    return retry_failed and job.get_status(refresh=refresh) == JobStatus.FAILED
 
 
 def fetch(connection: Redis, job_id: str, owner: str | None = None) -> Job:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import time
+import uuid
 
 import pytest
 import redis as redis_lib
@@ -65,6 +66,25 @@ def test_over_the_job_bound_answers_429_with_retry_after_and_stores_nothing(sett
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'batchocr_backlog_refusals_total{bound="jobs"} 3.0' in metrics
     assert "batchocr_backlog_max_jobs 3.0" in metrics and "batchocr_backlog_jobs 1.0" in metrics
+
+
+def test_a_retry_refused_for_a_full_queue_keeps_the_failed_job(settings, redis, make_worker):
+    client = create_app(settings.replace(max_queued_jobs=1), connection=redis).test_client()
+    job_id = str(uuid.uuid4())
+    truncated = base64.b64encode(LINE[: len(LINE) * 6 // 10]).decode()
+    assert client.post("/v1/jobs", json={"image_base64": truncated, "mode": "line", "job_id": job_id}).status_code == 202
+    make_worker().work(burst=True)
+    failed = client.get(f"/v1/jobs/{job_id}").get_json()
+    assert failed["status"] == "failed" and failed["error"]["kind"] == "undecodable_image"
+    assert post(client).status_code == 202  # the queue is full again
+    retry = {"image_base64": base64.b64encode(LINE).decode(), "mode": "line", "job_id": job_id, "retry_failed": True}
+    refused = client.post("/v1/jobs", json=retry)
+    assert (refused.status_code, refused.get_json()["error"]["kind"]) == (429, "queue_full")
+    assert client.get(f"/v1/jobs/{job_id}").get_json()["error"] == failed["error"], "the refused retry lost the job"
+    make_worker().work(burst=True)
+    assert client.post("/v1/jobs", json=retry).status_code == 202
+    make_worker().work(burst=True)
+    assert client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "finished"
 
 
 def test_the_byte_bound_counts_images_held_in_redis(settings, redis):
