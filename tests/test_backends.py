@@ -198,7 +198,9 @@ def test_a_worker_process_on_openvino_survives_a_job_timeout_and_reads_on(settin
     first = burst(settings.redis_url)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "on openvino:" in first.stderr and "warmed up" in first.stderr
-    assert {client.get(f"/v1/jobs/{i}").get_json()["error"]["kind"] for i in slow} == {"timeout"}
+    assert "its batch ran past the job timeout; it runs alone" in first.stderr
+    views = [client.get(f"/v1/jobs/{i}").get_json() for i in slow]  # alone, a page may make it in 1 s
+    assert all(v["status"] == "finished" or v["error"]["kind"] == "timeout" for v in views), views
     quick = [client.post("/v1/jobs", json={"image_base64": base64.b64encode(image).decode(), "mode": mode})
              .get_json()["id"] for image, mode in ((LINE, "line"), (PAGE, "page"))]
     second = burst(settings.redis_url)

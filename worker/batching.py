@@ -24,20 +24,21 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from shared import priorities
-from shared.errors import JobTimeoutError, is_input_fault
+from shared.errors import JobTimeoutError
 from shared.jobs import TERMINAL
 from shared.payload import JobPayload
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 from shared.job_control import end_jobs
 from worker.dequeue import PriorityTaker
-from worker.job_io import LoadedJob, Outcome, error_document, finish, load_jobs
+from worker.job_io import LoadedJob, Outcome, finish, load_jobs
 from worker.metrics import WorkerMetrics
 from worker import recovery
 from worker.outage import UNREACHABLE, Outage, OutageTolerantWorker
 from worker.pipeline import PageResult
 from worker.loaded_models import Pipelines
 from worker.leases import Leases
+from worker.recording import OutcomeRecorder
 from worker.recovery import Guardian
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class BatchTimeout(BaseException):
     per-task fallback (``except Exception``) does not swallow it and run the batch again."""
 
 
-class BatchWorker(OutageTolerantWorker):
+class BatchWorker(OutcomeRecorder, OutageTolerantWorker):
     """An rq worker that runs up to ``settings.max_batch`` OCR jobs per model call;
     ``pipelines``: this process's model versions (loaded on first use, bounded)."""
 
@@ -138,6 +139,7 @@ class BatchWorker(OutageTolerantWorker):
         except (SystemExit, KeyboardInterrupt):  # a second SIGTERM: hand the batch back, then exit
             self._hand_back(batch, "its worker was stopped mid-batch", wait=False)
             raise
+        prepared, outcomes = self._set_aside(prepared, outcomes)
         recorded = self._record(prepared, executions, outcomes)
         done = [job for (job, _), ok in zip(prepared, recorded) if ok]
         self._release(done)
@@ -197,10 +199,21 @@ class BatchWorker(OutageTolerantWorker):
             pipeline = self.pipelines.get(model)
             with self.death_penalty_class(timeout, BatchTimeout, job_id=items[0].job.id):
                 return pipeline.run([item.task for item in items])
-        except BatchTimeout:
-            return [JobTimeoutError(f"the batch ran past the job timeout ({timeout} s)")] * len(items)
+        except BatchTimeout:  # with batch-mates, which job was slow is not known: none is failed for it
+            error = JobTimeoutError(f"the job ran past the job timeout ({timeout} s)")
+            return [recovery.RanTooLong() if len(items) > 1 else error] * len(items)
         except Exception as exc:
             return [exc] * len(items)
+
+    def _set_aside(self, prepared: list[tuple[Job, Queue]], outcomes: list[Outcome]):
+        """The jobs of a batch that ran past the job timeout queued again, each to run alone;
+        the rest of ``prepared`` and their ``outcomes``."""
+        aside = [p for p, o in zip(prepared, outcomes) if isinstance(o.error, recovery.RanTooLong)]
+        if aside:
+            self.outage.retry(self.connection, lambda: recovery.run_alone(self.connection, [j.id for j, _ in aside]))
+            self._hand_back(aside, "its batch ran past the job timeout; it runs alone")
+        kept = [(p, o) for p, o in zip(prepared, outcomes) if not isinstance(o.error, recovery.RanTooLong)]
+        return [p for p, _ in kept], [o for _, o in kept]
 
     def _release(self, jobs: list[Job]) -> None:
         try:  # in an outage leases lapse on their own; the reaper skips finished jobs
@@ -224,68 +237,6 @@ class BatchWorker(OutageTolerantWorker):
             except Exception:
                 logger.exception("could not queue job %s again; its lease will lapse", job.id)
         self.leases.unhold([job.id for job, _ in batch])
-
-    def _record(self, prepared: list[tuple[Job, Queue]], executions: dict, outcomes: list[Outcome]) -> list[bool]:
-        """Record each outcome through rq, waiting out an outage. A job queued again meanwhile
-        (this worker was cut off for longer than its lease, and the job may run elsewhere) is
-        left alone: its outcome here is dropped, so a job ends with one result."""
-        ids = [job.id for job, _ in prepared]
-        ours = set(self.outage.retry(self.connection, lambda: self.leases.renew(self.connection, ids)))
-        return [self._record_one(job, queue, executions[job.id], outcome) if job.id in ours else self._lost(job)
-                for (job, queue), outcome in zip(prepared, outcomes)]
-
-    def _record_one(self, job: Job, queue: Queue, execution, outcome: Outcome) -> bool:
-        tries = 0
-
-        def step() -> bool:
-            nonlocal tries
-            tries += 1
-            if tries > 1:  # after an outage: the first try may have gone through, or the job moved on
-                if job.get_status(refresh=True) in TERMINAL:
-                    return True
-                if not self.leases.renew(self.connection, [job.id]):
-                    return self._lost(job)
-            return self._finalize(job, queue, execution, outcome)
-
-        return self.outage.retry(self.connection, step)
-
-    def _lost(self, job: Job) -> bool:
-        logger.warning("job %s was queued again while this worker was cut off from Redis; its outcome here "
-                       "is dropped", job.id, extra={"job_id": job.id})
-        return False
-
-    def _finalize(self, job: Job, queue: Queue, execution, outcome: Outcome) -> bool:
-        """Record success or failure through rq's own handlers (registries, result, callbacks);
-        False if that could not be done (the job's lease then lapses and the reaper acts). An
-        outage is raised, for the caller to wait out."""
-        try:
-            error = outcome.error
-            if error is not None:
-                job.meta["error"] = error_document(error)
-                job.save_meta()
-                if execution is None:
-                    self.handle_job_failure(job, queue, exc_string=repr(error))
-                else:
-                    self._finalize_failure(job, queue, execution, (type(error), error, error.__traceback__))
-                kind = job.meta["error"]["kind"]
-                self.metrics.failed(JobPayload.from_job(job).model, kind)
-                logger.log(logging.INFO if is_input_fault(error) else logging.WARNING,
-                           "job %s failed (%s): %s", job.id, kind, job.meta["error"]["message"],
-                           extra={"job_id": job.id, "error_kind": kind})
-            else:
-                self._finalize_success(job, queue, execution, outcome.value)
-            return True
-        except UNREACHABLE:
-            raise
-        except Exception:
-            logger.exception("could not record the outcome of job %s; its lease will lapse", job.id)
-            return False
-
-    def handle_exception(self, job: Job, *exc_info) -> None:
-        """rq's traceback log and exception handlers, for our own failures only: an input's
-        fault (a corrupt image, a bad option) is expected, logged in one line by ``_finalize``."""
-        if not is_input_fault(exc_info[1]):
-            super().handle_exception(job, *exc_info)
 
     def _end_jobs(self, jobs: list[Job]) -> None:
         """Images deleted, backlog places given back (``end_jobs``); in an outage both lapse on

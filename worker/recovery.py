@@ -45,8 +45,22 @@ logger = logging.getLogger(__name__)
 _ABANDONABLE = (JobStatus.STARTED, JobStatus.QUEUED)
 
 
+class RanTooLong(Exception):
+    """A batch of several jobs ran past the job timeout. Which one was slow is not known, so
+    none fails for it: each is queued again to run alone (``run_alone``), with the whole
+    timeout to itself."""
+
+
 def is_suspect(connection: Redis, job_id: str) -> bool:
     return bool(connection.hexists(keys.CRASHES, job_id))
+
+
+def run_alone(connection: Redis, job_ids: list[str]) -> None:
+    """Make jobs suspects without counting a crash (a suspect runs alone)."""
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hincrby(keys.CRASHES, job_id, 0)
+        pipe.execute()
 
 
 def started_entries(queue: Queue, job_id: str) -> list[bytes]:
