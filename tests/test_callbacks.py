@@ -144,6 +144,9 @@ def test_failed_tries_back_off_then_become_a_dead_letter(api, hooked, redis, rec
     assert [r["headers"]["X-BatchOCR-Attempt"] for r in receiver.requests] == ["1", "2", "3"]
     (dead,) = api.get("/v1/callbacks/dead", headers={"Authorization": f"Bearer {KEY}"}).get_json()["dead"]
     assert dead["job_id"] == job_id and dead["attempts"] == 3 and dead["last_error"] == "answered 500"
+    for limit in ("0", "1001", "²", "1e3"):  # "²" is a digit to str.isdigit, not to int()
+        refused = api.get(f"/v1/callbacks/dead?limit={limit}", headers={"Authorization": f"Bearer {KEY}"})
+        assert (refused.status_code, refused.get_json()["error"]["kind"]) == (400, "bad_option")
     assert redis.zcard(keys.CALLBACKS_DUE) == 0
 
 
@@ -191,3 +194,22 @@ def test_without_a_secret_callbacks_are_refused(settings, redis):
     api = create_app(settings, connection=redis).test_client()
     response = api.post("/v1/jobs", json={"image_base64": LINE, "mode": "line", "callback_url": "https://example.com/"})
     assert response.status_code == 400 and "OCR_CALLBACK_SECRET" in response.get_json()["error"]["message"]
+
+
+def test_the_delivery_thread_reports_an_outage_once(hooked, caplog):
+    """Redis unreachable: one WARNING when the outage starts, not one per try (twice a second)."""
+    import logging
+
+    from ops.redis_server import free_port
+    from worker.outage import Backoff, Outage
+
+    cut_off = hooked.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    deliverer = Deliverer(cut_off, outage=Outage("callbacks", backoff=Backoff(base=0.05, cap=0.2)))
+    with caplog.at_level(logging.WARNING):
+        deliverer.start()
+        time.sleep(3)
+        deliverer.stop()
+        deliverer.join(timeout=15)
+    assert not deliverer.is_alive()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "Redis is unreachable" in warnings[0], warnings

@@ -73,7 +73,7 @@ def run(settings: Settings, name: str | None, burst: bool, log_level: str) -> in
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     outage = Outage(f"worker {name or os.getpid()}")
-    deliverer = Deliverer(settings) if settings.callback_secret else None  # completion callbacks, beside the OCR
+    deliverer = Deliverer(settings, outage=outage) if settings.callback_secret else None  # completion callbacks, beside the OCR
     if deliverer is not None:
         deliverer.start()
     try:

@@ -32,6 +32,7 @@ from rq.serializers import JSONSerializer
 from shared import callbacks, collection_views, job_collections, keys, redis_connection
 from shared.jobs import TERMINAL
 from shared.settings import Settings
+from worker.outage import UNREACHABLE, Outage
 
 logger = logging.getLogger(__name__)
 CLAIM_S = 60
@@ -54,26 +55,31 @@ class DeliveryError(Exception):
 class Deliverer(threading.Thread):
     """Background thread of a worker: delivers the callbacks of jobs that ended."""
 
-    def __init__(self, settings: Settings, clock=time.time, batch: int = 16) -> None:
+    def __init__(self, settings: Settings, clock=time.time, batch: int = 16, outage: Outage | None = None) -> None:
         super().__init__(name="batchocr-callbacks", daemon=True)
         self.settings = settings
+        self.outage = outage or Outage("callbacks")  # the worker's: an outage is logged once, not per try
         self.clock = clock
         self.batch = batch
         self.connection: Redis = redis_connection.connect(settings, socket_connect_timeout=2, socket_timeout=5)
         self._claim = self.connection.register_script(_CLAIM)
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
+            began = self.outage.clock()
             try:
                 busy = self.step()
-            except Exception as exc:  # Redis down, ...: nothing is lost, the due set keeps it all
+            except UNREACHABLE as exc:  # nothing is lost, the due set keeps it all
+                self.outage.wait(self.connection, exc, stop=self._stopping.is_set, began=began)
+                busy = 0
+            except Exception as exc:
                 logger.warning("callbacks: %s: %s", type(exc).__name__, exc)
                 busy = 0
-            self._stop.wait(0 if busy else 0.5)
+            self._stopping.wait(0 if busy else 0.5)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     def step(self) -> int:
         """One pass over the due jobs; returns how many it claimed."""
