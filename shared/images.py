@@ -114,6 +114,7 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
                 alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
                 orientation = _orientation(img)
                 multipage = fmt == "tiff" and _has_second_frame(img)
+                wide = fmt == "tiff" and img.mode in ("F", "I")  # 32-bit float or integer samples
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(f"image declares too many pixels; the limit is {max_pixels}") from None
     except Exception as exc:  # Pillow raises many types for broken headers
@@ -125,6 +126,9 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     if multipage:
         raise UnsupportedImageError(
             "a multi-page TIFF is a document: submit one page per job (batchocr-submit does)")
+    if wide:
+        raise UnsupportedImageError("a TIFF with 32-bit (float or integer) samples cannot be read: "
+                                    "save it with 8- or 16-bit samples")
     return ImageInfo(fmt, width, height, alpha, orientation)
 
 

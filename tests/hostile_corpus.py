@@ -130,6 +130,8 @@ def rejected_cases() -> list[Case]:
         Case("PDF", as_file(b"%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF", "doc.pdf"), "rejected", 415, "unsupported_image"),
         Case("animated GIF", as_file(gif, "anim.gif"), "rejected", 415, "unsupported_image"),
         Case("multi-page TIFF", as_file(tiff, "pages.tif"), "rejected", 415, "unsupported_image"),
+        Case("TIFF of float samples", as_file(encode(Image.fromarray(np.asarray(line_image().convert("L"), np.float32)),
+                                                     "TIFF"), "float.tif"), "rejected", 415, "unsupported_image"),
         Case("TIFF of 16,000 one-pixel pages", as_file(tiff_of_pages(16_000), "pages.tif"), "rejected", 415,
              "unsupported_image"),
         Case("PNG bomb 50000x50000", as_file(png_header(50_000, 50_000), "bomb.png"), "rejected", 413, "image_too_large"),
