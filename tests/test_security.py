@@ -95,7 +95,7 @@ def test_secrets_never_reach_the_logs(s3, redis, pipelines, caplog):
     build_worker(keyed, redis, pipelines=pipelines).work(burst=True)
     assert client.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {ALICE}"}).get_json()["error"][
         "kind"] == "storage"
-    failure = [r for r in caplog.records if r.name == "worker.batching" and job_id in r.getMessage()]
+    failure = [r for r in caplog.records if r.name == "worker.recording" and job_id in r.getMessage()]
     assert failure and "could not write s3://no-such-bucket/" in failure[0].getMessage(), "the failed write is logged"
     assert any(r.name.startswith("botocore") and "signature" in r.getMessage().lower() for r in caplog.records)
     for value in (ALICE, BOB, ALICE[::-1], secret):
