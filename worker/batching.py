@@ -208,12 +208,17 @@ class BatchWorker(OutcomeRecorder, OutageTolerantWorker):
     def _set_aside(self, prepared: list[tuple[Job, Queue]], outcomes: list[Outcome]):
         """The jobs of a batch that ran past the job timeout queued again, each to run alone;
         the rest of ``prepared`` and their ``outcomes``."""
-        aside = [p for p, o in zip(prepared, outcomes) if isinstance(o.error, recovery.RanTooLong)]
+        aside, kept, kept_outcomes = [], [], []
+        for job_queue, outcome in zip(prepared, outcomes):
+            if isinstance(outcome.error, recovery.RanTooLong):
+                aside.append(job_queue)
+            else:
+                kept.append(job_queue)
+                kept_outcomes.append(outcome)
         if aside:
             self.outage.retry(self.connection, lambda: recovery.run_alone(self.connection, [j.id for j, _ in aside]))
             self._hand_back(aside, "its batch ran past the job timeout; it runs alone")
-        kept = [(p, o) for p, o in zip(prepared, outcomes) if not isinstance(o.error, recovery.RanTooLong)]
-        return [p for p, _ in kept], [o for _, o in kept]
+        return kept, kept_outcomes
 
     def _release(self, jobs: list[Job]) -> None:
         try:  # in an outage leases lapse on their own; the reaper skips finished jobs
