@@ -66,6 +66,15 @@ def queue_of(connection: Redis, job: Job) -> Queue:
     return Queue(job.origin, connection=connection, serializer=JSONSerializer)
 
 
+@dataclass
+class _Written:
+    """What a submission has changed so far, for ``_undo``: the image key or object it wrote, and
+    the failed job it retries until that is deleted."""
+
+    image: str | S3Uri | None = None
+    replaces: Job | None = None
+
+
 def submit(connection: Redis, settings: Settings, image: bytes | S3Uri, options: JobOptions, *,
            job_id: str | None = None, retry_failed: bool = False, owner: str = "",
            objects: ObjectStore | None = None, callback_url: str = "", collection: str = "") -> Submission:
@@ -81,7 +90,7 @@ def submit(connection: Redis, settings: Settings, image: bytes | S3Uri, options:
     _check_input(settings, image, callback_url)
     if not options.model:
         options = dataclasses.replace(options, model=canary.choose(connection, settings))
-    failed: Job | None = None  # the failed job this submission retries, deleted once it has its place
+    written = _Written()
     if job_id is None:
         job_id = str(uuid.uuid4())
     else:
@@ -89,24 +98,24 @@ def submit(connection: Redis, settings: Settings, image: bytes | S3Uri, options:
         existing = _existing(connection, job_id, retry_failed, owner, collection)
         if existing is not None and not _retried(existing, retry_failed, refresh=False):
             return Submission(existing, created=False)
-        failed = existing
+        written.replaces = existing
     held = 0 if isinstance(image, S3Uri) or settings.image_store == "s3" else len(image)
     took_place = backlog.admit(connection, settings, job_id, held, owner)  # a full queue keeps a failed job as it was
-    stored: list[str | S3Uri | None] = [None]
     try:
-        if failed is not None:
-            failed.delete()
-        job = _enqueue(connection, settings, job_id,
-                       _store_image(connection, settings, objects, image, job_id, options, owner, stored,
-                                    {"callback_url": callback_url, "collection": collection}))
+        payload = _store_image(connection, settings, objects, image, job_id, options, owner, written,
+                               {"callback_url": callback_url, "collection": collection})
+        if written.replaces is not None:  # only once the new image is stored: a store that fails keeps it
+            written.replaces.delete()
+            written.replaces = None
+        job = _enqueue(connection, settings, job_id, payload)
     except DuplicateJobError:  # lost a race with another submitter of the same id
         existing = _race_winner(connection, job_id, owner, collection)
         if existing is None:
-            _undo(connection, objects, job_id, took_place, stored[0], collection)
+            _undo(connection, objects, job_id, took_place, written, collection)
             raise JobNotFoundError(f"job {job_id} vanished while being submitted; submit again", job_id=job_id) from None
         return Submission(existing, created=False)
     except BaseException:  # nothing was queued: give the place back (Redis full, S3 down, ...)
-        _undo(connection, objects, job_id, took_place, stored[0], collection)
+        _undo(connection, objects, job_id, took_place, written, collection)
         raise
     replication.confirm(connection, settings, job_id)
     return Submission(job, created=True)
@@ -134,9 +143,10 @@ def _check_input(settings: Settings, image: bytes | S3Uri, callback_url: str) ->
 
 
 def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | None, image: bytes | S3Uri,
-                 job_id: str, options: JobOptions, owner: str, stored: list, links: dict[str, str]) -> JobPayload:
+                 job_id: str, options: JobOptions, owner: str, written: _Written,
+                 links: dict[str, str]) -> JobPayload:
     """Store an upload where ``OCR_IMAGE_STORE`` says (an ``s3://`` input stays where it is),
-    before the job is enqueued, so no worker sees a job without its image. ``stored[0]``
+    before the job is enqueued, so no worker sees a job without its image. ``written.image``
     becomes the key or object this call wrote (so only this call's image is undone)."""
     build = functools.partial(JobPayload.build, options, submitted_at=time.time(), owner=owner, **links)
     if isinstance(image, S3Uri):
@@ -147,34 +157,36 @@ def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | N
         uri = image_object_uri(settings, job_id, owner)
         if not objects.exists(uri):  # a concurrent submitter of the same id wrote it already
             objects.write(uri, image)
-            stored[0] = uri
+            written.image = uri
         return build(image_object=str(uri))
     payload = build(image_key=keys.image_key(job_id, owner))
     # NX: a submitter that loses a race for the same id never replaces the winner's image.
     if connection.set(payload.image_key, image, ex=settings.image_ttl_s, nx=True):
-        stored[0] = payload.image_key
+        written.image = payload.image_key
     return payload
 
 
 def _undo(connection: Redis, objects: ObjectStore | None, job_id: str, took_place: bool,
-          stored: str | S3Uri | None, collection: str) -> None:
-    """A submission that failed: its place and the image this call ``stored`` go, unless a job
-    with this id was queued after all (a reply lost after rq's write, a concurrent submitter).
-    A Redis without memory still deletes; what cannot be undone now lapses on its own."""
+          written: _Written, collection: str) -> None:
+    """A submission that failed: its place and the image this call wrote go, unless a job with
+    this id was queued after all (a reply lost after rq's write, a concurrent submitter). A failed
+    job it was to replace and still stands stays as it was (it joined nothing new). A Redis
+    without memory still deletes; what cannot be undone now lapses on its own."""
+    kept = written.replaces is not None
     try:
-        if connection.exists(Job.key_for(job_id)):
+        if not kept and connection.exists(Job.key_for(job_id)):
             return
-        if isinstance(stored, str):
-            connection.delete(stored)
+        if isinstance(written.image, str):
+            connection.delete(written.image)
         if took_place:
             backlog.release(connection, [job_id], drained=False)
-        if collection:
+        if collection and not kept:
             job_collections.mark(connection, [(collection, job_id, "")])
     except RedisError:
         return
-    if isinstance(stored, S3Uri) and objects is not None:
+    if isinstance(written.image, S3Uri) and objects is not None:
         try:
-            objects.delete(stored)
+            objects.delete(written.image)
         except StorageError:
             pass
 

@@ -214,6 +214,28 @@ def test_images_in_s3_leave_redis_a_small_job_and_are_deleted_when_it_ends(s3, r
     assert backlog.totals(redis).jobs == 0
 
 
+def test_a_retry_whose_image_cannot_be_stored_keeps_the_failed_job(s3, redis, pipelines):
+    settings, client = s3
+    settings = settings.replace(image_store="s3", s3_bucket="results")
+    api = create_app(settings, connection=redis).test_client()
+    job_id = str(uuid.uuid4())
+    truncated = base64.b64encode(LINE[: len(LINE) * 6 // 10]).decode()
+    assert api.post("/v1/jobs", json={"image_base64": truncated, "mode": "line", "job_id": job_id}).status_code == 202
+    build_worker(settings, redis, pipelines=pipelines).work(burst=True)
+    failed = api.get(f"/v1/jobs/{job_id}").get_json()
+    assert failed["status"] == "failed"
+    client.delete_bucket(Bucket="results")  # the image store is gone (empty: the failed job's image went)
+    retry = {"image_base64": base64.b64encode(LINE).decode(), "mode": "line", "job_id": job_id, "retry_failed": True}
+    refused = api.post("/v1/jobs", json=retry)
+    assert refused.status_code == 502 and refused.get_json()["error"]["kind"] == "storage"
+    assert api.get(f"/v1/jobs/{job_id}").get_json()["error"] == failed["error"], "the failed retry lost the job"
+    assert backlog.totals(redis).jobs == 0, "the failed retry kept its backlog place"
+    client.create_bucket(Bucket="results")
+    assert api.post("/v1/jobs", json=retry).status_code == 202
+    build_worker(settings, redis, pipelines=pipelines).work(burst=True)
+    assert api.get(f"/v1/jobs/{job_id}").get_json()["status"] == "finished"
+
+
 def test_batchocrs_own_uploads_and_results_are_not_inputs(s3, redis):
     settings, _ = s3
     settings = settings.replace(image_store="s3", s3_bucket="results", s3_input_buckets="results,scans")
