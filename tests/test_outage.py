@@ -180,6 +180,26 @@ def test_a_worker_started_while_redis_is_down_waits_for_it(rig):
         assert second.wait(60) == 0
 
 
+def test_a_worker_asked_to_stop_in_a_network_black_hole_exits(rig):
+    """Connections that stay open while nothing flows: rq's teardown would wait for Redis to
+    deregister (the socket timeout, ~7 minutes, per attempt); the worker leaves that to lapse."""
+    began = rig.logged(BEGAN)
+    second = start_worker(rig.env, rig.log, "outage-c")
+    try:
+        wait_until(lambda: rig.redis.exists("rq:worker:outage-c"), 120, "the second worker to register")
+        rig.proxy.stall()
+        wait_until(lambda: rig.logged(BEGAN) >= began + 2, 60, "both workers to see the outage")
+        second.terminate()
+        stopped = time.monotonic()
+        assert second.wait(30) == 0, "a worker asked to stop in an outage did not exit"
+        assert time.monotonic() - stopped < 15
+    finally:
+        rig.proxy.restore()
+        if second.poll() is None:
+            second.kill()
+    check_jobs(rig, submit(rig, [LINE]))
+
+
 class Pings:
     """A connection whose PING fails ``failures`` times, then answers."""
 

@@ -204,9 +204,25 @@ class OutageTolerantWorker(SimpleWorker):
 
     def unsubscribe(self) -> None:
         """rq stops the command channel thread here; errors from its closing socket are expected
-        from now until the next ``subscribe``."""
+        from now until the next ``subscribe``. In an outage no UNSUBSCRIBE is sent (closing the
+        connection ends the subscription) and the thread, a daemon, is waited for at most
+        ``COMMAND_WAKE_S`` (its PING may be stuck in a black hole)."""
         self._unsubscribing = True
-        super().unsubscribe()
+        if not self.outage.down:
+            super().unsubscribe()
+        elif self.pubsub_thread:
+            self.pubsub_thread.stop(timeout=COMMAND_WAKE_S)
+            self.pubsub.close()
+
+    def teardown(self) -> None:
+        """rq's teardown (deregistering, then the command channel). A worker that stops during
+        an outage does not wait for Redis to deregister (a black hole would hold it until the
+        socket timeout, ~7 minutes, per attempt): its registration lapses with its TTL."""
+        if self.outage.down:
+            logger.warning("%s: stopping while Redis is unreachable; its registration lapses on its own", self.name)
+            self.unsubscribe()
+            return
+        super().teardown()
 
     def _quietly(self, step) -> None:
         """A step whose failure in an outage is harmless (state, heartbeat, cleanup)."""
