@@ -25,6 +25,8 @@ CRASHES = f"{PREFIX}:crashes"
 # Written (with a short TTL) right after a job is queued when OCR_SUBMIT_REPLICAS > 0, then
 # WAITed on: replicas that acknowledge it hold every earlier write, the job's included.
 REPLICATION_PROBE = f"{PREFIX}:replication-probe"
+# Written (5 s TTL) by a worker waiting out a Redis that refused a write for maxmemory: accepted, it has room again.
+WRITE_PROBE = f"{PREFIX}:write-probe"
 
 
 def done_channel(job_id: str) -> str:

@@ -11,6 +11,8 @@ once when it began and once when it ended.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -178,6 +180,27 @@ def test_a_worker_started_while_redis_is_down_waits_for_it(rig):
     finally:
         second.terminate()
         assert second.wait(60) == 0
+
+
+def test_a_full_redis_is_waited_out_like_an_outage(rig):
+    """maxmemory reached under noeviction: Redis answers PING but refuses writes. The worker
+    (paused while the jobs queue) meets it taking them; it waits, and exits for nothing."""
+    os.kill(rig.worker.pid, signal.SIGSTOP)
+    try:
+        ids = submit(rig, [LINE] * 3)
+        rig.redis.set("test:pad", b"x" * 2_000_000)
+        rig.redis.config_set("maxmemory", rig.redis.info("memory")["used_memory"] // 2)
+    finally:
+        os.kill(rig.worker.pid, signal.SIGCONT)
+    try:
+        wait_until(lambda: rig.logged("Redis is full") > 0, 60, "the worker to meet the full Redis",
+                   explain=lambda: rig.log.read_text()[-3000:])
+        time.sleep(3)
+        assert rig.worker.poll() is None, "a full Redis ended the worker"
+    finally:
+        rig.redis.delete("test:pad")
+        rig.redis.config_set("maxmemory", 0)
+    check_jobs(rig, ids)
 
 
 def test_a_worker_asked_to_stop_in_a_network_black_hole_exits(rig):

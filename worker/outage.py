@@ -21,12 +21,15 @@ from redis import Redis
 from rq.exceptions import DequeueTimeout
 from rq.worker import SimpleWorker, WorkerStatus
 
+from shared import keys
+
 logger = logging.getLogger(__name__)
 
 COMMAND_WAKE_S = 1.0  # how often the idle command channel thread wakes: the bound on a worker's shutdown wait
-# What an unreachable, restarting or stalled Redis raises (a busy loading server included).
+# What an unreachable, restarting or stalled Redis raises (a busy loading server included), and
+# a full one (maxmemory under noeviction refuses writes): waited out alike, never blamed on a job.
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-               redis.exceptions.BusyLoadingError)
+               redis.exceptions.BusyLoadingError, redis.exceptions.OutOfMemoryError)
 
 
 class Backoff:
@@ -81,8 +84,9 @@ class Outage:
                 return
             self.since = self.clock()
             self.count += 1
-        logger.warning("%s: Redis is unreachable (%s: %s); retrying with backoff until it is back",
-                       self.what, type(exc).__name__, exc)
+        state = "full (it refuses writes)" if isinstance(exc, redis.exceptions.OutOfMemoryError) else "unreachable"
+        logger.warning("%s: Redis is %s (%s: %s); retrying with backoff until it is back",
+                       self.what, state, type(exc).__name__, exc)
 
     def ended(self) -> None:
         with self._lock:
@@ -103,7 +107,10 @@ class Outage:
         while not stop():
             self.sleep(self.backoff.next())
             try:
-                connection.ping()
+                if isinstance(exc, redis.exceptions.OutOfMemoryError):  # a PING answers; only a write tells
+                    connection.set(keys.WRITE_PROBE, b"1", ex=5)
+                else:
+                    connection.ping()
             except UNREACHABLE as again:
                 self.failed(again)
                 continue
