@@ -78,6 +78,10 @@ def check_url(settings: Settings, url: str) -> str:
         raise BadOptionError("callback_url must be an absolute https:// URL")
     if parts.username is not None or parts.password is not None:
         raise BadOptionError("callback_url must not carry credentials; receivers check the signature instead")
+    try:
+        host.encode("idna")  # what the resolver is given: labels of 1 to 63 characters, no stray code points
+    except UnicodeError:
+        raise BadOptionError("callback_url's host is not a valid host name") from None
     if is_allowed(settings, host, port):
         return url
     if parts.scheme != "https":

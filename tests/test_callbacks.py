@@ -175,6 +175,8 @@ def test_redirects_are_not_followed_and_slow_receivers_time_out(api, hooked, rec
     ("ftp://example.com/hook", "absolute https:// URL"),
     ("/relative", "absolute https:// URL"),
     ("https://example.com:99999/", "not a valid URL"),
+    ("https://" + "b" * 64 + ".example.com/", "not a valid host name"),
+    ("https://\ufffd\ufffd.example.com/", "not a valid host name"),
 ])
 def test_callback_urls_that_could_reach_inside_are_refused(api, url, reason):
     response = submit(api, callback_url=url)
@@ -188,6 +190,8 @@ def test_a_public_https_url_is_accepted_and_a_name_is_checked_when_delivered(api
 
     with pytest.raises(DeliveryError, match="loopback, private or link-local"):
         _checked_address(hooked.replace(callback_hosts=""), "localhost", 443)
+    with pytest.raises(DeliveryError, match="not a valid host name"):  # one the API took before it checked names
+        _checked_address(hooked, "b" * 64 + ".example.com", 443)
 
 
 def test_without_a_secret_callbacks_are_refused(settings, redis):

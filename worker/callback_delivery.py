@@ -85,7 +85,12 @@ class Deliverer(threading.Thread):
         """One pass over the due jobs; returns how many it claimed."""
         due = [raw.decode() for raw in self._claim(keys=[keys.CALLBACKS_DUE], args=[self.clock(), CLAIM_S, self.batch])]
         for job_id in due:
-            self._handle(job_id)
+            try:
+                self._handle(job_id)
+            except UNREACHABLE:
+                raise
+            except Exception as exc:  # one job's fault: the others' callbacks go on; its own is due again later
+                logger.warning("callbacks: job %s: %s: %s", job_id, type(exc).__name__, exc)
         return len(due)
 
     def _handle(self, job_id: str) -> None:
@@ -192,6 +197,8 @@ def _checked_address(settings: Settings, host: str, port: int) -> str:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise DeliveryError(f"{host} does not resolve: {exc.strerror or exc}") from None
+    except UnicodeError:  # a name the API took before it checked names (idna: a label over 63 characters)
+        raise DeliveryError(f"{host!r} is not a valid host name") from None
     addresses = [info[4][0] for info in found]
     if not callbacks.is_allowed(settings, host, port) and not all(map(callbacks.public_address, addresses)):
         raise DeliveryError(f"{host} resolves to a loopback, private or link-local address; not allowed")
