@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from api.routes import decode_base64, json_object
 from api.security import authenticate
-from shared import jobs
+from shared import job_views, jobs
 from shared.document import ResultDocument
 from shared.errors import BadJsonError, ServiceBusyError
 from shared.payload import JobOptions
@@ -54,7 +54,7 @@ def _run_sync():
     while time.monotonic() < deadline and job.get_status(refresh=True).value not in jobs.TERMINAL:
         time.sleep(0.02)
     job = jobs.fetch(connection, job.id, owner=g.owner)  # read again whole: the loop refreshed only its status
-    view = jobs.describe(job, current_app.extensions["batchocr.objects"])
+    view = job_views.describe(job, current_app.extensions["batchocr.objects"])
     cost = round(time.perf_counter() - started, 3)
     if view["status"] == "finished":
         lines = [line.text for line in ResultDocument.from_json(view["result"]).lines]

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from api.security import authenticate
-from shared import callbacks, canary, job_collections, job_control, jobs
+from shared import callbacks, canary, job_collections, job_control, job_views, jobs
 from shared.errors import (
     BadBase64Error,
     BadJsonError,
@@ -192,7 +192,7 @@ def get_job(job_id: str):
         finally:
             slots.release()
         job = jobs.fetch(_redis(), job_id, owner=g.owner)  # read again whole: the wait refreshed only its status
-    view = jobs.describe(job, _objects(), inline=form == "inline")
+    view = job_views.describe(job, _objects(), inline=form == "inline")
     view["links"] = {"self": url_for("v1.get_job", job_id=job_id)}
     return jsonify(view)
 

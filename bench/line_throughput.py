@@ -27,7 +27,7 @@ import numpy as np
 from redis import Redis
 
 from ops.redis_server import RedisServer
-from shared import jobs
+from shared import job_views, jobs
 from shared.payload import JobOptions
 from shared.settings import Settings
 from worker.__main__ import build_worker, load_pipelines
@@ -55,7 +55,7 @@ def run_system(connection: Redis, settings: Settings, pipelines, images: list[by
     ids = [jobs.submit(connection, settings, image, options).job.id for image in images]
     worker.work(burst=True, logging_level="WARNING")
     seconds = time.perf_counter() - start
-    views = [jobs.describe(jobs.fetch(connection, job_id)) for job_id in ids]
+    views = [job_views.describe(jobs.fetch(connection, job_id)) for job_id in ids]
     assert all(v["status"] == "finished" for v in views), "every job must finish"
     return seconds, [v["result"]["text"] for v in views]
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from producer.pages import Page
-from shared import collection_views, job_collections, jobs, redis_connection
+from shared import collection_views, job_collections, job_views, jobs, redis_connection
 from shared.client import ApiClient, ApiError
 from shared.errors import BatchOcrError, EvictingRedisError, JobNotFoundError, QueueFullError
 from shared.payload import JobOptions
@@ -138,7 +138,7 @@ class RedisTransport:
     def view(self, job_id: str) -> dict[str, Any]:
         def read() -> dict[str, Any]:
             try:
-                return jobs.describe(jobs.fetch(self.connection, job_id), self.objects)
+                return job_views.describe(jobs.fetch(self.connection, job_id), self.objects)
             except JobNotFoundError:
                 return MISSING
         return with_backoff(read, f"reading job {job_id}")

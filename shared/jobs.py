@@ -15,24 +15,22 @@ import functools
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.exceptions import DeserializationError, DuplicateJobError, NoSuchJobError
+from rq.exceptions import DeserializationError, DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from shared import backlog, callbacks, canary, ids, job_collections, keys, priorities, replication, results, tenants
-from shared.errors import BadOptionError, JobIdConflictError, JobNotFoundError, StorageError
+from shared import backlog, callbacks, canary, ids, job_collections, keys, priorities, replication, tenants
+from shared.errors import JobIdConflictError, JobNotFoundError, StorageError
 from shared.images import inspect_image
 from shared.payload import JobOptions, JobPayload
 from shared.s3 import ObjectStore, S3Uri, check_input_allowed, image_object_uri
 from shared.settings import Settings
 
-__all__ = ["JOB_FUNC", "TERMINAL", "Submission",
-           "describe", "fetch", "get_queue", "get_queues", "queue_of", "submit"]
+__all__ = ["JOB_FUNC", "TERMINAL", "Submission", "fetch", "get_queue", "get_queues", "queue_of", "submit"]
 
 JOB_FUNC = "worker.tasks.ocr_job"
 # rq statuses after which a job changes no more.
@@ -105,7 +103,7 @@ def submit(connection: Redis, settings: Settings, image: bytes | S3Uri, options:
         payload = _store_image(connection, settings, objects, image, job_id, options, owner, written,
                                {"callback_url": callback_url, "collection": collection})
         if written.replaces is not None:  # only once the new image is stored: a store that fails keeps it
-            written.replaces.delete()
+            _delete_failed(written.replaces)
             written.replaces = None
         job = _enqueue(connection, settings, job_id, payload)
     except DuplicateJobError:  # lost a race with another submitter of the same id
@@ -230,8 +228,20 @@ def _existing(connection: Redis, job_id: str, retry_failed: bool, owner: str, co
 
 
 def _retried(job: Job, retry_failed: bool, refresh: bool = True) -> bool:
-    """Whether this submission replaces ``job``: it failed and the client asked to retry."""
-    return retry_failed and job.get_status(refresh=refresh) == JobStatus.FAILED
+    """Whether this submission replaces ``job``: it failed and the client asked to retry (one
+    a concurrent retry deleted meanwhile is replaced too: the enqueue settles who wins)."""
+    try:
+        return retry_failed and job.get_status(refresh=refresh) == JobStatus.FAILED
+    except InvalidJobOperation:
+        return True
+
+
+def _delete_failed(job: Job) -> None:
+    """The failed job a retry replaces; gone already if a concurrent retry deleted it first."""
+    try:
+        job.delete()
+    except (InvalidJobOperation, NoSuchJobError):
+        pass
 
 
 def fetch(connection: Redis, job_id: str, owner: str | None = None) -> Job:
@@ -251,42 +261,3 @@ def fetch(connection: Redis, job_id: str, owner: str | None = None) -> Job:
         return job
     except (ValueError, NoSuchJobError, DeserializationError):
         raise missing from None
-
-
-def describe(job: Job, objects: ObjectStore | None = None, *, inline: bool = True) -> dict[str, Any]:
-    """The public view of a job: status, options, and result or error.
-
-    A result kept in S3 is read back when ``inline`` (needs ``objects``); otherwise the view
-    carries ``result_url``, a presigned GET URL, and ``result`` stays None.
-    """
-    status = job.get_status(refresh=True)
-    status_name = status.value if status is not None else "unknown"
-    payload = JobPayload.from_job(job)
-    view: dict[str, Any] = {
-        "id": job.id,
-        "status": status_name,
-        "options": payload.public_options(),
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "result": None,
-        "error": None,
-    }
-    if payload.image_uri:
-        view["image_uri"] = payload.image_uri
-    if payload.callback_url:
-        view["callback_url"] = payload.callback_url
-    if payload.collection:
-        view["collection"] = payload.collection
-    if status_name == "finished":
-        value = job.return_value()
-        if results.is_reference(value):
-            if objects is None:
-                raise StorageError("this result is in S3 but no S3 access is configured here")
-            if inline:
-                view["result"] = results.resolve(objects, value)
-            else:
-                view["result_url"] = results.presigned_url(objects, value)
-        else:
-            view["result"] = value
-    elif status_name == "failed":
-        view["error"] = job.meta.get("error") or {"kind": "error", "message": "job failed"}
-    return view

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import time
 import uuid
@@ -85,6 +86,26 @@ def test_a_retry_refused_for_a_full_queue_keeps_the_failed_job(settings, redis, 
     assert client.post("/v1/jobs", json=retry).status_code == 202
     make_worker().work(burst=True)
     assert client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "finished"
+
+
+def test_concurrent_retries_of_one_failed_job_leave_one_job(settings, redis, make_worker):
+    client = create_app(settings, connection=redis).test_client()
+    job_id = str(uuid.uuid4())
+    truncated = base64.b64encode(LINE[: len(LINE) * 6 // 10]).decode()
+    assert client.post("/v1/jobs", json={"image_base64": truncated, "mode": "line", "job_id": job_id}).status_code == 202
+    make_worker().work(burst=True)
+    options = JobOptions.parse({"mode": "line"}, settings)
+
+    def retry(_):
+        return jobs.submit(redis_lib.Redis(connection_pool=redis.connection_pool), settings, LINE, options,
+                           job_id=job_id, retry_failed=True)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(retry, range(8)))  # none raises (rq's InvalidJobOperation was a 500)
+    assert any(answer.created for answer in answers)
+    make_worker().work(burst=True)
+    assert client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "finished"
+    assert backlog.totals(redis).jobs == 0
 
 
 def test_the_byte_bound_counts_images_held_in_redis(settings, redis):

@@ -12,7 +12,7 @@ from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared import jobs, priorities
+from shared import job_views, jobs, priorities
 from shared.payload import JobOptions
 from tests.helpers import ROOT
 from worker.dequeue import ShareOrder
@@ -95,7 +95,7 @@ def test_a_batch_holds_nothing_of_lower_priority_than_the_job_that_opened_it(cli
     assert status(late) == "finished" and [status(i) for i in bulk] == ["queued"] * 4
     more = [post(client, "bulk").get_json()["id"] for _ in range(2)]
     worker.work(burst=True)
-    batches = {jobs.describe(jobs.fetch(redis, i))["result"]["batch_id"] for i in bulk + more}
+    batches = {job_views.describe(jobs.fetch(redis, i))["result"]["batch_id"] for i in bulk + more}
     assert len(batches) == 2, "bulk batches fill up to max_batch"
 
 
