@@ -21,7 +21,7 @@ import time
 from redis import Redis
 from rq import Worker
 
-from shared import logs
+from shared import logs, redis_connection
 from shared.errors import ConfigError
 from ops.health import api_ok
 from ops.redis_server import RedisServer, free_port
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure("INFO", Settings.from_env().log_format)
     with Topology(workers=args.workers, api_port=args.port) as topology:
-        print(f"batchocr is up: API {topology.api_url}, {args.workers} workers, Redis {topology.settings.redis_url}")
+        print(f"batchocr is up: API {topology.api_url}, {args.workers} workers, Redis {redis_connection.display_url(topology.settings.redis_url)}")
         print("Ctrl-C to stop.")
         # Block (after the children started, so they do not inherit the mask) and wait.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})

@@ -12,7 +12,7 @@ rq's multi-key commands would cross slots.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from redis import Redis
 from redis.connection import parse_url
@@ -33,6 +33,18 @@ def sentinel_addresses(settings: Settings) -> list[tuple[str, int]]:
             raise ConfigError(f"OCR_REDIS_SENTINELS: {item!r} is not host:port")
         found.append((host.strip("[]"), int(port)))
     return found
+
+
+def display_url(url: str) -> str:
+    """``url`` fit to print or log: a password in it is shown as ``***``."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = f"{parts.username}:***@" if parts.username else ":***@"
+        return urlunsplit(parts._replace(netloc=user + parts.netloc.rpartition("@")[2]))
+    except ValueError:
+        return "<a Redis URL that does not parse>"
 
 
 def connect(settings: Settings, **options: Any) -> Redis:

@@ -40,7 +40,7 @@ class Settings:
     unset.
     """
 
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)  # may carry a password
     # Redis Sentinel ("host:port,host:port"): the master named redis_sentinel_master is found
     # through them and followed across failovers (password and db still from redis_url).
     redis_sentinels: str = ""

@@ -100,3 +100,14 @@ def test_secrets_never_reach_the_logs(s3, redis, pipelines, caplog):
     assert any(r.name.startswith("botocore") and "signature" in r.getMessage().lower() for r in caplog.records)
     for value in (ALICE, BOB, ALICE[::-1], secret):
         assert value not in caplog.text
+
+
+def test_a_redis_password_is_kept_out_of_settings_reprs_and_printed_urls():
+    from shared.redis_connection import display_url
+    from shared.settings import Settings
+
+    settings = Settings.from_env({"OCR_REDIS_URL": "redis://:pw-123-secret@redis.internal:6379/0"})
+    assert "pw-123-secret" not in repr(settings)
+    assert display_url(settings.redis_url) == "redis://:***@redis.internal:6379/0"
+    assert display_url("rediss://ocr:pw-123-secret@[::1]:6380/2") == "rediss://ocr:***@[::1]:6380/2"
+    assert display_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
