@@ -53,17 +53,15 @@ def should_ocr(policy: str, visible: int, invisible: int) -> bool:
 
 
 def layer_document(page: pypdfium2.PdfPage, dpi: float) -> dict:
-    """A page's own text as a result document: one line per PDFium text run, with its box in
-    the pixels of the page rendered at ``dpi`` (what an OCRed page's boxes are in)."""
+    """A page's own text as a result document: one line per line of PDFium's text (its line
+    breaks), with its box in the pixels of the page rendered at ``dpi`` (what an OCRed page's
+    boxes are in). Lines are built from characters, not from PDFium's rectangles: text placed
+    word by word (OCR text layers, ours among them) makes a rectangle per word, and reading a
+    rectangle's area back picks up the neighbours' overlapping first glyphs."""
     scale = dpi / 72.0
     width, height = math.ceil(page.get_width() * scale), math.ceil(page.get_height() * scale)
-    textpage = page.get_textpage()
     lines = []
-    for index in range(textpage.count_rects()):
-        left, bottom, right, top = textpage.get_rect(index)
-        text = printable(textpage.get_text_bounded(left, bottom, right, top))
-        if not text:
-            continue
+    for text, (left, bottom, right, top) in _text_lines(page.get_textpage()):
         corners = [_to_pixels(page, width, height, x, y) for x, y in ((left, top), (right, top), (right, bottom),
                                                                        (left, bottom))]
         xs, ys = [x for x, _ in corners], [y for _, y in corners]
@@ -71,6 +69,25 @@ def layer_document(page: pypdfium2.PdfPage, dpi: float) -> dict:
         lines.append({"text": text, "confidence": 1.0, "box": box})
     return {"text": "\n".join(line["text"] for line in lines), "lines": lines, "blocks": [], "width": width,
             "height": height, "mode": "page", "source": "text_layer"}
+
+
+def _text_lines(textpage: pypdfium2.PdfTextPage) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """(text, (left, bottom, right, top) in PDF points) per line: the page's characters in
+    PDFium's order, split at its line breaks, each line boxed around its visible characters
+    (a line's text is read as one range, so characters beyond the BMP stay whole)."""
+    lines, boxes, start, count = [], [], 0, textpage.count_chars()
+    for index in range(count + 1):
+        char = textpage.get_text_range(index, 1) if index < count else "\n"
+        if char not in ("\r", "\n"):
+            if char.strip():
+                boxes.append(textpage.get_charbox(index))
+            continue
+        text = printable(textpage.get_text_range(start, index - start)) if index > start else ""
+        if text and boxes:
+            lines.append((text, (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                                 max(b[2] for b in boxes), max(b[3] for b in boxes))))
+        boxes, start = [], index + 1
+    return lines
 
 
 def printable(text: str) -> str:

@@ -257,3 +257,24 @@ def test_a_damaged_original_still_gets_its_text_layer():
                                  "lines": [{"text": "OCR text", "confidence": 0.9, "box": box}]}, 300.0)
     out = pdf.graft("damaged.pdf", [page], damaged.getvalue())
     assert "OCR text" in pypdfium2.PdfDocument(out)[0].get_textpage().get_text_range()
+
+
+def test_a_searchable_pdf_of_ours_reads_back_line_by_line_as_its_own_text_layer(searchable):
+    """``--text-layer skip`` keeps a PDF's text as it is. Read from our own layer with words
+    where the recogniser placed them (12 px apart), every line comes back whole; by PDFium's
+    rectangles it came back a word per line, each with the next word's first letter."""
+    from producer.text_pages import layer_document
+
+    def quad(x0, y0, x1, y1):
+        return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+    placed = [("QUARTERLY", 10, 240), ("REPORT", 252, 420)]
+    line = {"text": "QUARTERLY REPORT", "confidence": 0.9, "box": quad(10, 10, 420, 50),
+            "words": [{"text": t, "confidence": 0.9, "box": quad(a, 10, b, 50)} for t, a, b in placed]}
+    _, scan = scan_page(["x"])
+    ours = pdf.render("report.png", [PageOutput(1, "job", {"width": 1400, "height": 80, "lines": [line]}, 150.0)], [scan])
+    assert [line["text"] for line in layer_document(pypdfium2.PdfDocument(ours)[0], 150.0)["lines"]] == [line["text"]]
+    lines = layer_document(pypdfium2.PdfDocument(searchable.read_bytes())[0], 150.0)["lines"]
+    assert [line["text"] for line in lines] == LINES  # characters beyond the BMP stay whole
+    tops = [line["box"][0][1] for line in lines]
+    assert tops == sorted(tops) and all(b - a > 40 for a, b in zip(tops, tops[1:])), "boxes where the lines are"
