@@ -8,6 +8,7 @@ same limits. Only headers are read: a 50,000 x 50,000 PNG costs nothing to refus
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -95,6 +96,11 @@ def check_media_type(media_type: str, data: bytes) -> None:
         raise UnsupportedImageError(f"the data is declared as {media_type} but its bytes are a {found.upper()} image")
 
 
+# libpng refuses rows or columns past 1,000,000 pixels (OpenCV past 2**20): a longer side is
+# refused at submit, not failed later as a corrupt image.
+MAX_SIDE = 1_000_000
+
+
 def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     """Check size limits and read the header's dimensions without decoding pixels.
 
@@ -118,11 +124,15 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(f"image declares too many pixels; the limit is {max_pixels}") from None
     except Exception as exc:  # Pillow raises many types for broken headers
-        raise ImageDecodeError(f"cannot read the {fmt} header: {exc}") from None
+        reason = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc))  # no object reprs in a client's error
+        raise ImageDecodeError(f"cannot read the {fmt} header: {reason}") from None
     if width < 1 or height < 1:
         raise ImageDecodeError(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageTooLargeError(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+    if max(width, height) > MAX_SIDE:
+        raise ImageTooLargeError(f"image is {width}x{height} pixels; a side may be at most {MAX_SIDE:,} pixels "
+                                 "(the decoders' limit)")
     if multipage:
         raise UnsupportedImageError(
             "a multi-page TIFF is a document: submit one page per job (batchocr-submit does)")

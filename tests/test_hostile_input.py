@@ -44,6 +44,7 @@ def test_the_api_refuses_with_a_reason(hostile_client, redis, case):
     body = response.get_json()
     assert (response.status_code, body["error"]["kind"]) == (case.status, case.kind), body
     assert len(body["error"]["message"]) > 10
+    assert " object at 0x" not in body["error"]["message"], "a Python repr in a client's error"
     assert redis.llen("rq:queue:test-ocr") == 0
 
 
