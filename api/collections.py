@@ -29,7 +29,7 @@ def _found(collection_id: str) -> dict[str, str]:
 def create_collection():
     """A new collection (201), or with the ``id`` of an existing one of this key, that one
     (200): a re-run finds its collection. ``options`` are the defaults of its jobs."""
-    body = json_object()
+    body = json_object(empty_ok=True)
     unknown = set(body) - set(FIELDS)
     if unknown:
         raise BadOptionError(f"unknown field(s): {', '.join(sorted(unknown))}")

@@ -17,7 +17,7 @@ from api.routes import decode_base64, json_object
 from api.security import authenticate
 from shared import job_views, jobs
 from shared.document import ResultDocument
-from shared.errors import BadJsonError, ServiceBusyError
+from shared.errors import BadJsonError, MissingImageError, ServiceBusyError
 from shared.payload import JobOptions
 
 bp = Blueprint("compat", __name__)
@@ -46,7 +46,9 @@ def _run_sync():
         raise BadJsonError(f"send a JSON body (Content-Type: application/json, not {request.mimetype or 'none'}): "
                            '{"image_base64": "..."}')
     body = json_object()
-    image = decode_base64(body.pop("image_base64", None))
+    if not body.get("image_base64"):
+        raise MissingImageError('send the image as JSON {"image_base64": "..."} (this endpoint takes no uploads or URIs)')
+    image = decode_base64(body.pop("image_base64"))
     options = JobOptions.parse(body, settings, priority="interactive")
     job = jobs.submit(connection, settings, image, options, owner=g.owner,
                       objects=current_app.extensions["batchocr.objects"]).job

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.security import authenticate
 from shared import callbacks, canary, job_collections, job_control, job_views, jobs
@@ -61,10 +62,15 @@ def _read_submission() -> tuple[bytes | S3Uri, dict[str, Any]]:
     return data, body
 
 
-def json_object() -> dict[str, Any]:
+def json_object(*, empty_ok: bool = False) -> dict[str, Any]:
     """The request body parsed as a JSON object, or a BadJsonError that says what is wrong
-    with it (empty, where the syntax breaks, not UTF-8, not an object)."""
+    with it (empty, where the syntax breaks, not UTF-8, not an object); ``empty_ok``: no body
+    at all reads as ``{}`` (an endpoint whose fields are all optional)."""
     data = request.get_data(cache=True)
+    if request.content_length is None and request.max_content_length and len(data) >= request.max_content_length:
+        raise RequestEntityTooLarge()  # a chunked body is cut at the limit, not refused, by werkzeug's reader
+    if empty_ok and not data.strip():
+        return {}
     if not data.strip():
         raise BadJsonError('the request body is empty: send a JSON object such as {"image_base64": "..."}')
     try:

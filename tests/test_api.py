@@ -86,6 +86,19 @@ def test_a_bad_json_body_is_400_saying_what_is_wrong(client, redis, settings, pa
 def test_the_sync_endpoint_asks_for_json(client):
     response = client.post("/api/v1/ocr", data=b"image_base64=abc", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400 and "Content-Type: application/json" in response.get_json()["error"]["message"]
+    missing = client.post("/api/v1/ocr", json={"mode": "line"})
+    assert missing.status_code == 400 and "multipart" not in missing.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/api/v1/ocr"])
+def test_a_chunked_json_body_past_the_limit_is_413_not_cut_short(client, redis, path):
+    """Without a Content-Length werkzeug reads a body up to the limit and stops there: the cut
+    JSON read as broken (400). Under gunicorn a chunked body's input is terminated, as here."""
+    body = b'{"image_base64": "' + b"A" * (client.application.config["MAX_CONTENT_LENGTH"] + 10) + b'"}'
+    response = client.post(path, input_stream=io.BytesIO(body), content_type="application/json",
+                           headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+    assert (response.status_code, error_kind(response)) == (413, "image_too_large")
+    assert redis.llen("rq:queue:test-ocr") == 0
 
 
 @pytest.mark.parametrize("prefix", ["data:image/png;base64,", "DATA:Image/PNG;name=scan.png;BASE64,", "data:;base64,"])

@@ -48,6 +48,11 @@ def view(api, collection: str, which: int = 0) -> dict:
     return api.get(f"/v1/collections/{collection}", headers=auth(which)).get_json()
 
 
+def test_a_collection_is_made_without_a_body(api):
+    answer = api.post("/v1/collections", headers=auth())  # every field is optional
+    assert answer.status_code == 201 and view(api, answer.get_json()["id"])["status"] == "empty"
+
+
 def test_counts_progress_and_listing_follow_the_jobs(api, redis, keyed, make_worker):
     answer = create(api, name="journals 1921", options={"mode": "line"})
     assert answer.status_code == 201, answer.get_json()
