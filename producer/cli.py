@@ -84,7 +84,7 @@ def report(out: Path, stats: Stats) -> None:
     rows = ["document\tpage\tkind\tmessage\tjob_id"] + [
         "\t".join(str(f[k]).replace("\t", " ").replace("\n", " ") for k in ("document", "page", "kind", "message", "job_id"))
         for f in stats.failures]
-    write_atomic(meta / "failures.tsv", ("\n".join(rows) + "\n").encode())
+    write_atomic(meta / "failures.tsv", ("\n".join(rows) + "\n").encode("utf-8", "surrogateescape"))  # names as on disk
     if stats.failures:
         print(f"failures: {meta / 'failures.tsv'} (re-run with --retry-failed to try them again)", file=sys.stderr)
 

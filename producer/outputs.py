@@ -64,11 +64,19 @@ def write_document(out: Path, name: str, formats: list[str], pages: list[PageOut
     """Write every requested format of one document. The searchable PDF of a PDF input is
     ``original`` itself with the text layer added; of anything else, ``images`` (its page
     scans) with the text layer over them, PDF/A-2b with ``pdfa``."""
+    shown = display_name(name)
     for fmt in formats:
         if fmt == "pdf" and original is not None:
-            data = pdf.graft(name, pages, original)
+            data = pdf.graft(shown, pages, original)
         elif fmt == "pdf":
-            data = pdf.render(name, pages, images, pdfa=pdfa)
+            data = pdf.render(shown, pages, images, pdfa=pdfa)
         else:
-            data = RENDERERS[fmt](name, pages)
+            data = RENDERERS[fmt](shown, pages)
         write_atomic(output_path(out, name, fmt), data)
+
+
+def display_name(name: str) -> str:
+    """``name`` as text for inside a document: a file name's bytes that are not UTF-8 (kept by
+    ``os.fsdecode`` as lone surrogates, which no UTF-8 writer takes) shown as U+FFFD; the
+    output's own path keeps the original bytes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageSequence
 
-from shared.errors import InputError
+from shared.errors import ImageTooLargeError, InputError
 from shared.s3 import ObjectStore, S3Uri
 from shared.settings import Settings
 from producer.sources import Document
@@ -157,9 +157,13 @@ def _pdf_pages(data: bytes, dpi: float, source_id: str, text_layer: str, max_pix
 
 def fitting_dpi(size_pt: tuple[float, float], dpi: float, max_pixels: int) -> float:
     """``dpi``, or the whole DPI below it at which a page ``size_pt`` points big renders to at
-    most ``max_pixels`` pixels (the API refuses larger images: OCR_MAX_IMAGE_PIXELS)."""
+    most ``max_pixels`` pixels (the API refuses larger images: OCR_MAX_IMAGE_PIXELS);
+    ImageTooLargeError if not even 1 dpi fits (a page of miles: it is not rendered at all)."""
     width, height = (max(float(v), 1.0) / 72.0 for v in size_pt)  # inches
     if (width * dpi + 1) * (height * dpi + 1) <= max_pixels:
         return dpi
     fit = math.floor(math.sqrt(max_pixels / (width * height))) - 1
-    return float(max(fit, 1))
+    if fit < 1 or (width * fit + 1) * (height * fit + 1) > max_pixels:
+        raise ImageTooLargeError(f"a page of {size_pt[0]:.0f} x {size_pt[1]:.0f} pt is past {max_pixels} pixels "
+                                 "even at 1 dpi: not rendered")
+    return float(fit)

@@ -179,3 +179,27 @@ def test_a_pdf_page_too_large_at_the_dpi_renders_at_the_dpi_that_fits(tmp_path):
     with Image.open(io.BytesIO(poster.data)) as image:
         assert image.width * image.height <= 40_000_000 and poster.dpi == 125
     assert letter.dpi == 300
+
+
+def test_a_pdf_page_past_the_pixel_limit_even_at_1_dpi_is_refused_before_rendering():
+    from producer.pages import fitting_dpi
+    from shared.errors import ImageTooLargeError
+
+    assert fitting_dpi((500_000 / 100, 500_000 / 100), 300, 40_000_000) >= 1  # 69 inches a side fits at 1 dpi and more
+    with pytest.raises(ImageTooLargeError, match="even at 1 dpi"):
+        fitting_dpi((500_000, 500_000), 300, 40_000_000)  # 6,945 px a side at 1 dpi: 48 MP
+
+
+def test_a_file_name_that_is_not_utf8_is_written_under_its_own_bytes(tmp_path):
+    import os
+
+    from producer.formats.layout import PageOutput
+    from producer.outputs import write_document
+
+    name = os.fsdecode(b"bad\xff\xfename.png")
+    page = PageOutput(1, "job", {"width": 100, "height": 40, "lines": [
+        {"text": "hello", "confidence": 0.9, "box": [[1, 1], [90, 1], [90, 30], [1, 30]]}]}, 150.0)
+    write_document(tmp_path, name, ["txt", "json", "hocr", "alto"], [page], [b""])
+    written = sorted(os.listdir(os.fsencode(tmp_path)))
+    assert b"bad\xff\xfename.png.txt" in written and len(written) == 4
+    assert "bad\ufffd\ufffdname.png" in (tmp_path / os.fsdecode(b"bad\xff\xfename.png.hocr")).read_text()
