@@ -29,12 +29,17 @@ def api_ok(url: str, timeout: float = 3) -> bool:
         return False
 
 
-def worker_ok(settings: Settings, hostname: str) -> bool:
+def worker_ok(settings: Settings, hostname: str) -> tuple[bool, str]:
+    """Whether a worker of ``hostname`` is registered, and if not, why (Redis unreachable, or
+    none registered)."""
     try:
         with redis_connection.connect(settings, socket_connect_timeout=2, socket_timeout=3) as connection:
-            return any(w.hostname == hostname for w in Worker.all(connection=connection))
-    except Exception:
-        return False
+            if any(w.hostname == hostname for w in Worker.all(connection=connection)):
+                return True, ""
+    except Exception as exc:
+        where = redis_connection.display_url(settings.redis_url)
+        return False, f"Redis at {where} did not answer ({type(exc).__name__}: {exc})"
+    return False, f"no worker of host {hostname} is registered in Redis"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         url = args.url or settings.api_local_url
         healthy, problem = api_ok(url), f"{url.rstrip('/')}/healthz did not answer ok"
     else:
-        host = socket.gethostname()
-        healthy, problem = worker_ok(settings, host), f"no worker of host {host} is registered in Redis"
+        healthy, problem = worker_ok(settings, socket.gethostname())
     print("ok" if healthy else f"unhealthy: {problem}", file=sys.stderr)
     return 0 if healthy else 1
 

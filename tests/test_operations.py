@@ -186,3 +186,13 @@ def test_rq_info_shows_our_queue_and_workers(client, settings, redis):
                           settings.queue_name], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert re.search(rf"{settings.queue_name}\s+\|\W*1\b", out.stdout), out.stdout
+
+
+def test_the_worker_health_check_says_when_redis_is_what_is_down():
+    from ops.redis_server import free_port
+
+    env = clean_env(OCR_REDIS_URL=f"redis://:hidden-pw@127.0.0.1:{free_port()}/0")
+    check = subprocess.run([sys.executable, "-m", "ops.health", "worker"], env=env, capture_output=True, text=True,
+                           timeout=60, cwd=ROOT)
+    assert check.returncode == 1 and "did not answer" in check.stderr and "registered" not in check.stderr
+    assert "hidden-pw" not in check.stderr
