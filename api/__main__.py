@@ -10,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 
 from api import create_app
 from shared import logs
+from shared.entry import console_script
 from shared.errors import EvictingRedisError
 from shared.settings import Settings
 
@@ -32,6 +33,7 @@ class GunicornServer(BaseApplication):
         return self.application
 
 
+@console_script("batchocr-api")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchocr-api", description=__doc__)
     parser.add_argument("--log-level", default="INFO")

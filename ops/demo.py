@@ -10,11 +10,13 @@ from pathlib import Path
 
 from shared.client import ApiClient
 from shared.document import ResultDocument
+from shared.entry import console_script
 from ops.launcher import Topology
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
+@console_script("batchocr-demo")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchocr-demo", description=__doc__)
     parser.add_argument("--samples", type=Path, default=SAMPLES, help="folder with lines/ and pages/")

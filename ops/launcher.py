@@ -21,10 +21,11 @@ import time
 from redis import Redis
 from rq import Worker
 
-from shared import logs, redis_connection
-from shared.errors import ConfigError
 from ops.health import api_ok
 from ops.redis_server import RedisServer, free_port
+from shared import logs, redis_connection
+from shared.entry import console_script
+from shared.errors import ConfigError
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ class Topology:
         self.stop()
 
 
+@console_script("batchocr")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchocr", description="Run batchocr's topology locally.")
     sub = parser.add_subparsers(dest="command", required=True)

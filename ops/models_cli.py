@@ -16,10 +16,12 @@ import sys
 
 
 from shared import canary, redis_connection
+from shared.entry import console_script
 from shared.errors import BatchOcrError
 from shared.settings import Settings
 
 
+@console_script("batchocr-models")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchocr-models", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)

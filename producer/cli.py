@@ -22,6 +22,7 @@ from producer.pages import DEFAULT_DPI, DEFAULT_MAX_PIXELS
 from producer.run import BulkRun, RunConfig, Stats, collection_id
 from producer.transport import HttpTransport, RedisTransport
 from shared.auth import key_id
+from shared.entry import console_script
 from shared.errors import BatchOcrError, ConfigError
 from shared.priorities import PRIORITIES
 from shared.s3 import ObjectStore
@@ -89,6 +90,7 @@ def report(out: Path, stats: Stats) -> None:
         print(f"failures: {meta / 'failures.tsv'} (re-run with --retry-failed to try them again)", file=sys.stderr)
 
 
+@console_script("batchocr-submit")
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)

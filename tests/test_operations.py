@@ -196,3 +196,13 @@ def test_the_worker_health_check_says_when_redis_is_what_is_down():
                            timeout=60, cwd=ROOT)
     assert check.returncode == 1 and "did not answer" in check.stderr and "registered" not in check.stderr
     assert "hidden-pw" not in check.stderr
+
+
+@pytest.mark.parametrize("module, env, says", [
+    ("worker", {"OCR_MAX_BATCH": "100"}, "batchocr-worker: OCR_MAX_BATCH must be 1..64"),
+    ("ops.models_cli", {"OCR_REDIS_URL": "redis://127.0.0.1:1/0"}, "batchocr-models: Redis did not answer"),
+])
+def test_a_bad_setting_or_an_absent_redis_is_one_line_not_a_traceback(module, env, says):
+    args = [sys.executable, "-m", module] + (["list"] if module == "ops.models_cli" else [])
+    run = subprocess.run(args, env=clean_env(**env), capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode in (2, 3) and says in run.stderr and "Traceback" not in run.stderr, run.stderr

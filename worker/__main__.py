@@ -11,6 +11,7 @@ from redis import Redis
 from rq.serializers import JSONSerializer
 
 from shared import logs, redis_connection
+from shared.entry import console_script
 from shared.errors import EvictingRedisError
 from shared.jobs import get_queues
 from shared.redis_memory import RedisMemory, check_no_eviction
@@ -110,6 +111,7 @@ def _work(settings: Settings, name: str | None, burst: bool, log_level: str, pip
         connection.close()
 
 
+@console_script("batchocr-worker")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchocr-worker", description=__doc__)
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from shared.charsets import LANGS
+from shared.entry import console_script
 from shared.errors import BatchOcrError, ConfigError
 from shared.images import IMAGE_SUFFIXES
 from shared.settings import Settings
@@ -189,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@console_script("batchocr-eval")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)

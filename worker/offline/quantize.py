@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from shared import logs
+from shared.entry import console_script
 from shared.models import FileRef, load_versions, register, unregister
 from shared.settings import Settings
 from worker.offline.evaluation import evaluate_lines, line_items, read_image
@@ -115,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@console_script("batchocr-quantize")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
