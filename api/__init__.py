@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, connection: Redis | None = None
         settings, socket_connect_timeout=2, socket_timeout=5
     )
     _refuse_evicting_redis(app.extensions["batchocr.redis"], settings)
-    app.extensions["batchocr.objects"] = ObjectStore(settings)
+    app.extensions["batchocr.objects"] = ObjectStore(settings, patient=False)  # a client waits on its answer
     app.extensions["batchocr.sync_slots"] = threading.BoundedSemaphore(max(1, settings.api_threads // 2))
     app.extensions["batchocr.wait_slots"] = threading.BoundedSemaphore(max(1, settings.api_threads // 2))
     app.register_blueprint(bp)

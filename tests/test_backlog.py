@@ -289,3 +289,24 @@ def test_bounds_are_derived_from_maxmemory_unless_set(settings):
     assert (unlimited.jobs, unlimited.bytes, unlimited.memory) == (backlog.DEFAULT_JOBS, backlog.DEFAULT_BYTES, 0)
     explicit = backlog.Bounds.derive(settings.replace(max_queued_jobs=7, max_queued_bytes=1 << 25), gigabyte)
     assert (explicit.jobs, explicit.bytes) == (7, 1 << 25)
+
+
+def test_a_stalled_s3_image_store_is_a_502_in_seconds_not_minutes(settings, redis):
+    """An S3 endpoint that accepts connections and never answers: the API's client (2 attempts,
+    5 s reads) gives up in about 16 s; the workers' patient one would take 150 s."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        stalled = settings.replace(image_store="s3", s3_bucket="results", s3_region="us-east-1",
+                                   s3_endpoint_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+                                   s3_access_key_id="test", s3_secret_access_key="test-secret")
+        began = time.monotonic()
+        answer = post(create_app(stalled, connection=redis).test_client())
+        assert (answer.status_code, answer.get_json()["error"]["kind"]) == (502, "storage")
+        assert time.monotonic() - began < 30
+        assert backlog.totals(redis).jobs == 0
+    finally:
+        listener.close()
