@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from rq import Queue
 from rq.exceptions import DeserializationError, DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -103,7 +103,7 @@ def submit(connection: Redis, settings: Settings, image: bytes | S3Uri, options:
         payload = _store_image(connection, settings, objects, image, job_id, options, owner, written,
                                {"callback_url": callback_url, "collection": collection})
         if written.replaces is not None:  # only once the new image is stored: a store that fails keeps it
-            _delete_failed(written.replaces)
+            _delete_failed(connection, written.replaces)
             written.replaces = None
         job = _enqueue(connection, settings, job_id, payload)
     except DuplicateJobError:  # lost a race with another submitter of the same id
@@ -236,12 +236,19 @@ def _retried(job: Job, retry_failed: bool, refresh: bool = True) -> bool:
         return True
 
 
-def _delete_failed(job: Job) -> None:
-    """The failed job a retry replaces; gone already if a concurrent retry deleted it first."""
-    try:
-        job.delete()
-    except (InvalidJobOperation, NoSuchJobError):
-        pass
+def _delete_failed(connection: Redis, job: Job) -> None:
+    """The failed job a retry replaces, deleted only while it is still that failed job (WATCH):
+    a concurrent retry may have deleted it and queued its replacement, which must stay."""
+    with connection.pipeline() as pipe:
+        try:
+            pipe.watch(job.key)
+            if pipe.hget(job.key, "status") != JobStatus.FAILED.value.encode():
+                return
+            pipe.multi()
+            job.delete(pipeline=pipe)
+            pipe.execute()
+        except (WatchError, InvalidJobOperation, NoSuchJobError):
+            return
 
 
 def fetch(connection: Redis, job_id: str, owner: str | None = None) -> Job:
