@@ -217,3 +217,21 @@ def test_the_delivery_thread_reports_an_outage_once(hooked, caplog):
     assert not deliverer.is_alive()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "Redis is unreachable" in warnings[0], warnings
+
+
+def test_one_jobs_fault_in_a_delivery_pass_does_not_hold_up_the_others(api, hooked, receiver, make_worker):
+    """A fault of one job's own (here injected; a bad host name raised UnicodeError) ended the
+    whole pass, so the jobs claimed with it were put off again and again."""
+    first, second = (submit(api, callback_url=receiver.url()).get_json()["id"] for _ in range(2))
+    make_worker().work(burst=True)
+    deliverer = Deliverer(hooked)
+    handle = deliverer._handle
+
+    def faulty(job_id):
+        if job_id == first:
+            raise RuntimeError("a fault of this job's own")
+        handle(job_id)
+
+    deliverer._handle = faulty
+    assert deliverer.step() == 2
+    assert [json.loads(r["body"])["job_id"] for r in receiver.requests] == [second]
