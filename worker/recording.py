@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from rq import Queue
 from rq.job import Job
 
@@ -70,6 +71,10 @@ class OutcomeRecorder:
             else:
                 self._finalize_success(job, queue, execution, outcome.value)
             return True
+        except redis.exceptions.OutOfMemoryError:  # not waited out here: this result may never fit
+            logger.warning("Redis is full: the outcome of job %s could not be recorded; its lease will lapse "
+                           "and it runs again", job.id, extra={"job_id": job.id})
+            return False
         except UNREACHABLE:
             raise
         except Exception:
