@@ -8,7 +8,7 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from shared.errors import BatchOcrError, QueueFullError
+from shared.errors import BatchOcrError, QueueFullError, StorageUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(BatchOcrError)
     def batchocr_error(exc: BatchOcrError):
         body, status = _body(exc.kind, exc.message, exc.http_status)
-        if isinstance(exc, QueueFullError):
+        if isinstance(exc, (QueueFullError, StorageUnavailableError)):
             return body, status, {"Retry-After": str(exc.retry_after)}
         return body, status
 

@@ -18,6 +18,7 @@
     ├── ImageExpiredError      the job's image key expired before a worker took it
     ├── ImageNotFoundError     the job's s3:// input does not exist
     ├── StorageError           S3 could not be read or written          (502)
+    │   └── StorageUnavailableError  S3 did not answer, or answered 5xx/throttled (503)
     ├── ServiceBusyError       no capacity left for a synchronous request (503)
     ├── QueueFullError         the backlog is at a bound; retry after ``retry_after`` s (429)
     ├── JobTimeoutError        the job's batch ran past the job timeout
@@ -136,6 +137,16 @@ class ImageNotFoundError(BatchOcrError):
 class StorageError(BatchOcrError):
     kind = "storage"
     http_status = 502
+
+
+class StorageUnavailableError(StorageError):
+    """S3 could not be reached, timed out, or answered with a server error or throttling, after
+    botocore's own retries: an infrastructure fault, never a job's. Workers wait it out
+    (``worker.storage_outage``); the API answers 503 with ``Retry-After``."""
+
+    kind = "storage_unavailable"
+    http_status = 503
+    retry_after = 10
 
 
 class ServiceBusyError(BatchOcrError):

@@ -18,10 +18,31 @@ from shared.errors import (
     ImageNotFoundError,
     ImageTooLargeError,
     StorageError,
+    StorageUnavailableError,
 )
 from shared.settings import Settings
 
 SCHEME = "s3://"
+# Error codes S3 (and MinIO, moto) answer when it is overloaded or briefly failing, not refusing.
+THROTTLED = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestLimitExceeded",
+                       "TooManyRequests", "ServiceUnavailable", "InternalError", "503 SlowDown"})
+
+
+def storage_error(action: str, uri: object, exc: Exception) -> StorageError:
+    """The error for a failed S3 call: StorageUnavailableError when S3 did not answer, timed out
+    or answered a server error or throttling (botocore had already retried), so that callers can
+    wait it out; StorageError (the request was refused: credentials, permissions) otherwise."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if status >= 500 or status == 429 or code in THROTTLED:
+            return StorageUnavailableError(f"S3 is unavailable: could not {action} {uri}: {code or status}")
+        return StorageError(f"could not {action} {uri}: {code or exc}")
+    if isinstance(exc, (ConnectionError, HTTPClientError, IncompleteReadError)):
+        return StorageUnavailableError(f"S3 is unreachable: could not {action} {uri}: {type(exc).__name__}")
+    return StorageError(f"could not {action} {uri}: {type(exc).__name__}")
 
 
 @dataclass(frozen=True)
@@ -118,9 +139,9 @@ class ObjectStore:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NoSuchBucket"):
                 raise ImageNotFoundError(f"{uri} does not exist") from None
-            raise StorageError(f"could not read {uri}: {code or exc}") from None
+            raise storage_error("read", uri, exc) from None
         except BotoCoreError as exc:
-            raise StorageError(f"could not read {uri}: {type(exc).__name__}") from None
+            raise storage_error("read", uri, exc) from None
 
     def write_json(self, uri: S3Uri, body: bytes) -> None:
         self.write(uri, body, "application/json")
@@ -131,7 +152,7 @@ class ObjectStore:
         try:
             self.client.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, ContentType=content_type)
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"could not write {uri}: {type(exc).__name__}") from None
+            raise storage_error("write", uri, exc) from None
 
     def exists(self, uri: S3Uri) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -142,9 +163,9 @@ class ObjectStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise StorageError(f"could not look up {uri}: {exc.response.get('Error', {}).get('Code', exc)}") from None
+            raise storage_error("look up", uri, exc) from None
         except BotoCoreError as exc:
-            raise StorageError(f"could not look up {uri}: {type(exc).__name__}") from None
+            raise storage_error("look up", uri, exc) from None
 
     def delete(self, uri: S3Uri) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -152,7 +173,7 @@ class ObjectStore:
         try:
             self.client.delete_object(Bucket=uri.bucket, Key=uri.key)
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"could not delete {uri}: {type(exc).__name__}") from None
+            raise storage_error("delete", uri, exc) from None
 
     def presign(self, uri: S3Uri) -> str:
         return self.client.generate_presigned_url(

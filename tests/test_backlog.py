@@ -291,7 +291,7 @@ def test_bounds_are_derived_from_maxmemory_unless_set(settings):
     assert (explicit.jobs, explicit.bytes) == (7, 1 << 25)
 
 
-def test_a_stalled_s3_image_store_is_a_502_in_seconds_not_minutes(settings, redis):
+def test_a_stalled_s3_image_store_is_a_503_in_seconds_not_minutes(settings, redis):
     """An S3 endpoint that accepts connections and never answers: the API's client (2 attempts,
     5 s reads) gives up in about 16 s; the workers' patient one would take 150 s."""
     import socket
@@ -305,7 +305,7 @@ def test_a_stalled_s3_image_store_is_a_502_in_seconds_not_minutes(settings, redi
                                    s3_access_key_id="test", s3_secret_access_key="test-secret")
         began = time.monotonic()
         answer = post(create_app(stalled, connection=redis).test_client())
-        assert (answer.status_code, answer.get_json()["error"]["kind"]) == (502, "storage")
+        assert (answer.status_code, answer.get_json()["error"]["kind"]) == (503, "storage_unavailable")
         assert time.monotonic() - began < 30
         assert backlog.totals(redis).jobs == 0
     finally:

@@ -24,14 +24,14 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from shared import priorities
-from shared.errors import JobTimeoutError
+from shared.errors import JobTimeoutError, StorageUnavailableError
 from shared.jobs import TERMINAL
 from shared.payload import JobPayload
 from shared.s3 import ObjectStore
 from shared.settings import Settings
 from shared.job_control import end_jobs
 from worker.dequeue import PriorityTaker
-from worker.job_io import LoadedJob, Outcome, finish, load_jobs
+from worker.job_io import LoadedJob, Outcome, Patience, finish, load_jobs
 from worker.metrics import WorkerMetrics
 from worker import recovery
 from worker.outage import UNREACHABLE, Outage, OutageTolerantWorker
@@ -40,6 +40,7 @@ from worker.loaded_models import Pipelines
 from worker.leases import Leases
 from worker.recording import OutcomeRecorder
 from worker.recovery import Guardian
+from worker.storage_outage import StorageOutage
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class BatchWorker(OutcomeRecorder, OutageTolerantWorker):
         self.pipelines = pipelines
         self.metrics = metrics or WorkerMetrics()
         self.objects = ObjectStore(settings)
+        self.storage = StorageOutage(f"worker {self.name}")
         self.batches_run = 0
         self.leases = Leases(self.name, settings.lease_s)
         self.shutdown_requested = False
@@ -127,8 +129,9 @@ class BatchWorker(OutcomeRecorder, OutageTolerantWorker):
         prepared: list[tuple[Job, Queue]] = []
         try:
             prepared, executions, failed = self._prepare(batch, self._deadline(batch))
-            loaded = load_jobs(self.connection, [job for job, _ in prepared], self.settings, self.objects)
-            outcomes = self._ocr(loaded, batch_id) if loaded else []
+            patience = self._patience(prepared, executions)
+            loaded = load_jobs(self.connection, [job for job, _ in prepared], self.settings, self.objects, patience)
+            outcomes = self._ocr(loaded, batch_id, patience) if loaded else []
         except UNREACHABLE as exc:  # an outage before any result: not the jobs' fault, queue them again
             self.outage.wait(self.connection, exc, began=began)
             self._hand_back(batch, "Redis was unreachable while its batch started")
@@ -178,7 +181,26 @@ class BatchWorker(OutcomeRecorder, OutageTolerantWorker):
                 self._end_jobs([job])
         return prepared, executions, failed
 
-    def _ocr(self, loaded: list[LoadedJob], batch_id: str) -> list[Outcome]:
+    def _patience(self, prepared: list[tuple[Job, Queue]], executions: dict) -> Patience:
+        """How the batch's S3 steps run: an outage is waited out (``worker.storage_outage``),
+        the batch's jobs kept this worker's meanwhile (leases postponed by the time waited, rq's
+        started-registry entries and this worker's heartbeat renewed); a stop request ends it."""
+        def keep(waited: float) -> None:
+            self.leases.postpone([job.id for job, _ in prepared], waited)
+            self._quietly(lambda: self._keep_started(prepared, executions))
+
+        return lambda step: self.storage.call(step, keep=keep, stop=lambda: self.shutdown_requested)
+
+    def _keep_started(self, prepared: list[tuple[Job, Queue]], executions: dict) -> None:
+        """rq's heartbeat for the batch's executions, so rq's cleanup never takes them as abandoned."""
+        with self.connection.pipeline() as pipe:
+            for job, _ in prepared:
+                ttl = (job.timeout or self.settings.job_timeout_s) + 60
+                executions[job.id].heartbeat(job.started_job_registry, ttl, pipeline=pipe)
+            pipe.execute()
+        self.heartbeat()
+
+    def _ocr(self, loaded: list[LoadedJob], batch_id: str, patience: Patience) -> list[Outcome]:
         """Run each model's decodable tasks as one batch; finish and store each job's result."""
         outcomes = [None if item.error is None else Outcome.failed(item.error) for item in loaded]
         timeout = max(item.job.timeout or self.settings.job_timeout_s for item in loaded)
@@ -188,7 +210,7 @@ class BatchWorker(OutcomeRecorder, OutageTolerantWorker):
             finished_at = time.time()
             for i, page in zip(members, pages):
                 outcomes[i], document = finish(loaded[i], page, self.settings, self.objects, batch_size=len(loaded),
-                                               batch_id=batch_id, finished_at=finished_at)
+                                               batch_id=batch_id, finished_at=finished_at, patience=patience)
                 if document is not None:
                     self.metrics.finished(document)
         return [o or Outcome.failed(RuntimeError("no pipeline for this job's model")) for o in outcomes]
@@ -206,18 +228,23 @@ class BatchWorker(OutcomeRecorder, OutageTolerantWorker):
             return [exc] * len(items)
 
     def _set_aside(self, prepared: list[tuple[Job, Queue]], outcomes: list[Outcome]):
-        """The jobs of a batch that ran past the job timeout queued again, each to run alone;
-        the rest of ``prepared`` and their ``outcomes``."""
-        aside, kept, kept_outcomes = [], [], []
+        """Jobs queued again, unfailed: those of a batch that ran past the job timeout (each to
+        run alone), and those S3 was unavailable for when the worker was stopped; returns the
+        rest of ``prepared`` and their ``outcomes``."""
+        aside, unserved, kept, kept_outcomes = [], [], [], []
         for job_queue, outcome in zip(prepared, outcomes):
             if isinstance(outcome.error, recovery.RanTooLong):
                 aside.append(job_queue)
+            elif isinstance(outcome.error, StorageUnavailableError):
+                unserved.append(job_queue)
             else:
                 kept.append(job_queue)
                 kept_outcomes.append(outcome)
         if aside:
             self.outage.retry(self.connection, lambda: recovery.run_alone(self.connection, [j.id for j, _ in aside]))
             self._hand_back(aside, "its batch ran past the job timeout; it runs alone")
+        if unserved:
+            self._hand_back(unserved, "S3 was unavailable when its worker was stopped")
         return kept, kept_outcomes
 
     def _release(self, jobs: list[Job]) -> None:

@@ -3,12 +3,14 @@ result document (``finish``: the one step both the batching worker and ``worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redis import Redis
 from rq.job import Job
@@ -23,6 +25,15 @@ from worker.pipeline import PageResult, PageTask
 from worker.preprocess import decode_image
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# How a worker runs a step that needs S3 (``worker.storage_outage``: waiting out an outage);
+# by default at once, an outage failing the job as ``storage_unavailable``.
+Patience = Callable[[Callable[[], T]], T]
+
+
+def at_once(step: Callable[[], T]) -> T:
+    return step()
 
 
 @dataclass
@@ -39,10 +50,12 @@ class LoadedJob:
     attempts: int = 1
 
 
-def load_jobs(connection: Redis, jobs: list[Job], settings: Settings, objects: ObjectStore) -> list[LoadedJob]:
-    """Fetch the batch's Redis-held images in one round trip (S3 inputs one by one) and decode
-    each on its own. An image that is missing, corrupt or too large fails only its own job.
-    The jobs have started: their collections count them so (``shared.job_collections``).
+def load_jobs(connection: Redis, jobs: list[Job], settings: Settings, objects: ObjectStore,
+              patience: Patience = at_once) -> list[LoadedJob]:
+    """Fetch the batch's Redis-held images in one round trip (S3 inputs one by one, each read
+    under ``patience``) and decode each on its own. An image that is missing, corrupt or too
+    large fails only its own job. The jobs have started: their collections count them so
+    (``shared.job_collections``).
     """
     job_collections.mark_jobs(connection, jobs, "started")
     payloads = [JobPayload.from_job(job) for job in jobs]
@@ -54,9 +67,9 @@ def load_jobs(connection: Redis, jobs: list[Job], settings: Settings, objects: O
         task, model, error = None, payload.model or settings.default_model, None
         try:
             if payload.image_uri:
-                blob = _read_s3_input(payload.image_uri, settings, objects)
+                blob = patience(functools.partial(_read_s3_input, payload.image_uri, settings, objects))
             elif payload.image_object:
-                blob = _read_image_object(payload.image_object, settings, objects)
+                blob = patience(functools.partial(_read_image_object, payload.image_object, settings, objects))
             _crash_if_marked(blob, settings)
             task, model = _decode_task(job, payload, blob, settings)
         except Exception as exc:  # any failure here belongs to this job alone
@@ -150,15 +163,17 @@ class Outcome:
 
 
 def finish(loaded: LoadedJob, page: PageResult | BaseException, settings: Settings, objects: ObjectStore, *,
-           batch_size: int, batch_id: str, finished_at: float) -> tuple[Outcome, ResultDocument | None]:
+           batch_size: int, batch_id: str, finished_at: float,
+           patience: Patience = at_once) -> tuple[Outcome, ResultDocument | None]:
     """Build the job's result document and store it where the job asked (its ``result_store``,
-    else the deployment's); a failure here fails this job alone. Returns the outcome and the
-    document (None on failure)."""
+    else the deployment's; an S3 write under ``patience``); a failure here fails this job alone.
+    Returns the outcome and the document (None on failure)."""
     if isinstance(page, BaseException):
         return Outcome.failed(page), None
     try:
         document = result_document(loaded, page, batch_size=batch_size, batch_id=batch_id, finished_at=finished_at)
         store = loaded.payload.result_store or settings.result_store
-        return Outcome(results.save(objects, settings, store, loaded.job.id, document.to_json())), document
+        body = document.to_json()
+        return Outcome(patience(lambda: results.save(objects, settings, store, loaded.job.id, body))), document
     except Exception as exc:
         return Outcome.failed(exc), None
