@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.security import authenticate
-from shared import callbacks, canary, job_collections, job_control, job_views, jobs
+from shared import callbacks, canary, job_collections, job_control, job_views, jobs, query_values
 from shared.errors import (
     BadBase64Error,
     BadJsonError,
@@ -189,7 +189,7 @@ def get_job(job_id: str):
     form = request.args.get("result", "inline")
     if form not in ("inline", "url"):
         raise BadOptionError("result must be 'inline' or 'url'")
-    wait = _wait_seconds(request.args.get("wait", ""))
+    wait = query_values.seconds(request.args.get("wait", ""), "wait", job_control.MAX_WAIT_S)
     job = jobs.fetch(_redis(), job_id, owner=g.owner)
     slots = current_app.extensions["batchocr.wait_slots"]
     if wait and slots.acquire(blocking=False):
@@ -201,16 +201,6 @@ def get_job(job_id: str):
     view = job_views.describe(job, _objects(), inline=form == "inline")
     view["links"] = {"self": url_for("v1.get_job", job_id=job_id)}
     return jsonify(view)
-
-
-def _wait_seconds(raw: str) -> float:
-    try:
-        wait = float(raw or 0)
-    except ValueError:
-        raise BadOptionError(f"wait must be a number of seconds (0..{job_control.MAX_WAIT_S}); got {raw!r}") from None
-    if not 0 <= wait <= job_control.MAX_WAIT_S:
-        raise BadOptionError(f"wait must be 0..{job_control.MAX_WAIT_S} seconds; got {raw!r}")
-    return wait
 
 
 @bp.delete("/v1/jobs/<job_id>")
@@ -235,10 +225,8 @@ def callback_secret():
 @bp.get("/v1/callbacks/dead")
 def dead_callbacks():
     """This key's callbacks that ran out of tries, newest first (``?limit=``, at most 1000)."""
-    raw = request.args.get("limit", "100")
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= callbacks.DEAD_LETTERS_KEPT:
-        raise BadOptionError(f"limit must be 1..{callbacks.DEAD_LETTERS_KEPT}; got {raw[:16]!r}")
-    return jsonify({"dead": callbacks.dead_letters(_redis(), g.owner, int(raw))})
+    limit = query_values.whole_number(request.args.get("limit", "100"), "limit", 1, callbacks.DEAD_LETTERS_KEPT)
+    return jsonify({"dead": callbacks.dead_letters(_redis(), g.owner, limit)})
 
 
 @bp.get("/v1/models")

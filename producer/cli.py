@@ -18,7 +18,7 @@ from pathlib import Path
 
 from producer.formats import FORMATS
 from producer.outputs import write_atomic
-from producer.pages import DEFAULT_DPI, DEFAULT_MAX_PIXELS
+from producer.pages import DEFAULT_DPI, DEFAULT_MAX_PAGES, DEFAULT_MAX_PIXELS
 from producer.run import BulkRun, RunConfig, Stats, collection_id
 from producer.transport import HttpTransport, RedisTransport
 from shared.auth import key_id
@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="a PDF page larger than this at --dpi renders at the DPI that fits "
                              f"(default {DEFAULT_MAX_PIXELS:,}: the API's default OCR_MAX_IMAGE_PIXELS)")
+    parser.add_argument("--max-pages", type=int, default=DEFAULT_MAX_PAGES,
+                        help=f"a document with more pages fails, unsubmitted (default {DEFAULT_MAX_PAGES:,})")
     parser.add_argument("--text-layer", choices=("skip", "redo", "force"), default="skip",
                         help="PDF pages that already carry text: skip = keep it, do not OCR (default); redo = "
                              "OCR again pages whose only text is an invisible earlier OCR layer, dropping it; "
@@ -66,8 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         parser.error(f"unknown format(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
-    if args.max_in_flight < 1 or not 36 <= args.dpi <= 1200 or args.max_pixels < 1_000_000:
-        parser.error("--max-in-flight must be >= 1, --dpi within 36..1200 and --max-pixels >= 1000000")
+    if args.max_in_flight < 1 or not 36 <= args.dpi <= 1200 or args.max_pixels < 1_000_000 or args.max_pages < 1:
+        parser.error("--max-in-flight and --max-pages must be >= 1, --dpi within 36..1200 and --max-pixels >= 1000000")
     args.formats = formats
     return args
 
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         config = RunConfig(args.source, args.out, args.formats, options, dpi=args.dpi,
                            max_in_flight=args.max_in_flight, retry_failed=args.retry_failed,
                            text_layer=args.text_layer, pdfa=args.pdfa, max_pixels=args.max_pixels,
+                           max_pages=args.max_pages,
                            tenant=key_id(api_key) if api_key and args.redis is None else "")
         return _run(config, transport, objects, progress=not args.no_progress)
     except BatchOcrError as exc:

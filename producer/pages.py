@@ -27,6 +27,7 @@ from producer.sources import Document
 # Fixed namespace for job ids: uuid5(NAMESPACE, content id + options).
 NAMESPACE = uuid.UUID("7f1d2a4e-5b0c-4f3e-9a61-0c2b8e4d9f17")
 DEFAULT_DPI = 300.0
+DEFAULT_MAX_PAGES = 10_000  # a document with more pages fails unsubmitted (``--max-pages``)
 # The API's default OCR_MAX_IMAGE_PIXELS: larger pages are rendered at a lower DPI.
 DEFAULT_MAX_PIXELS = next(f.default for f in fields(Settings) if f.name == "max_image_pixels")
 
@@ -83,8 +84,10 @@ def iter_pages(doc: Document, *, dpi: float, objects: ObjectStore | None, max_by
         yield Page(1, data, None, _image_dpi(data, dpi), content)
 
 
-def page_count(doc: Document, objects: ObjectStore | None, max_bytes: int) -> int:
-    """How many pages ``doc`` has, without rendering them (1 for anything unreadable)."""
+def page_count(doc: Document, objects: ObjectStore | None, max_bytes: int, limit: int = DEFAULT_MAX_PAGES) -> int:
+    """How many pages ``doc`` has, without rendering them (1 for anything unreadable), counted
+    no further than ``limit + 1``: Pillow's cost per TIFF page grows with the pages before it
+    (20 MB of one-pixel pages would take minutes)."""
     try:
         if doc.kind == "pdf":
             import pypdfium2
@@ -96,10 +99,22 @@ def page_count(doc: Document, objects: ObjectStore | None, max_bytes: int) -> in
                 pdf.close()
         if doc.kind == "tiff":
             with Image.open(io.BytesIO(read_document(doc, objects, max_bytes))) as img:
-                return int(getattr(img, "n_frames", 1))
+                return _tiff_page_count(img, limit + 1)
     except Exception:  # the document fails with its reason when its pages are read
         return 1
     return 1
+
+
+def _tiff_page_count(img: Image.Image, upto: int) -> int:
+    """The TIFF's pages, by seeking page to page, stopping at ``upto``."""
+    count = 1
+    while count < upto:
+        try:
+            img.seek(count)
+        except EOFError:
+            break
+        count += 1
+    return count
 
 
 def _sha(data: bytes) -> str:

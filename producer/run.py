@@ -18,7 +18,7 @@ from typing import Any
 
 from producer import outputs
 from producer.formats.layout import PageOutput
-from producer.pages import DEFAULT_DPI, DEFAULT_MAX_PIXELS, iter_pages, page_count, read_document
+from producer.pages import DEFAULT_DPI, DEFAULT_MAX_PAGES, DEFAULT_MAX_PIXELS, iter_pages, page_count, read_document
 from producer.sources import Document, discover
 from producer.transport import MISSING, PageRejected, Transport
 from shared.jobs import TERMINAL
@@ -46,6 +46,8 @@ class RunConfig:
     pdfa: bool = False
     # PDF pages that would render larger at ``dpi`` are rendered at the DPI that fits.
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # A document with more pages fails before any of them is submitted.
+    max_pages: int = DEFAULT_MAX_PAGES
 
 
 def collection_id(config: RunConfig) -> str:
@@ -108,8 +110,14 @@ class BulkRun:
             if outputs.is_complete(self.config.out, doc.name, self.config.formats):
                 self.stats.already_done += 1
             else:
+                pages = page_count(doc, self.objects, self.config.max_bytes, self.config.max_pages)
+                if pages > self.config.max_pages:
+                    self._failure(doc, 0, "too_many_pages", f"it has more than {self.config.max_pages:,} pages "
+                                  "(--max-pages); nothing of it was submitted")
+                    self.stats.failed_documents += 1
+                    continue
                 todo.append(doc)
-                self.stats.pages += page_count(doc, self.objects, self.config.max_bytes)
+                self.stats.pages += pages
         return todo
 
     def run(self, todo: list[Document]) -> Stats:

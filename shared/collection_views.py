@@ -9,8 +9,8 @@ from typing import Any
 
 from redis import Redis
 
-from shared import keys
-from shared.errors import BadOptionError, CollectionNotFoundError
+from shared import keys, query_values
+from shared.errors import CollectionNotFoundError
 from shared.job_collections import ENDED, STATUSES, WATCH_PREFIX, fetch, job_defaults
 
 MAX_PAGE = 1000
@@ -99,8 +99,5 @@ def delivery(connection: Redis, watched_id: str) -> tuple[str, bytes] | None:
 
 def paging(args: dict[str, str]) -> tuple[int, int]:
     """``offset`` (0..MAX_OFFSET) and ``limit`` (1..MAX_PAGE, default 100) of a listing request."""
-    offset, limit = str(args.get("offset", "0")), str(args.get("limit", "100"))
-    if not all(v.isascii() and v.isdecimal() and len(v) <= 10 for v in (offset, limit)) \
-            or not 1 <= int(limit) <= MAX_PAGE or int(offset) > MAX_OFFSET:
-        raise BadOptionError(f"offset must be a whole number up to {MAX_OFFSET} and limit 1..{MAX_PAGE}")
-    return int(offset), int(limit)
+    return (query_values.whole_number(args.get("offset", "0"), "offset", 0, MAX_OFFSET),
+            query_values.whole_number(args.get("limit", "100"), "limit", 1, MAX_PAGE))

@@ -149,3 +149,21 @@ def test_a_bad_image_fails_its_job_with_one_log_line_and_no_traceback(hostile_cl
     assert not loud, [r.getMessage()[:200] for r in loud]
     (line,) = [r for r in caplog.records if job_id in r.getMessage() and "failed" in r.getMessage()]
     assert line.levelno == logging.INFO and "undecodable_image" in line.getMessage()
+
+
+HUGE = "9" * 5000  # past Python's 4,300-digit limit on converting a string to an int
+ODD_NUMBERS = [HUGE, "1_0", "\u0661", "1e1", "-1", " 5", "0x10", "5.", "nan", "inf"]
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/callbacks/dead?limit={}", "/v1/collections?limit={}", "/v1/collections?offset={}",
+    "/v1/jobs/00000000-0000-4000-8000-000000000000?wait={}",
+])
+@pytest.mark.parametrize("value", ODD_NUMBERS, ids=lambda v: v[:8])
+def test_numbers_in_query_strings_are_read_strictly(hostile_client, path, value):
+    """Only plain ASCII digits in range: anything else is a 400 that names the parameter, never
+    a 500 (an int of 5,000 digits), and never a reading Python allows but nobody wrote (1_0 as 10)."""
+    answer = hostile_client.get(path.format(value))
+    assert answer.status_code == 400, (path, value, answer.status_code)
+    error = answer.get_json()["error"]
+    assert error["kind"] == "bad_option" and path.split("?")[1].split("=")[0] in error["message"]

@@ -89,6 +89,29 @@ def test_inputs_whose_output_names_collide_fail_instead_of_overwriting(tmp_path)
     assert run.stats.failures[0]["kind"] == "name_collision"
 
 
+def test_a_document_past_max_pages_fails_unsubmitted_and_is_counted_no_further(tmp_path):
+    """A TIFF of many tiny pages must not stall the run's planning (Pillow's cost per page grows
+    with the pages before it) nor become that many jobs: it fails with the reason, unsubmitted."""
+    from producer.pages import page_count
+    from producer.run import BulkRun, RunConfig
+    from tests.producer_helpers import multipage
+
+    (tmp_path / "in").mkdir()
+    tiny = (ROOT / "samples" / "lines" / "address.png").read_bytes()
+    (tmp_path / "in" / "many.tif").write_bytes(multipage([tiny] * 30, "TIFF"))
+    (tmp_path / "in" / "few.tif").write_bytes(multipage([tiny] * 3, "TIFF"))
+    docs = {doc.name: doc for doc in discover(str(tmp_path / "in"), None)}
+    assert page_count(docs["many.tif"], None, 1 << 30, limit=10) == 11
+    assert page_count(docs["few.tif"], None, 1 << 30, limit=10) == 3
+    run = BulkRun(RunConfig(str(tmp_path / "in"), tmp_path / "out", ["json"], {"mode": "line"}, max_pages=10),
+                  transport=None, objects=None)
+    todo = run.plan()
+    assert [doc.name for doc in todo] == ["few.tif"] and run.stats.pages == 3
+    (failure,) = run.stats.failures
+    assert (failure["document"], failure["kind"]) == ("many.tif", "too_many_pages")
+    assert "more than 10 pages" in failure["message"]
+
+
 def test_output_files_honour_the_umask(tmp_path):
     import os
 
