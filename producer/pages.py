@@ -177,8 +177,8 @@ def fitting_dpi(size_pt: tuple[float, float], dpi: float, max_pixels: int) -> fl
     width, height = (max(float(v), 1.0) / 72.0 for v in size_pt)  # inches
     if (width * dpi + 1) * (height * dpi + 1) <= max_pixels:
         return dpi
-    fit = math.floor(math.sqrt(max_pixels / (width * height))) - 1
-    if fit < 1 or (width * fit + 1) * (height * fit + 1) > max_pixels:
+    fit = max(math.floor(math.sqrt(max_pixels / (width * height))) - 1, 1)
+    if (width * fit + 1) * (height * fit + 1) > max_pixels:
         raise ImageTooLargeError(f"a page of {size_pt[0]:.0f} x {size_pt[1]:.0f} pt is past {max_pixels} pixels "
                                  "even at 1 dpi: not rendered")
     return float(fit)

@@ -167,12 +167,14 @@ def _store_image(connection: Redis, settings: Settings, objects: ObjectStore | N
 def _undo(connection: Redis, objects: ObjectStore | None, job_id: str, took_place: bool,
           written: _Written, collection: str) -> None:
     """A submission that failed: its place and the image this call wrote go, unless a job with
-    this id was queued after all (a reply lost after rq's write, a concurrent submitter). A failed
-    job it was to replace and still stands stays as it was (it joined nothing new). A Redis
-    without memory still deletes; what cannot be undone now lapses on its own."""
+    this id was queued after all (a reply lost after rq's write, a concurrent submitter; for a
+    retry: the failed job is no longer there as failed). A failed job it was to replace and still
+    stands stays as it was (it joined nothing new). A Redis without memory still deletes; what
+    cannot be undone now lapses on its own."""
     kept = written.replaces is not None
     try:
-        if not kept and connection.exists(Job.key_for(job_id)):
+        status = connection.hget(Job.key_for(job_id), "status")
+        if status is not None and not kept or kept and status != b"failed":  # another submitter's job now
             return
         if isinstance(written.image, str):
             connection.delete(written.image)

@@ -12,7 +12,7 @@ rq's multi-key commands would cross slots.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from redis import Redis
 from redis.connection import parse_url
@@ -36,13 +36,16 @@ def sentinel_addresses(settings: Settings) -> list[tuple[str, int]]:
 
 
 def display_url(url: str) -> str:
-    """``url`` fit to print or log: a password in it is shown as ``***``."""
+    """``url`` fit to print or log: a password in it (``redis://:pw@host``, or redis-py's
+    ``?password=pw``) is shown as ``***``."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user = f"{parts.username}:***@" if parts.username else ":***@"
-        return urlunsplit(parts._replace(netloc=user + parts.netloc.rpartition("@")[2]))
+        if parts.password is not None:
+            user = f"{parts.username}:***@" if parts.username else ":***@"
+            parts = parts._replace(netloc=user + parts.netloc.rpartition("@")[2])
+        query = [(name, "***" if name.lower() == "password" else value)
+                 for name, value in parse_qsl(parts.query, keep_blank_values=True)]
+        return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
     except ValueError:
         return "<a Redis URL that does not parse>"
 

@@ -69,12 +69,18 @@ def test_over_the_job_bound_answers_429_with_retry_after_and_stores_nothing(sett
     assert "batchocr_backlog_max_jobs 3.0" in metrics and "batchocr_backlog_jobs 1.0" in metrics
 
 
-def test_a_retry_refused_for_a_full_queue_keeps_the_failed_job(settings, redis, make_worker):
-    client = create_app(settings.replace(max_queued_jobs=1), connection=redis).test_client()
+def failed_job(client, make_worker) -> str:
+    """The id of a job that failed (its image truncated), for retries to replace."""
     job_id = str(uuid.uuid4())
     truncated = base64.b64encode(LINE[: len(LINE) * 6 // 10]).decode()
     assert client.post("/v1/jobs", json={"image_base64": truncated, "mode": "line", "job_id": job_id}).status_code == 202
     make_worker().work(burst=True)
+    return job_id
+
+
+def test_a_retry_refused_for_a_full_queue_keeps_the_failed_job(settings, redis, make_worker):
+    client = create_app(settings.replace(max_queued_jobs=1), connection=redis).test_client()
+    job_id = failed_job(client, make_worker)
     failed = client.get(f"/v1/jobs/{job_id}").get_json()
     assert failed["status"] == "failed" and failed["error"]["kind"] == "undecodable_image"
     assert post(client).status_code == 202  # the queue is full again
@@ -90,10 +96,7 @@ def test_a_retry_refused_for_a_full_queue_keeps_the_failed_job(settings, redis, 
 
 def test_concurrent_retries_of_one_failed_job_leave_one_job(settings, redis, make_worker):
     client = create_app(settings, connection=redis).test_client()
-    job_id = str(uuid.uuid4())
-    truncated = base64.b64encode(LINE[: len(LINE) * 6 // 10]).decode()
-    assert client.post("/v1/jobs", json={"image_base64": truncated, "mode": "line", "job_id": job_id}).status_code == 202
-    make_worker().work(burst=True)
+    job_id = failed_job(client, make_worker)
     options = JobOptions.parse({"mode": "line"}, settings)
 
     def retry(_):
@@ -103,6 +106,29 @@ def test_concurrent_retries_of_one_failed_job_leave_one_job(settings, redis, mak
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(retry, range(8)))  # none raises (rq's InvalidJobOperation was a 500)
     assert any(answer.created for answer in answers)
+    make_worker().work(burst=True)
+    assert client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "finished"
+    assert backlog.totals(redis).jobs == 0
+
+
+def test_a_retry_that_fails_after_another_retry_won_leaves_the_winners_job_alone(settings, redis, make_worker,
+                                                                                 monkeypatch):
+    """Retry A stores the image (B's SET NX then keeps A's) and fails deleting the failed job,
+    after B replaced it: A's undo must not take B's image or backlog place."""
+    client = create_app(settings, connection=redis).test_client()
+    job_id = failed_job(client, make_worker)
+    options = JobOptions.parse({"mode": "line"}, settings)
+    delete_failed = jobs._delete_failed
+
+    def b_wins_then_a_is_cut_off(connection, job):
+        monkeypatch.setattr(jobs, "_delete_failed", delete_failed)
+        assert jobs.submit(redis, settings, LINE, options, job_id=job_id, retry_failed=True).created
+        raise redis_lib.exceptions.ConnectionError("cut off")
+
+    monkeypatch.setattr(jobs, "_delete_failed", b_wins_then_a_is_cut_off)
+    with pytest.raises(redis_lib.exceptions.ConnectionError):
+        jobs.submit(redis, settings, LINE, options, job_id=job_id, retry_failed=True)
+    assert backlog.totals(redis).jobs == 1
     make_worker().work(burst=True)
     assert client.get(f"/v1/jobs/{job_id}").get_json()["status"] == "finished"
     assert backlog.totals(redis).jobs == 0

@@ -93,6 +93,33 @@ def test_a_corrupt_image_fails_alone_with_a_reason(client, redis, make_worker):
     assert worker.get_state() != "busy"
 
 
+def test_an_outcome_a_full_redis_refuses_goes_back_to_the_queue_not_counted_as_a_crash(client, redis, make_worker,
+                                                                                       monkeypatch):
+    """Recording meets maxmemory (its result may never fit, so it is not waited out there): the
+    job is handed back, not left for its lease to lapse, which the reaper would count as a crash
+    toward ``poison``; its batch-mate is recorded as usual."""
+    import redis as redis_lib
+    from worker.batching import BatchWorker
+
+    ids = [submit(client, GOOD), submit(client, GOOD)]
+    refused: list[str] = []
+    record = BatchWorker._finalize_success
+
+    def refuse_first(self, job, *args, **kwargs):
+        if not refused:
+            refused.append(job.id)
+            raise redis_lib.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+        return record(self, job, *args, **kwargs)
+
+    monkeypatch.setattr(BatchWorker, "_finalize_success", refuse_first)
+    worker = make_worker()
+    worker.work(burst=True)  # the job handed back is taken again in the same burst
+    views = results(client, ids)
+    assert [v["status"] for v in views] == ["finished", "finished"] and worker.batches_run == 2
+    assert redis.hget(keys.CRASHES, refused[0]) is None
+    assert all(v["result"]["attempts"] == 1 for v in views)
+
+
 def test_a_batch_never_exceeds_max_batch(client, make_worker):
     ids = [submit(client, GOOD) for _ in range(5)]
     worker = make_worker(max_batch=2)

@@ -185,6 +185,7 @@ def test_a_worker_started_while_redis_is_down_waits_for_it(rig):
 def test_a_full_redis_is_waited_out_like_an_outage(rig):
     """maxmemory reached under noeviction: Redis answers PING but refuses writes. The worker
     (paused while the jobs queue) meets it taking them; it waits, and exits for nothing."""
+    full, ended = rig.logged("Redis is full"), rig.logged(ENDED)
     os.kill(rig.worker.pid, signal.SIGSTOP)
     try:
         ids = submit(rig, [LINE] * 3)
@@ -195,8 +196,9 @@ def test_a_full_redis_is_waited_out_like_an_outage(rig):
     try:
         wait_until(lambda: rig.logged("Redis is full") > 0, 60, "the worker to meet the full Redis",
                    explain=lambda: rig.log.read_text()[-3000:])
-        time.sleep(3)
+        time.sleep(3)  # the guardian's PINGs meanwhile (every 1.3 s) are answered: they end nothing
         assert rig.worker.poll() is None, "a full Redis ended the worker"
+        assert (rig.logged("Redis is full") - full, rig.logged(ENDED) - ended) == (1, 0), rig.log.read_text()[-3000:]
     finally:
         rig.redis.delete("test:pad")
         rig.redis.config_set("maxmemory", 0)
@@ -261,3 +263,17 @@ def test_a_failure_whose_call_start_is_unknown_is_confirmed_by_a_ping():
     assert outage.count == 0, "Redis answers: a straggler, not an outage"
     assert outage.wait(Pings(2), redis.exceptions.ConnectionError("refused"))
     assert (outage.down, outage.count) == (False, 1), "PINGs failed: one outage, begun and ended"
+
+
+def test_a_full_redis_is_ended_only_by_a_write_it_takes():
+    """A full Redis answers PING: the guardian's PINGs (``ended(wrote=False)``) must not end it
+    (a log flapping "full" / "reachable again", backoff reset every pass), only the write probe."""
+    outage = Outage("unit", sleep=lambda s: None)
+    outage.failed(redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."))
+    outage.ended(wrote=False)
+    assert (outage.down, outage.full) == (True, True)
+    outage.ended()
+    assert (outage.down, outage.full, outage.count) == (False, False, 1)
+    outage.failed(redis.exceptions.ConnectionError("cut"))
+    outage.ended(wrote=False)
+    assert not outage.down, "an unreachable Redis that answers again has ended"

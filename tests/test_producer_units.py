@@ -211,6 +211,7 @@ def test_a_pdf_page_past_the_pixel_limit_even_at_1_dpi_is_refused_before_renderi
     assert fitting_dpi((500_000 / 100, 500_000 / 100), 300, 40_000_000) >= 1  # 69 inches a side fits at 1 dpi and more
     with pytest.raises(ImageTooLargeError, match="even at 1 dpi"):
         fitting_dpi((500_000, 500_000), 300, 40_000_000)  # 6,945 px a side at 1 dpi: 48 MP
+    assert fitting_dpi((288_000, 288_000), 300, 40_000_000) == 1  # 4,001 px a side at 1 dpi: 16 MP fits
 
 
 def test_a_file_name_that_is_not_utf8_is_written_under_its_own_bytes(tmp_path):

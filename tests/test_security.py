@@ -111,3 +111,5 @@ def test_a_redis_password_is_kept_out_of_settings_reprs_and_printed_urls():
     assert display_url(settings.redis_url) == "redis://:***@redis.internal:6379/0"
     assert display_url("rediss://ocr:pw-123-secret@[::1]:6380/2") == "rediss://ocr:***@[::1]:6380/2"
     assert display_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert display_url("redis://h:6379/0?password=pw-123-secret&socket_timeout=5") == \
+        "redis://h:6379/0?password=***&socket_timeout=5"

@@ -72,6 +72,7 @@ class Outage:
         self.since: float | None = None
         self.ended_at = float("-inf")
         self.count = 0  # outages so far (each start counted once)
+        self.full = False  # the outage is a full Redis: only a write it takes ends it
         self._lock = threading.Lock()
 
     @property
@@ -84,16 +85,19 @@ class Outage:
                 return
             self.since = self.clock()
             self.count += 1
-        state = "full (it refuses writes)" if isinstance(exc, redis.exceptions.OutOfMemoryError) else "unreachable"
+            self.full = isinstance(exc, redis.exceptions.OutOfMemoryError)
+        state = "full (it refuses writes)" if self.full else "unreachable"
         logger.warning("%s: Redis is %s (%s: %s); retrying with backoff until it is back",
                        self.what, state, type(exc).__name__, exc)
 
-    def ended(self) -> None:
+    def ended(self, *, wrote: bool = True) -> None:
+        """The outage is over: Redis answered. ``wrote=False``: it answered a read or a PING,
+        which does not end a full Redis (a PING answers; writes are still refused)."""
         with self._lock:
-            if self.since is None:
+            if self.since is None or self.full and not wrote:
                 return
             self.ended_at = self.clock()
-            lasted, self.since = self.ended_at - self.since, None
+            lasted, self.since, self.full = self.ended_at - self.since, None, False
             self.backoff.reset()
         logger.warning("%s: Redis is reachable again after %.1f s", self.what, lasted)
 

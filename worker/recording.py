@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 
 class OutcomeRecorder:
-    """A mixin of ``BatchWorker`` (an rq worker with ``outage``, ``leases`` and ``metrics``)."""
+    """A mixin of ``BatchWorker`` (an rq worker with ``outage``, ``leases``, ``metrics`` and
+    ``_hand_back``)."""
 
     def _record(self, prepared: list[tuple[Job, Queue]], executions: dict, outcomes: list[Outcome]) -> list[bool]:
         """Record each outcome through rq, waiting out an outage. A job queued again meanwhile
@@ -71,9 +72,10 @@ class OutcomeRecorder:
             else:
                 self._finalize_success(job, queue, execution, outcome.value)
             return True
-        except redis.exceptions.OutOfMemoryError:  # not waited out here: this result may never fit
-            logger.warning("Redis is full: the outcome of job %s could not be recorded; its lease will lapse "
-                           "and it runs again", job.id, extra={"job_id": job.id})
+        except redis.exceptions.OutOfMemoryError:  # this result may never fit: the job goes back instead
+            logger.warning("Redis is full: the outcome of job %s could not be recorded; it goes back to the "
+                           "queue (not counted as a crash)", job.id, extra={"job_id": job.id})
+            self._hand_back([(job, queue)], "Redis was full when its outcome was to be recorded")
             return False
         except UNREACHABLE:
             raise

@@ -246,7 +246,7 @@ class Guardian(threading.Thread):
             if self.watching_since is None or stalled:
                 self.watching_since = now
             self._last_pass = now
-            self.outage.ended()
+            self.outage.ended(wrote=False)  # a full Redis answers a PING too: only a write ends that
             if now - self.watching_since < self.settings.lease_s:
                 return []
             return self.reaper.run_once()
