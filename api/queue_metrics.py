@@ -9,6 +9,8 @@ each worker's own ``/metrics`` port (``worker.metrics``).
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -56,11 +58,16 @@ class QueueCollector:
                 by_status.add_metric([queue.name, status], self.connection.zcard(registry.key))
         yield by_status
         yield depth
-        yield GaugeMetricFamily("batchocr_workers", "Workers registered with rq",
-                                value=Worker.count(connection=self.connection))
+        yield GaugeMetricFamily("batchocr_workers", "Workers alive: their guardian reached Redis within "
+                                "3 lease periods", value=self._alive())
+        yield GaugeMetricFamily("batchocr_workers_registered", "Workers registered with rq (a killed one stays "
+                                "until its registration's TTL)", value=Worker.count(connection=self.connection))
         yield GaugeMetricFamily("batchocr_crash_suspects", "Jobs whose worker died, waiting to run alone",
                                 value=self.connection.hlen(keys.CRASHES))
         yield from self._backlog()
+
+    def _alive(self) -> int:
+        return self.connection.zcount(keys.WORKERS_SEEN, time.time() - 3 * self.settings.lease_s, "+inf")
 
     def _backlog(self):
         """Admission control's bounds, what they hold now, and its refusals (``shared.backlog``)."""

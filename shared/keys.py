@@ -22,6 +22,10 @@ CANARY = f"{PREFIX}:canary"
 # Hash job id -> how many workers died holding that job (suspects run alone; N = poison).
 CRASHES = f"{PREFIX}:crashes"
 
+# Sorted set worker name -> when its guardian last reached Redis (unix time): the workers alive,
+# where rq's own registration outlives a killed worker by its TTL (~8 minutes).
+WORKERS_SEEN = f"{PREFIX}:workers:seen"
+
 # Written (with a short TTL) right after a job is queued when OCR_SUBMIT_REPLICAS > 0, then
 # WAITed on: replicas that acknowledge it hold every earlier write, the job's included.
 REPLICATION_PROBE = f"{PREFIX}:replication-probe"

@@ -167,6 +167,23 @@ def test_metrics_count_jobs_by_status_and_worker_stages(client, make_worker, set
     assert metric_value(own, "batchocr_line_confidence_count", model="ppocrv6-small") >= 3
 
 
+def test_metrics_count_the_workers_alive_not_a_killed_ones_registration(client, settings, redis):
+    """rq keeps a SIGKILLed worker registered until its key's TTL (~8 minutes): the gauge counts
+    workers whose guardian reached Redis within 3 lease periods instead."""
+    import time
+
+    from shared import keys
+    from worker.leases import Leases
+    from worker.recovery import Guardian
+
+    guardian = Guardian(settings, [settings.queue_name], Leases("alive-1", settings.lease_s))
+    guardian.step()
+    redis.zadd(keys.WORKERS_SEEN, {"killed-1": time.time() - 10 * settings.lease_s})
+    assert metric_value(client.get("/metrics").get_data(as_text=True), "batchocr_workers") == 1
+    guardian.stop()  # a worker leaving in good order
+    assert metric_value(client.get("/metrics").get_data(as_text=True), "batchocr_workers") == 0
+
+
 def test_json_logs_carry_batch_and_job_ids(client, settings, redis):
     job_id = client.post("/v1/jobs", json={"image_base64": LINE, "mode": "line"}).get_json()["id"]
     env = clean_env(OCR_REDIS_URL=settings.redis_url, OCR_QUEUE_NAME=settings.queue_name, OCR_LOG_FORMAT="json",

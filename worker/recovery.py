@@ -242,6 +242,7 @@ class Guardian(threading.Thread):
         try:
             held = self.leases.held()
             self.leases.renew(self.connection, held) if held else self.connection.ping()
+            self._seen()
             stalled = self._last_pass is None or now - self._last_pass > 1.5 * self.interval
             if self.watching_since is None or stalled:
                 self.watching_since = now
@@ -257,6 +258,17 @@ class Guardian(threading.Thread):
             logger.warning("guardian: %s: %s", type(exc).__name__, exc)
         return []
 
+    def _seen(self) -> None:
+        """This worker is alive (``keys.WORKERS_SEEN``); entries a day old go (workers gone)."""
+        now = time.time()
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.zadd(keys.WORKERS_SEEN, {self.leases.owner: now})
+            pipe.zremrangebyscore(keys.WORKERS_SEEN, "-inf", now - 86400)
+            pipe.execute()
+
     def stop(self) -> None:
+        """Stop the thread; a worker leaving in good order is no longer counted alive."""
         self._stop.set()
+        if not self.outage.down:
+            self.outage.quietly(lambda: self.connection.zrem(keys.WORKERS_SEEN, self.leases.owner))
         self.connection.close()
