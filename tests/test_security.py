@@ -30,6 +30,16 @@ def submit(client, key: str | None, **extra):
     return client.post("/v1/jobs", json={"image_base64": LINE, "mode": "line", **extra}, headers=headers)
 
 
+OPEN = ["/healthz", "/metrics", "/metrics/queues", "/", "/v1/openapi.json", "/v1/docs"]
+KEYED = ["/v1/models", "/v1/jobs/00000000-0000-4000-8000-000000000000", "/v1/collections", "/v1/callbacks/dead"]
+
+
+def test_only_the_documented_routes_answer_without_a_key(keyed):
+    """README, "API keys": probes, scrapers and the docs are open; every other route needs a key."""
+    assert [keyed.get(path).status_code for path in OPEN] == [200] * len(OPEN)
+    assert [keyed.get(path).status_code for path in KEYED] == [401] * len(KEYED)
+
+
 def test_keys_are_required_and_compared_exactly(keyed):
     assert submit(keyed, None).status_code == 401
     wrong = submit(keyed, ALICE[:-1] + "X")
