@@ -277,3 +277,21 @@ def test_a_full_redis_is_ended_only_by_a_write_it_takes():
     outage.failed(redis.exceptions.ConnectionError("cut"))
     outage.ended(wrote=False)
     assert not outage.down, "an unreachable Redis that answers again has ended"
+
+    class FullFor:  # answers PING; refuses ``refusals`` writes
+        def __init__(self, refusals: int) -> None:
+            self.refusals, self.writes = refusals, 0
+
+        def ping(self) -> bool:
+            return True
+
+        def set(self, *args, **kwargs) -> bool:
+            self.writes += 1
+            if self.writes <= self.refusals:
+                raise redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+            return True
+
+    outage.failed(redis.exceptions.OutOfMemoryError("full"))  # the guardian found it full
+    full = FullFor(2)
+    assert outage.wait(full, redis.exceptions.TimeoutError("the main loop's read timed out"))
+    assert full.writes == 3 and not outage.down, "a wait for any reason ends a full Redis only by a write"

@@ -103,23 +103,26 @@ class Outage:
 
     def wait(self, connection: Redis, exc: BaseException, stop: Callable[[], bool] = lambda: False,
              began: float | None = None) -> bool:
-        """Block until ``connection`` answers PING (True), or ``stop()`` becomes true (False);
+        """Block until ``connection`` answers PING, or takes a write if Redis is full (True), or
+        ``stop()`` becomes true (False);
         ``exc`` is what the call that ``began`` then met (None: a start not known, so the
         outage is reported once a PING fails)."""
         if began is not None:
             self.failed(exc, began)
         while not stop():
             self.sleep(self.backoff.next())
+            wrote = self.full or isinstance(exc, redis.exceptions.OutOfMemoryError)  # a full Redis answers PING
             try:
-                if isinstance(exc, redis.exceptions.OutOfMemoryError):  # a PING answers; only a write tells
+                if wrote:
                     connection.set(keys.WRITE_PROBE, b"1", ex=5)
                 else:
                     connection.ping()
             except UNREACHABLE as again:
                 self.failed(again)
                 continue
-            self.ended()
-            return True
+            self.ended(wrote=wrote)
+            if not self.down:  # else another thread found Redis full meanwhile: a write must tell
+                return True
         return False
 
     def retry(self, connection: Redis, step: Callable[[], object], stop: Callable[[], bool] = lambda: False):
