@@ -19,6 +19,7 @@ from shared.s3 import storage_error
 from tests.faultproxy import FaultProxy
 from tests.helpers import ROOT
 from worker.__main__ import build_worker
+from worker import storage_outage
 from worker.storage_outage import StorageOutage
 
 LINE = (ROOT / "samples" / "lines" / "address.png").read_bytes()
@@ -53,7 +54,7 @@ def started_scores(redis, worker) -> dict[bytes, float]:
 
 def test_results_due_in_an_s3_outage_wait_for_s3_and_nothing_fails(s3_down, redis, pipelines):
     settings, s3, proxy = s3_down
-    settings = settings.replace(result_store="s3")
+    settings = settings.replace(result_store="s3", job_timeout_s=5)  # rq's entries then need renewing
     api = create_app(settings, connection=redis).test_client()
     ids = [submit(api), submit(api), submit(api, result_store="redis")]
     proxy.cut()
@@ -62,9 +63,9 @@ def test_results_due_in_an_s3_outage_wait_for_s3_and_nothing_fails(s3_down, redi
 
     def meanwhile() -> None:
         eventually(lambda: worker.storage.since is not None)
-        first = started_scores(redis, worker)
         seen["during"] = [api.get(f"/v1/jobs/{i}").get_json()["status"] for i in ids]
-        eventually(lambda: started_scores(redis, worker) != first)  # rq's entries renewed while waiting
+        # rq's entries (job timeout + 60 s = 65 s when the jobs started) renewed past that while waiting
+        eventually(lambda: min(started_scores(redis, worker).values()) > time.time() + 90)
         seen["renewed"] = True
         proxy.restore()
 
@@ -82,13 +83,18 @@ def test_results_due_in_an_s3_outage_wait_for_s3_and_nothing_fails(s3_down, redi
     assert (worker.storage.count, worker.storage.since) == (1, None)
 
 
-def test_a_worker_stopped_in_an_s3_outage_hands_its_jobs_back_unfailed(s3_down, redis, pipelines):
+@pytest.mark.parametrize("fault", ["cut", "stall"])
+def test_a_worker_stopped_in_an_s3_outage_hands_its_jobs_back_unfailed(s3_down, redis, pipelines, monkeypatch, fault):
+    """Refused connections fail each call at once; a stall (a black hole) holds one for minutes
+    (botocore's attempts × read timeout): the worker leaves the stalled call and goes."""
     settings, s3, proxy = s3_down
+    monkeypatch.setattr(storage_outage, "STALL_LOG_S", 1.0)
+    monkeypatch.setattr(storage_outage, "STOP_GRACE_S", 0.5)
     s3.put_object(Bucket="scans", Key="address.png", Body=LINE)
     api = create_app(settings, connection=redis).test_client()
     from_s3 = submit(api, image_uri="s3://scans/address.png")
     mate = submit(api)
-    proxy.cut()
+    getattr(proxy, fault)()
     worker = build_worker(settings, redis, pipelines=pipelines)
 
     def sigterm_once_waiting() -> None:  # what rq's first SIGTERM does mid-batch
@@ -147,8 +153,30 @@ def test_the_wait_backs_off_keeps_the_jobs_and_ends_on_stop():
         return "stored"
 
     assert outage.call(step, keep=kept.append, stop=lambda: False) == "stored"
-    assert len(kept) == 3 and all(0.49 <= k <= 30 for k in kept) and kept[2] > kept[0]
+    waits = [k - storage_outage.KEEP_HORIZON_S for k in kept]  # each pause keeps the jobs past its end
+    assert len(waits) == 3 and all(0.5 <= w <= 30 for w in waits) and waits[2] > waits[0]
     assert (outage.count, outage.since) == (1, None)
     with pytest.raises(StorageUnavailableError):
         outage.call(lambda: (_ for _ in ()).throw(StorageUnavailableError("down")), keep=kept.append,
                     stop=lambda: True)
+
+
+def test_a_silent_step_is_an_outage_its_jobs_are_kept_and_a_stop_leaves_it(monkeypatch, caplog):
+    """A stalled S3 call: reported once it has been silent for STALL_LOG_S, the jobs kept every
+    KEEP_EVERY_S meanwhile, and left STOP_GRACE_S after the worker is asked to stop."""
+    monkeypatch.setattr(storage_outage, "STALL_LOG_S", 0.3)
+    monkeypatch.setattr(storage_outage, "KEEP_EVERY_S", 0.1)
+    monkeypatch.setattr(storage_outage, "STOP_GRACE_S", 0.3)
+    outage, released, kept = StorageOutage("test"), threading.Event(), []
+    stopping = threading.Event()
+    threading.Thread(target=lambda: (eventually(lambda: outage.since is not None, 10), stopping.set()),
+                     daemon=True).start()
+    try:
+        with pytest.raises(StorageUnavailableError, match="had not answered"):
+            outage.call(lambda: released.wait(30), keep=kept.append, stop=stopping.is_set)
+    finally:
+        released.set()
+    assert len(kept) >= 3 and outage.count == 1
+    assert sum("has not answered" in r.getMessage() for r in caplog.records) == 1
+    assert outage.call(lambda: "stored", keep=kept.append, stop=lambda: False) == "stored"
+    assert outage.since is None

@@ -128,8 +128,9 @@ class BatchWorker(OutcomeRecorder, OutageTolerantWorker):
         started, began = time.perf_counter(), self.outage.clock()
         prepared: list[tuple[Job, Queue]] = []
         try:
-            prepared, executions, failed = self._prepare(batch, self._deadline(batch))
-            patience = self._patience(prepared, executions)
+            deadline = self._deadline(batch)
+            prepared, executions, failed = self._prepare(batch, deadline)
+            patience = self._patience(prepared, executions, deadline - time.monotonic())
             loaded = load_jobs(self.connection, [job for job, _ in prepared], self.settings, self.objects, patience)
             outcomes = self._ocr(loaded, batch_id, patience) if loaded else []
         except UNREACHABLE as exc:  # an outage before any result: not the jobs' fault, queue them again
@@ -181,21 +182,30 @@ class BatchWorker(OutcomeRecorder, OutageTolerantWorker):
                 self._end_jobs([job])
         return prepared, executions, failed
 
-    def _patience(self, prepared: list[tuple[Job, Queue]], executions: dict) -> Patience:
+    def _patience(self, prepared: list[tuple[Job, Queue]], executions: dict, budget: float) -> Patience:
         """How the batch's S3 steps run: an outage is waited out (``worker.storage_outage``),
-        the batch's jobs kept this worker's meanwhile (leases postponed by the time waited, rq's
-        started-registry entries and this worker's heartbeat renewed); a stop request ends it."""
-        def keep(waited: float) -> None:
-            self.leases.postpone([job.id for job, _ in prepared], waited)
-            self._quietly(lambda: self._keep_started(prepared, executions))
+        the batch's jobs kept this worker's meanwhile, and the batch's time to run (``budget``
+        s) still whole once it ends; a stop request ends it."""
+        ids = [job.id for job, _ in prepared]
+        timeout = min((job.timeout or self.settings.job_timeout_s for job, _ in prepared), default=0)
+        started_until = [time.monotonic() + timeout + 60]  # rq's entries, as _prepare left them
+
+        def keep(seconds: float) -> None:
+            """Leases renewed ``seconds`` + the budget more at least; rq's started entries (job
+            timeout + 60 s from their last heartbeat) renewed too when they would lapse sooner."""
+            now = time.monotonic()
+            self.leases.hold_at_least(ids, now + seconds + budget)
+            if started_until[0] < now + seconds + 30:
+                ttl = int(max(seconds, timeout)) + 60
+                self._quietly(lambda: self._keep_started(prepared, executions, ttl))
+                started_until[0] = now + ttl
 
         return lambda step: self.storage.call(step, keep=keep, stop=lambda: self.shutdown_requested)
 
-    def _keep_started(self, prepared: list[tuple[Job, Queue]], executions: dict) -> None:
+    def _keep_started(self, prepared: list[tuple[Job, Queue]], executions: dict, ttl: int) -> None:
         """rq's heartbeat for the batch's executions, so rq's cleanup never takes them as abandoned."""
         with self.connection.pipeline() as pipe:
             for job, _ in prepared:
-                ttl = (job.timeout or self.settings.job_timeout_s) + 60
                 executions[job.id].heartbeat(job.started_job_registry, ttl, pipeline=pipe)
             pipe.execute()
         self.heartbeat()

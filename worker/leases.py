@@ -78,13 +78,13 @@ class Leases:
             self._until[job_id] = until
         connection.set(keys.lease_key(job_id), self.owner, ex=self.lease_s)
 
-    def postpone(self, job_ids: list[str], seconds: float) -> None:
-        """Renew these leases ``seconds`` longer: the worker waited that long on something
-        outside its jobs (an S3 outage) and their time to run must not shrink by it."""
+    def hold_at_least(self, job_ids: list[str], until: float) -> None:
+        """Renew these leases until ``until`` at least: the worker is waiting on something
+        outside its jobs (an S3 outage), and their time to run must not run out meanwhile."""
         with self._lock:
             for job_id in job_ids:
                 if job_id in self._until:
-                    self._until[job_id] += seconds
+                    self._until[job_id] = max(self._until[job_id], until)
 
     def unhold(self, job_ids: list[str]) -> None:
         """Stop renewing: the leases lapse, and the reaper queues the jobs again if unfinished."""
