@@ -178,5 +178,9 @@ def test_a_silent_step_is_an_outage_its_jobs_are_kept_and_a_stop_leaves_it(monke
         released.set()
     assert len(kept) >= 3 and outage.count == 1
     assert sum("has not answered" in r.getMessage() for r in caplog.records) == 1
+    steps = []
+    with pytest.raises(StorageUnavailableError, match="when the worker was stopped"):
+        outage.call(lambda: steps.append(1), keep=kept.append, stop=lambda: True)
+    assert steps == [], "stopping in a known outage tries no more steps (each would wait out its grace)"
     assert outage.call(lambda: "stored", keep=kept.append, stop=lambda: False) == "stored"
     assert outage.since is None

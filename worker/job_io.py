@@ -174,6 +174,7 @@ def finish(loaded: LoadedJob, page: PageResult | BaseException, settings: Settin
         document = result_document(loaded, page, batch_size=batch_size, batch_id=batch_id, finished_at=finished_at)
         store = loaded.payload.result_store or settings.result_store
         body = document.to_json()
-        return Outcome(patience(lambda: results.save(objects, settings, store, loaded.job.id, body))), document
+        save = functools.partial(results.save, objects, settings, store, loaded.job.id, body)
+        return Outcome(patience(save) if store == "s3" else save()), document
     except Exception as exc:
         return Outcome.failed(exc), None

@@ -60,10 +60,12 @@ class StorageOutage:
         ``seconds`` from now; raises StorageUnavailableError if ``stop()`` becomes true first."""
         while True:
             began = self.clock()
+            if self.since is not None and stop():  # stopping in a known outage: no step is tried
+                raise StorageUnavailableError("S3 was unavailable when the worker was stopped")
             try:
                 value = self._watch(step, keep, stop, began)
             except StorageUnavailableError as exc:
-                self._failed(exc.message, began)
+                self._failed(exc.message, began, leaving=stop())
                 if stop():
                     raise
                 self._pause(self.backoff.next(), keep, stop)
@@ -104,13 +106,14 @@ class StorageOutage:
         while not stop() and (left := end - self.clock()) > 0.001:
             self.sleep(min(left, 0.5))
 
-    def _failed(self, reason: str, began: float) -> None:
+    def _failed(self, reason: str, began: float, leaving: bool = False) -> None:
         now = self.clock()
         if self.since is None:
             self.since, self._logged_at = began, now
             self.count += 1
-            logger.warning("%s: %s; waiting with backoff until S3 is back (no job is failed for it)",
-                           self.what, reason)
+            then = "the worker is stopping: its jobs go back to the queue" if leaving else \
+                "waiting with backoff until S3 is back"
+            logger.warning("%s: %s; %s (no job is failed for it)", self.what, reason, then)
         elif now - self._logged_at >= STILL_DOWN_LOG_S:
             self._logged_at = now
             logger.warning("%s: S3 still unavailable after %.0f s (%s)", self.what, now - self.since, reason)
